@@ -1,0 +1,177 @@
+"""Frozen values every layer shares: chat requests, image references, sampling, usage and events.
+
+No HTTP, no torch: the API converts wire schemas into these, the service passes them to the
+engines, and the engines answer with the events at the bottom of this module.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+class Role(str, enum.Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class Detail(str, enum.Enum):
+    """OpenAI's `image_url.detail`."""
+
+    LOW = "low"
+    HIGH = "high"
+    AUTO = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An image part as the client sent it: a data URL or an http(s) URL, not yet fetched.
+
+    `param` locates it in the request (`messages[0].content[1].image_url`) for error reports.
+    `detail` is None when the client did not say.
+    """
+
+    url: str
+    detail: Detail | None
+    param: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedImage:
+    """A decoded RGB image, validated and sized for the detail applied.
+
+    `pixels` is a PIL image (typed loosely so this module needs no Pillow import).
+    `content_hash` is a digest of the decoded pixels, for caches keyed by content.
+    """
+
+    pixels: Any
+    width: int
+    height: int
+    original_width: int
+    original_height: int
+    detail: Detail
+    content_hash: str
+
+
+ContentPart = TextPart | ImageRef
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: tuple[ContentPart, ...]
+
+    def images(self) -> tuple[ImageRef, ...]:
+        return tuple(p for p in self.content if isinstance(p, ImageRef))
+
+
+@dataclass(frozen=True, slots=True)
+class PromptMessage:
+    """A message ready for an engine: text parts and prepared images in their order."""
+
+    role: Role
+    content: tuple[TextPart | PreparedImage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """What the client asked of generation. `max_tokens` None means: whatever the context leaves."""
+
+    max_tokens: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    n: int = 1
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: tuple[Message, ...]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    stream: bool = False
+    include_usage: bool = False
+    user: str | None = None
+
+    def images(self) -> tuple[ImageRef, ...]:
+        return tuple(img for m in self.messages for img in m.images())
+
+
+@dataclass(frozen=True, slots=True)
+class PromptStats:
+    """What the engine's processor produced for a prompt: exact counts of consumed input ids."""
+
+    prompt_tokens: int
+    image_tokens: int
+
+    @property
+    def text_tokens(self) -> int:
+        return self.prompt_tokens - self.image_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    image_tokens: int
+    cached_tokens: int = 0
+
+    @property
+    def text_tokens(self) -> int:
+        return self.prompt_tokens - self.image_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """New text for choice `index`; `tokens` is how many tokens it took to produce it."""
+
+    index: int
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceFinished:
+    index: int
+    reason: FinishReason
+    completion_tokens: int
+
+
+GenerationEvent = TextDelta | ChoiceFinished
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCard:
+    """What `/v1/models` says of a served model."""
+
+    id: str
+    created: int
+    owned_by: str
+    family: str
+    checkpoint: str
+    context_size: int
+    max_images: int

@@ -1,0 +1,152 @@
+"""The one exception hierarchy of Loupe: a stable code, a message a person can act on, and a param.
+
+Nothing here knows HTTP. The API layer maps each class to a status in one table
+(`loupe.api.errors`), and a test checks that every concrete class below has a mapping.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class LoupeError(Exception):
+    """Base of every error Loupe reports to a caller.
+
+    `code` is stable and documented; `message` says what happened and what to do;
+    `param` names the offending request field (`messages[0].content[1].image_url`).
+    """
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def with_param(self, param: str) -> LoupeError:
+        """Return the same error located at `param`, unless it already names one."""
+        if self.param is None:
+            self.param = param
+        return self
+
+
+# -- the request itself --------------------------------------------------------------------------
+
+
+class InvalidRequest(LoupeError):
+    """The body is malformed, a field has the wrong type or value, or a field is unsupported."""
+
+    code = "INVALID_REQUEST_BODY"
+
+
+class RequestTooLarge(LoupeError):
+    """The request body is larger than the configured limit."""
+
+    code = "REQUEST_TOO_LARGE"
+
+
+class ContextLengthExceeded(LoupeError):
+    """The prompt alone does not fit the model's context window."""
+
+    code = "context_length_exceeded"
+
+
+class ModelNotFound(LoupeError):
+    """The requested model is not served here."""
+
+    code = "MODEL_NOT_FOUND"
+
+
+class NotFound(LoupeError):
+    """A route or resource that does not exist."""
+
+    code = "NOT_FOUND"
+
+
+class MethodNotAllowed(LoupeError):
+    """The route exists but not for this HTTP method."""
+
+    code = "METHOD_NOT_ALLOWED"
+
+
+# -- images --------------------------------------------------------------------------------------
+
+
+class ImageError(LoupeError):
+    """Base of the errors about one image part."""
+
+    code = "INVALID_IMAGE"
+
+
+class InvalidImageFormat(ImageError):
+    """Not an image, a format Loupe does not accept, or truncated/corrupt data."""
+
+    code = "INVALID_IMAGE_FORMAT"
+
+
+class InvalidImageSize(ImageError):
+    """Smaller than the model accepts."""
+
+    code = "INVALID_IMAGE_SIZE"
+
+
+class ImageExceedsMaxResolution(ImageError):
+    """More pixels (or a longer side) than allowed: refused before decoding."""
+
+    code = "IMAGE_EXCEEDS_MAX_RESOLUTION"
+
+
+class ImageFileExceedsMaxSize(ImageError):
+    """More bytes than allowed for one image."""
+
+    code = "IMAGE_FILE_EXCEEDS_MAX_SIZE"
+
+
+class ImageFetchFailed(ImageError):
+    """An image URL could not be fetched: unreachable, timed out, or answered with an error."""
+
+    code = "IMAGE_FETCH_FAILED"
+
+
+class ImageUrlForbidden(ImageError):
+    """An image URL Loupe refuses to fetch: scheme, address or host not allowed."""
+
+    code = "IMAGE_URL_FORBIDDEN"
+
+
+class TooManyImages(LoupeError):
+    """More images in one request than the model allows."""
+
+    code = "TOO_MANY_IMAGES"
+
+
+# -- serving -------------------------------------------------------------------------------------
+
+
+class ServiceUnavailable(LoupeError):
+    """The server cannot take the request now (overloaded, shutting down, model not loaded)."""
+
+    code = "SERVICE_NOT_AVAILABLE"
+
+
+class ModelLoadError(LoupeError):
+    """A model could not be loaded at start-up; raised before the server listens."""
+
+    code = "MODEL_LOAD_FAILED"
+
+
+class EngineFailure(LoupeError):
+    """The engine failed while running a request that was valid."""
+
+    code = "INTERNAL_ERROR"
+
+
+def error_classes() -> list[type[LoupeError]]:
+    """Every class of the hierarchy, for the test that checks each has an HTTP mapping."""
+    found: list[type[LoupeError]] = []
+    pending: list[type[LoupeError]] = [LoupeError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
