@@ -129,6 +129,12 @@ class ServiceUnavailable(LoupeError):
     code = "SERVICE_NOT_AVAILABLE"
 
 
+class ConfigError(LoupeError):
+    """The configuration file or command-line options are invalid; raised before the server listens."""
+
+    code = "INVALID_CONFIG"
+
+
 class ModelLoadError(LoupeError):
     """A model could not be loaded at start-up; raised before the server listens."""
 

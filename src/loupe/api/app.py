@@ -1,0 +1,51 @@
+"""The FastAPI application factory: routes, error handlers and lifespan, given ready services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from loupe import __version__
+from loupe.api.body_limit import BodyLimit
+from loupe.api.errors import install_handlers
+from loupe.api.routes import chat, models
+from loupe.api.state import AppState
+from loupe.engines.protocol import Engine
+
+API_PREFIXES = ("/v1", "/openai/v1")
+
+
+def create_app(state: AppState, engines: Sequence[Engine] = ()) -> FastAPI:
+    """Build the HTTP app. `engines` are started with the app and closed when it stops."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for engine in engines:
+            await engine.start()
+        try:
+            yield
+        finally:
+            for engine in engines:
+                await engine.close()
+
+    app = FastAPI(
+        title="Loupe",
+        version=__version__,
+        summary="Vision-language models behind the OpenAI chat-completions API",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    api = APIRouter()
+    api.include_router(chat.router(state))
+    api.include_router(models.router(state))
+    for prefix in API_PREFIXES:
+        app.include_router(api, prefix=prefix)
+
+    @app.get("/health", summary="Liveness and the served models")
+    async def health() -> dict[str, object]:
+        return {"status": "ok", "models": [card.id for card in state.chat.models()]}
+
+    app.add_middleware(BodyLimit, max_bytes=state.max_request_bytes)
+    return app

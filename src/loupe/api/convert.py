@@ -1,0 +1,119 @@
+"""Wire schemas to domain values and back: the only place the two meet."""
+
+from __future__ import annotations
+
+from loupe.api import schemas as wire
+from loupe.domain import (
+    ChatRequest,
+    ContentPart,
+    Detail,
+    ImageRef,
+    Message,
+    ModelCard,
+    Role,
+    SamplingParams,
+    TextPart,
+    Usage,
+)
+from loupe.errors import InvalidRequest
+
+_ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
+_DETAILS = {d.value: d for d in Detail}
+
+
+def to_domain(body: wire.ChatCompletionRequest, *, max_choices: int) -> ChatRequest:
+    """Validate what pydantic cannot and build the domain request. Raises InvalidRequest."""
+    refused = wire.unsupported_fields(body.model_extra or {})
+    if refused:
+        raise InvalidRequest(
+            f"unsupported field {refused[0]!r}: Loupe does not implement it; remove it from the request",
+            param=refused[0],
+        )
+    if body.n > max_choices:
+        raise InvalidRequest(f"n must be at most {max_choices}", param="n")
+    if body.stream_options is not None and not body.stream:
+        raise InvalidRequest("stream_options is only allowed when stream is true", param="stream_options")
+    messages = tuple(_message(i, m) for i, m in enumerate(body.messages))
+    return ChatRequest(
+        model=body.model,
+        messages=messages,
+        sampling=_sampling(body),
+        stream=body.stream,
+        include_usage=bool(body.stream_options and body.stream_options.include_usage),
+        user=body.user,
+    )
+
+
+def _sampling(body: wire.ChatCompletionRequest) -> SamplingParams:
+    stop = body.stop if isinstance(body.stop, list) else [body.stop] if body.stop else []
+    if any(s == "" for s in stop):
+        raise InvalidRequest("stop sequences must not be empty strings", param="stop")
+    max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        top_k=max(body.top_k, 0),
+        min_p=body.min_p,
+        repetition_penalty=body.repetition_penalty,
+        frequency_penalty=body.frequency_penalty,
+        presence_penalty=body.presence_penalty,
+        stop=tuple(stop),
+        seed=body.seed,
+        n=body.n,
+    )
+
+
+def _message(index: int, message: wire.ChatMessage) -> Message:
+    where = f"messages[{index}]"
+    role = _ROLES.get(message.role)
+    if role is None:
+        raise InvalidRequest(
+            f"unknown role {message.role!r}; use one of system, user, assistant", param=f"{where}.role"
+        )
+    if isinstance(message.content, str):
+        return Message(role=role, content=(TextPart(message.content),))
+    parts: list[ContentPart] = []
+    for j, part in enumerate(message.content):
+        if isinstance(part, wire.TextContent):
+            parts.append(TextPart(part.text))
+            continue
+        param = f"{where}.content[{j}].image_url"
+        if role is not Role.USER:
+            raise InvalidRequest(f"images are only allowed in user messages, not {message.role}", param=param)
+        parts.append(ImageRef(url=part.image_url.url, detail=_detail(part.image_url.detail, param), param=param))
+    return Message(role=role, content=tuple(parts))
+
+
+def _detail(value: str | None, param: str) -> Detail | None:
+    if value is None:
+        return None
+    detail = _DETAILS.get(value)
+    if detail is None:
+        raise InvalidRequest(f"unknown detail {value!r}; use low, high or auto", param=f"{param}.detail")
+    return detail
+
+
+def usage_to_wire(usage: Usage) -> wire.CompletionUsage:
+    return wire.CompletionUsage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+        prompt_tokens_details=wire.PromptTokensDetails(
+            image_tokens=usage.image_tokens,
+            text_tokens=usage.text_tokens,
+            cached_tokens=usage.cached_tokens,
+        ),
+    )
+
+
+def model_to_wire(card: ModelCard) -> wire.ModelObject:
+    return wire.ModelObject(
+        id=card.id,
+        created=card.created,
+        owned_by=card.owned_by,
+        context_size=card.context_size,
+        max_images=card.max_images,
+        family=card.family,
+        capabilities={"vision": True, "streaming": True},
+    )

@@ -1,0 +1,103 @@
+"""Loupe errors to HTTP: one table, and the handlers that answer in OpenAI's error envelope."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from loupe import errors
+from loupe.api.schemas import ErrorBody, ErrorEnvelope
+
+_log = logging.getLogger(__name__)
+
+# class -> (HTTP status, OpenAI error type). Subclasses not listed inherit their base's entry.
+HTTP_TABLE: dict[type[errors.LoupeError], tuple[int, str]] = {
+    errors.LoupeError: (500, "server_error"),
+    errors.InvalidRequest: (400, "invalid_request_error"),
+    errors.RequestTooLarge: (413, "invalid_request_error"),
+    errors.ContextLengthExceeded: (400, "invalid_request_error"),
+    errors.ModelNotFound: (404, "invalid_request_error"),
+    errors.NotFound: (404, "invalid_request_error"),
+    errors.MethodNotAllowed: (405, "invalid_request_error"),
+    errors.ImageError: (400, "invalid_request_error"),
+    errors.TooManyImages: (400, "invalid_request_error"),
+    errors.ServiceUnavailable: (503, "server_error"),
+    errors.ConfigError: (500, "server_error"),
+    errors.ModelLoadError: (503, "server_error"),
+    errors.EngineFailure: (500, "server_error"),
+}
+
+
+def status_of(error: errors.LoupeError) -> tuple[int, str]:
+    for cls in type(error).__mro__:
+        if cls in HTTP_TABLE:
+            return HTTP_TABLE[cls]  # type: ignore[index]
+    raise LookupError(f"no HTTP mapping for {type(error).__name__}")
+
+
+def envelope(error: errors.LoupeError) -> dict[str, Any]:
+    _, kind = status_of(error)
+    body = ErrorBody(message=error.message, type=kind, param=error.param, code=error.code)
+    return ErrorEnvelope(error=body).model_dump()
+
+
+def error_response(error: errors.LoupeError, headers: dict[str, str] | None = None) -> JSONResponse:
+    status, _ = status_of(error)
+    return JSONResponse(envelope(error), status_code=status, headers=headers)
+
+
+def _param_of(loc: tuple[Any, ...]) -> str | None:
+    """('body', 'messages', 0, 'content', 1, 'image_url') -> 'messages[0].content[1].image_url'."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {"TextContent", "ImageContent", "str", "list[tagged-union[TextContent,ImageContent]]"}:
+            continue  # pydantic's names for union branches say nothing to a client
+        else:
+            out += f".{part}" if out else str(part)
+    return out or None
+
+
+def _validation_message(exc: RequestValidationError) -> errors.InvalidRequest:
+    first = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        return errors.InvalidRequest("the request body is not valid JSON", param=None)
+    param = _param_of(tuple(first.get("loc", ())))
+    where = f"{param}: " if param else ""
+    if first.get("type") == "missing":
+        return errors.InvalidRequest(f"{where}this field is required", param=param)
+    if first.get("type") == "model_attributes_type":
+        return errors.InvalidRequest("the request body must be a JSON object", param=param)
+    return errors.InvalidRequest(f"{where}{first.get('msg', 'invalid value')}", param=param)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Every error a client can see goes through these; no traceback leaves the server."""
+
+    @app.exception_handler(errors.LoupeError)
+    async def _loupe(request: Request, exc: errors.LoupeError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(_validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error_response(errors.NotFound(f"no route {request.method} {request.url.path}"))
+        if exc.status_code == 405:
+            return error_response(errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+        error = errors.InvalidRequest(str(exc.detail))
+        return JSONResponse(envelope(error), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        _log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(errors.EngineFailure("internal error; the server log has details"))

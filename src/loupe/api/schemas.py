@@ -1,0 +1,200 @@
+"""OpenAI wire schemas: the request Loupe accepts and the objects it answers with.
+
+Unknown fields are refused (`extra="forbid"`), and fields OpenAI defines that Loupe does not
+implement are listed in `UNSUPPORTED_FIELDS` and refused by name unless they carry their no-op
+value, so nothing a client sends is silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class TextContent(BaseModel):
+    model_config = _STRICT
+    type: Literal["text"]
+    text: str
+
+
+class ImageUrl(BaseModel):
+    model_config = _STRICT
+    url: str = Field(min_length=1)
+    detail: str | None = None
+
+
+class ImageContent(BaseModel):
+    model_config = _STRICT
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+ContentPart = Annotated[TextContent | ImageContent, Field(discriminator="type")]
+
+
+class ChatMessage(BaseModel):
+    model_config = _STRICT
+    role: str
+    content: str | list[ContentPart]
+    name: str | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = _STRICT
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """POST /v1/chat/completions and POST /v1/estimate."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=-1)
+    min_p: float = Field(0.0, ge=0.0, le=1.0)
+    repetition_penalty: float = Field(1.0, gt=0.0, le=10.0)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = Field(1, ge=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences are allowed")
+        return value
+
+
+# Fields of OpenAI's chat API that Loupe does not implement, with the value that means "off".
+_ABSENT = object()
+UNSUPPORTED_FIELDS: dict[str, object] = {
+    "tools": _ABSENT,
+    "tool_choice": "none",
+    "functions": _ABSENT,
+    "function_call": "none",
+    "parallel_tool_calls": _ABSENT,
+    "logprobs": False,
+    "top_logprobs": _ABSENT,
+    "logit_bias": {},
+    "response_format": {"type": "text"},
+    "audio": _ABSENT,
+    "modalities": ["text"],
+    "prediction": _ABSENT,
+    "web_search_options": _ABSENT,
+    "reasoning_effort": _ABSENT,
+    "service_tier": _ABSENT,
+    "store": False,
+    "metadata": _ABSENT,
+    "verbosity": _ABSENT,
+}
+
+
+def unsupported_fields(extra: dict[str, Any]) -> list[str]:
+    """Names of extra fields that are unsupported OpenAI features or unknown altogether."""
+    refused = []
+    for name, value in extra.items():
+        off = UNSUPPORTED_FIELDS.get(name, _ABSENT)
+        if value is None or (off is not _ABSENT and value == off):
+            continue
+        refused.append(name)
+    return refused
+
+
+# -- responses -----------------------------------------------------------------------------------
+
+
+class PromptTokensDetails(BaseModel):
+    image_tokens: int
+    text_tokens: int
+    cached_tokens: int = 0
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: Literal["stop", "length"]
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: CompletionUsage
+    system_fingerprint: str | None = None
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: Delta
+    finish_reason: Literal["stop", "length"] | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: CompletionUsage | None = None
+    system_fingerprint: str | None = None
+
+
+class ModelObject(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    context_size: int
+    max_images: int
+    family: str
+    capabilities: dict[str, bool]
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,84 @@
+"""Server-sent events for streamed completions: framing written once, payloads from the schemas."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from pydantic import BaseModel
+
+from loupe.api import schemas as wire
+from loupe.api.convert import usage_to_wire
+from loupe.api.errors import envelope
+from loupe.domain import ChoiceFinished, GenerationEvent, TextDelta
+from loupe.errors import LoupeError
+from loupe.service.chat import ChatRun
+
+DONE = b"data: [DONE]\n\n"
+
+
+def frame(payload: BaseModel | dict[str, object]) -> bytes:
+    if isinstance(payload, BaseModel):
+        body = payload.model_dump_json(exclude_none=False)
+    else:
+        body = json.dumps(payload, separators=(",", ":"))
+    return b"data: " + body.encode() + b"\n\n"
+
+
+class ChunkWriter:
+    """Turns one run's generation events into `chat.completion.chunk` objects."""
+
+    def __init__(self, run: ChatRun) -> None:
+        self._run = run
+        self._started: set[int] = set()
+
+    def _chunk(self, choices: list[wire.ChunkChoice]) -> wire.ChatCompletionChunk:
+        return wire.ChatCompletionChunk(
+            id=self._run.id, created=self._run.created, model=self._run.request.model, choices=choices
+        )
+
+    def on_event(self, event: GenerationEvent) -> list[wire.ChatCompletionChunk]:
+        out = []
+        if event.index not in self._started:
+            self._started.add(event.index)
+            first = wire.ChunkChoice(index=event.index, delta=wire.Delta(role="assistant", content=""))
+            out.append(self._chunk([first]))
+        if isinstance(event, TextDelta):
+            out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=wire.Delta(content=event.text))]))
+        elif isinstance(event, ChoiceFinished):
+            reason = "length" if event.reason == "length" else "stop"
+            out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=wire.Delta(), finish_reason=reason)]))
+        return out
+
+    def usage_chunk(self) -> wire.ChatCompletionChunk:
+        chunk = self._chunk([])
+        chunk.usage = usage_to_wire(self._run.usage())
+        return chunk
+
+
+async def stream_run(run: ChatRun) -> AsyncIterator[bytes]:
+    """The SSE body: chunks, the usage chunk when asked for, then [DONE].
+
+    An error after the stream has started cannot change the status any more; it is sent as an
+    error event in OpenAI's envelope, and the stream ends without [DONE].
+    """
+    writer = ChunkWriter(run)
+    try:
+        async with aclosing(run.events()) as events:
+            async for event in events:
+                for chunk in writer.on_event(event):
+                    yield frame(_with_usage_field(chunk, run))
+    except LoupeError as exc:
+        yield frame(envelope(exc))
+        return
+    if run.request.include_usage:
+        yield frame(writer.usage_chunk())
+    yield DONE
+
+
+def _with_usage_field(chunk: wire.ChatCompletionChunk, run: ChatRun) -> BaseModel | dict[str, object]:
+    """OpenAI sends `"usage": null` on every chunk when usage was asked for, and no key otherwise."""
+    if run.request.include_usage:
+        return chunk
+    return chunk.model_dump(exclude={"usage"})

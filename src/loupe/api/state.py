@@ -1,0 +1,14 @@
+"""What the HTTP handlers are given: the services and the few limits that belong to HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loupe.service.chat import ChatService
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    chat: ChatService
+    max_choices: int
+    max_request_bytes: int

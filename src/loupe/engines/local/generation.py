@@ -1,0 +1,100 @@
+"""One request's choices generated with transformers on the inference thread, streamed as events."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+
+from loupe.domain import ChoiceFinished, GenerationEvent, SamplingParams, TextDelta
+from loupe.engines.local.loader import LoadedModel
+from loupe.engines.local.prompt import LocalPrompt
+from loupe.engines.local.sampling import generation_kwargs
+from loupe.engines.local.text_stream import TextStream
+
+
+class _ChoiceStreamer(BaseStreamer):
+    """Receives each new token from `generate` and emits the text it makes safe to show."""
+
+    def __init__(self, stream: TextStream, index: int, emit: Callable[[GenerationEvent], None]) -> None:
+        self._stream = stream
+        self._index = index
+        self._emit = emit
+        self._seen_prompt = False
+        self.last_token: int | None = None
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._seen_prompt:  # the first call carries the prompt ids
+            self._seen_prompt = True
+            return
+        for token in value.reshape(-1).tolist():
+            self.last_token = int(token)
+            text = self._stream.push(self.last_token)
+            if text:
+                self._emit(TextDelta(index=self._index, text=text, tokens=1))
+
+    def end(self) -> None:
+        text = self._stream.finish()
+        if text:
+            self._emit(TextDelta(index=self._index, text=text, tokens=0))
+
+
+class _StopWhen(StoppingCriteria):
+    def __init__(self, condition: Callable[[], bool]) -> None:
+        self._condition = condition
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self._condition(), dtype=torch.bool)  # type: ignore[return-value]
+
+
+def eos_ids(loaded: LoadedModel) -> set[int]:
+    ids = loaded.model.generation_config.eos_token_id
+    tokenizer_eos = loaded.processor.tokenizer.eos_token_id
+    found = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    if tokenizer_eos is not None:
+        found.add(int(tokenizer_eos))
+    return found
+
+
+def run_choices(
+    loaded: LoadedModel,
+    prompt: LocalPrompt,
+    sampling: SamplingParams,
+    max_tokens: int,
+    emit: Callable[[GenerationEvent], None],
+    cancelled: threading.Event,
+) -> None:
+    """Generate `sampling.n` choices one after another; stop early once `cancelled` is set."""
+    tokenizer = loaded.processor.tokenizer
+    stops = eos_ids(loaded)
+    inputs = {k: v.to(loaded.device) for k, v in prompt.inputs.items()}
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(loaded.model.dtype)
+    if sampling.seed is not None:
+        torch.manual_seed(sampling.seed)
+
+    def decode(ids: Any) -> str:
+        return str(tokenizer.decode(ids, skip_special_tokens=True))
+
+    for index in range(sampling.n):
+        stream = TextStream(decode, sampling.stop)
+        streamer = _ChoiceStreamer(stream, index, emit)
+        criteria = StoppingCriteriaList([_StopWhen(lambda: cancelled.is_set() or stream.stopped)])
+        with torch.inference_mode():
+            loaded.model.generate(
+                **inputs,
+                **generation_kwargs(sampling, prompt.stats.prompt_tokens, max_tokens),
+                streamer=streamer,
+                stopping_criteria=criteria,
+                eos_token_id=sorted(stops),
+                pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops),
+            )
+        if cancelled.is_set():
+            return
+        natural_end = stream.stopped or streamer.last_token in stops
+        reason = "stop" if natural_end or stream.tokens < max_tokens else "length"
+        emit(ChoiceFinished(index=index, reason=reason, completion_tokens=stream.tokens))

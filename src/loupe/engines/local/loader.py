@@ -1,0 +1,92 @@
+"""Finds a checkpoint (a local path, the Hugging Face cache, or the hub) and loads it with transformers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+from transformers import AutoConfig, AutoModelForImageTextToText
+
+from loupe.engines.local.processor import load_processor
+from loupe.errors import ModelLoadError
+
+_WEIGHT_PATTERNS = ("*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A model and its processor, ready for the inference thread."""
+
+    model: Any
+    processor: Any
+    path: Path
+    model_type: str
+    context_size: int
+    device: torch.device
+
+
+def resolve_checkpoint(checkpoint: str) -> Path:
+    """A local directory as is; otherwise the hub snapshot (cached, or downloaded with progress)."""
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    if path.exists() or checkpoint.startswith((".", "/", "~")):
+        raise ModelLoadError(f"checkpoint {checkpoint!r} is not a directory of a saved model")
+    try:
+        return Path(snapshot_download(checkpoint, allow_patterns=list(_WEIGHT_PATTERNS)))
+    except RepositoryNotFoundError:
+        raise ModelLoadError(f"model {checkpoint!r} does not exist on the Hugging Face hub") from None
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        raise ModelLoadError(
+            f"cannot load {checkpoint!r}: it is not in the Hugging Face cache and the hub cannot be "
+            f"reached ({type(exc).__name__}). Pass --model PATH of a local checkpoint instead, "
+            "for example one made offline with `loupe tiny-model smolvlm ./tiny-smolvlm`."
+        ) from None
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ModelLoadError("device 'cuda' was requested but no CUDA device is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
+    if requested != "auto":
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[requested]
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def load_model(checkpoint: str, *, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """Load weights and processor; every failure becomes a ModelLoadError with a plain message."""
+    path = resolve_checkpoint(checkpoint)
+    target = pick_device(device)
+    try:
+        config = AutoConfig.from_pretrained(path)
+        processor = load_processor(str(path))
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=pick_dtype(dtype, target))
+    except (OSError, ValueError, KeyError, ImportError) as exc:
+        raise ModelLoadError(f"cannot load the checkpoint at {path}: {exc}") from None
+    model.to(target).eval()
+    return LoadedModel(
+        model=model,
+        processor=processor,
+        path=path,
+        model_type=str(config.model_type),
+        context_size=context_size_of(config),
+        device=target,
+    )
+
+
+def context_size_of(config: Any) -> int:
+    """The language model's context window, from whichever sub-config carries it."""
+    for cfg in (getattr(config, "text_config", None), config):
+        size = getattr(cfg, "max_position_embeddings", None) if cfg is not None else None
+        if isinstance(size, int) and size > 0:
+            return size
+    raise ModelLoadError("the checkpoint's config does not state max_position_embeddings")

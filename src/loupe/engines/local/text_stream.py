@@ -1,0 +1,99 @@
+"""Token ids to text deltas: incremental detokenization and stop strings, in plain Python.
+
+Decoding token by token breaks multi-byte characters and word-piece spacing, so the decoder
+re-decodes a short window and emits only text that can no longer change. Stop strings are
+matched across token boundaries; text that could be the start of a stop string is held back
+until it is known not to be one, so a client never sees any part of a stop string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+Decode = Callable[[Sequence[int]], str]
+
+
+class IncrementalDecoder:
+    """Turns a growing list of token ids into the text it adds at each step."""
+
+    def __init__(self, decode: Decode) -> None:
+        self._decode = decode
+        self._ids: list[int] = []
+        self._prefix_offset = 0
+        self._read_offset = 0
+
+    def push(self, token_id: int) -> str:
+        self._ids.append(token_id)
+        prefix = self._decode(self._ids[self._prefix_offset : self._read_offset])
+        full = self._decode(self._ids[self._prefix_offset :])
+        if len(full) <= len(prefix) or full.endswith("\ufffd"):
+            return ""
+        self._prefix_offset = self._read_offset
+        self._read_offset = len(self._ids)
+        return full[len(prefix) :]
+
+
+class StopMatcher:
+    """Cuts the text stream at the first stop string and holds back possible beginnings of one."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._stops = tuple(s for s in stops if s)
+        self._held = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        """Return the text that is safe to emit; after a stop string, emit nothing more."""
+        if self.stopped or not text:
+            return ""
+        if not self._stops:
+            return text
+        buffer = self._held + text
+        cut = _first_stop(buffer, self._stops)
+        if cut is not None:
+            self.stopped = True
+            self._held = ""
+            return buffer[:cut]
+        keep = _longest_partial_stop(buffer, self._stops)
+        self._held = buffer[len(buffer) - keep :] if keep else ""
+        return buffer[: len(buffer) - keep]
+
+    def flush(self) -> str:
+        """At the end of generation, held-back text was not a stop string after all."""
+        held, self._held = self._held, ""
+        return "" if self.stopped else held
+
+
+def _first_stop(buffer: str, stops: Sequence[str]) -> int | None:
+    positions = [i for i in (buffer.find(s) for s in stops) if i >= 0]
+    return min(positions) if positions else None
+
+
+def _longest_partial_stop(buffer: str, stops: Sequence[str]) -> int:
+    """Length of the longest suffix of `buffer` that is a proper prefix of some stop string."""
+    best = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(buffer)), best, -1):
+            if buffer.endswith(stop[:size]):
+                best = size
+                break
+    return best
+
+
+class TextStream:
+    """One choice's output: ids in, safe text out, and whether a stop string ended it."""
+
+    def __init__(self, decode: Decode, stops: Sequence[str]) -> None:
+        self._decoder = IncrementalDecoder(decode)
+        self._matcher = StopMatcher(stops)
+        self.tokens = 0
+
+    @property
+    def stopped(self) -> bool:
+        return self._matcher.stopped
+
+    def push(self, token_id: int) -> str:
+        self.tokens += 1
+        return self._matcher.feed(self._decoder.push(token_id))
+
+    def finish(self) -> str:
+        return self._matcher.flush()

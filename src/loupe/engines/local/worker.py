@@ -1,0 +1,127 @@
+"""One inference thread for every torch call, bridged to asyncio.
+
+Torch work runs on a single thread (CUDA graphs and compiled models keep thread-local state, and
+one thread keeps the global RNG that `seed` sets private to the job that set it). Jobs run in
+submission order; a job streams events back to the event loop, and sees a cancellation flag that
+is set when its consumer goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from loupe.errors import EngineFailure, LoupeError, ServiceUnavailable
+
+E = TypeVar("E")
+Emit = Callable[[E], None]
+Job = Callable[[Emit[E], threading.Event], None]
+
+_DONE = object()
+_log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Ticket(Generic[E]):
+    job: Job[E]
+    emit: Emit[E]
+    finish: Callable[[BaseException | None], None]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class InferenceWorker:
+    """Runs jobs on one daemon thread; `stream` yields what a job emits."""
+
+    def __init__(self, max_queue: int, name: str = "loupe-inference") -> None:
+        self._max_queue = max_queue
+        self._name = name
+        self._tickets: queue.Queue[_Ticket[object] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._outstanding = 0
+        self._lock = threading.Lock()
+
+    @property
+    def outstanding(self) -> int:
+        """Jobs queued or running."""
+        return self._outstanding
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._tickets.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    async def stream(self, job: Job[E]) -> AsyncIterator[E]:
+        """Queue `job` and yield its events; raises what the job raised (LoupeErrors as they are)."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[object] = asyncio.Queue()
+
+        def emit(event: E) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        def finish(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, _DONE if error is None else error)
+
+        ticket: _Ticket[E] = _Ticket(job=job, emit=emit, finish=finish)
+        self._enqueue(ticket)
+        try:
+            while True:
+                item = await events.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item  # type: ignore[misc]
+        finally:
+            ticket.cancelled.set()
+
+    async def call(self, fn: Callable[[], E]) -> E:
+        """Run `fn` on the inference thread and return its result."""
+        result: list[E] = []
+
+        def job(emit: Emit[E], cancelled: threading.Event) -> None:
+            emit(fn())
+
+        async for value in self.stream(job):
+            result.append(value)
+        return result[0]
+
+    def _enqueue(self, ticket: _Ticket[E]) -> None:
+        if self._thread is None:
+            raise ServiceUnavailable("the engine is not running")
+        with self._lock:
+            if self._outstanding >= self._max_queue:
+                raise ServiceUnavailable(
+                    f"the server is at capacity ({self._max_queue} requests queued); retry shortly"
+                )
+            self._outstanding += 1
+        self._tickets.put(ticket)  # type: ignore[arg-type]
+
+    def _run(self) -> None:
+        while (ticket := self._tickets.get()) is not None:
+            error: BaseException | None = None
+            try:
+                if not ticket.cancelled.is_set():
+                    ticket.job(ticket.emit, ticket.cancelled)
+            except LoupeError as exc:
+                error = exc
+            except Exception:  # noqa: BLE001 - the boundary where torch failures become ours
+                _log.exception("inference job failed")
+                error = EngineFailure("generation failed inside the engine; the server log has details")
+            finally:
+                with self._lock:
+                    self._outstanding -= 1
+            try:
+                ticket.finish(error)
+            except RuntimeError:  # the event loop is gone (shutdown): nobody is waiting
+                pass

@@ -1,0 +1,49 @@
+"""The seam between the service and any engine (embedded transformers, or an upstream server)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from loupe.domain import GenerationEvent, ModelCard, PromptMessage, PromptStats, SamplingParams
+
+
+class PreparedPrompt(Protocol):
+    """A prompt an engine has tokenized; opaque to callers except for its exact counts."""
+
+    @property
+    def stats(self) -> PromptStats: ...
+
+
+class Engine(Protocol):
+    """One served model.
+
+    Engines know nothing of HTTP. Errors they raise are `loupe.errors.LoupeError` subclasses:
+    `InvalidRequest` for prompts the model cannot take, `ServiceUnavailable` when the queue is
+    full or the engine is closing, `EngineFailure` when a valid request failed inside.
+    """
+
+    @property
+    def card(self) -> ModelCard: ...
+
+    async def prepare(self, messages: Sequence[PromptMessage]) -> PreparedPrompt:
+        """Apply the chat template and the processor; count the input ids exactly."""
+        ...
+
+    def generate(
+        self, prompt: PreparedPrompt, sampling: SamplingParams, max_tokens: int
+    ) -> AsyncIterator[GenerationEvent]:
+        """Stream `TextDelta` and one `ChoiceFinished` per choice (`sampling.n` choices).
+
+        `max_tokens` is already fitted to the context. Closing the iterator early (the client
+        went away) stops generation promptly.
+        """
+        ...
+
+    async def start(self) -> None:
+        """Begin serving (load weights, start threads). Idempotent."""
+        ...
+
+    async def close(self) -> None:
+        """Stop serving: cancel running generations and release threads."""
+        ...

@@ -1,0 +1,154 @@
+"""The chat use case: intake the images, prepare the prompt, fit the budget, run the engine."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from loupe.domain import (
+    ChatRequest,
+    ChoiceFinished,
+    FinishReason,
+    GenerationEvent,
+    ImageRef,
+    ModelCard,
+    PreparedImage,
+    PromptMessage,
+    PromptStats,
+    TextDelta,
+    TextPart,
+    Usage,
+)
+from loupe.engines.protocol import Engine, PreparedPrompt
+from loupe.errors import ContextLengthExceeded, ModelNotFound, TooManyImages
+
+
+class ImagePipeline(Protocol):
+    """Turns the image references of a request into images sized for the detail applied."""
+
+    async def prepare(self, card: ModelCard, refs: Sequence[ImageRef]) -> list[PreparedImage]:
+        """Fetch or decode, validate and size every image; raises ImageError subclasses."""
+        ...
+
+
+def fit_max_tokens(stats: PromptStats, requested: int | None, context_size: int) -> int:
+    """The completion budget: what was asked, lowered to what the context leaves."""
+    room = context_size - stats.prompt_tokens
+    if room <= 0:
+        raise ContextLengthExceeded(
+            f"the prompt is {stats.prompt_tokens} tokens ({stats.image_tokens} of them image tokens) "
+            f"and leaves no room in the model's context of {context_size} tokens; "
+            "send fewer or smaller images, use detail 'low', or shorten the conversation",
+            param="messages",
+        )
+    return room if requested is None else min(requested, room)
+
+
+@dataclass(slots=True)
+class ChatRun:
+    """One admitted request: its prompt is prepared, generation has not started."""
+
+    id: str
+    created: int
+    request: ChatRequest
+    engine: Engine
+    prompt: PreparedPrompt
+    max_tokens: int
+    completion_tokens: int = field(default=0)
+
+    @property
+    def stats(self) -> PromptStats:
+        return self.prompt.stats
+
+    def usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=self.stats.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            image_tokens=self.stats.image_tokens,
+        )
+
+    async def events(self) -> AsyncIterator[GenerationEvent]:
+        """The engine's events; completion tokens are tallied as choices finish."""
+        stream = self.engine.generate(self.prompt, self.request.sampling, self.max_tokens)
+        async with aclosing(stream) as events:  # type: ignore[type-var]
+            async for event in events:
+                if isinstance(event, ChoiceFinished):
+                    self.completion_tokens += event.completion_tokens
+                yield event
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    texts: tuple[str, ...]
+    finish_reasons: tuple[FinishReason, ...]
+    usage: Usage
+
+
+class ChatService:
+    """Entry point for chat completions, independent of the transport."""
+
+    def __init__(self, engines: Mapping[str, Engine], images: ImagePipeline) -> None:
+        self._engines = dict(engines)
+        self._images = images
+
+    def models(self) -> list[ModelCard]:
+        return [engine.card for engine in self._engines.values()]
+
+    def model(self, model_id: str) -> ModelCard:
+        return self._engine(model_id).card
+
+    async def start(self, request: ChatRequest) -> ChatRun:
+        """Validate the request against the model and prepare its prompt; nothing is generated yet."""
+        engine = self._engine(request.model)
+        refs = request.images()
+        if len(refs) > engine.card.max_images:
+            raise TooManyImages(
+                f"{len(refs)} images were sent; {engine.card.id} accepts at most {engine.card.max_images}",
+                param="messages",
+            )
+        images = iter(await self._images.prepare(engine.card, refs))
+        messages = [
+            PromptMessage(
+                role=m.role,
+                content=tuple(p if isinstance(p, TextPart) else next(images) for p in m.content),
+            )
+            for m in request.messages
+        ]
+        prompt = await engine.prepare(messages)
+        max_tokens = fit_max_tokens(prompt.stats, request.sampling.max_tokens, engine.card.context_size)
+        return ChatRun(
+            id=f"chatcmpl-{secrets.token_hex(12)}",
+            created=int(time.time()),
+            request=request,
+            engine=engine,
+            prompt=prompt,
+            max_tokens=max_tokens,
+        )
+
+    async def complete(self, run: ChatRun) -> Completion:
+        """Run to the end and gather every choice."""
+        n = run.request.sampling.n
+        texts: list[list[str]] = [[] for _ in range(n)]
+        reasons: list[FinishReason] = ["stop"] * n
+        async with aclosing(run.events()) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    texts[event.index].append(event.text)
+                else:
+                    reasons[event.index] = event.reason
+        return Completion(
+            texts=tuple("".join(t) for t in texts),
+            finish_reasons=tuple(reasons),
+            usage=run.usage(),
+        )
+
+    def _engine(self, model_id: str) -> Engine:
+        engine = self._engines.get(model_id)
+        if engine is None:
+            served = ", ".join(sorted(self._engines)) or "none"
+            raise ModelNotFound(f"model {model_id!r} is not served here; served models: {served}", param="model")
+        return engine

@@ -1,0 +1,69 @@
+"""Incremental detokenization and stop strings, driven without a model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from loupe.engines.local.text_stream import IncrementalDecoder, StopMatcher, TextStream
+
+# A toy vocabulary in which a multi-byte character is split over two ids, as byte-level BPE does.
+VOCAB = {1: b"Hel", 2: b"lo", 3: b" w", 4: b"orld", 5: "é".encode()[:1], 6: "é".encode()[1:], 7: b"!"}
+
+
+def decode(ids: Sequence[int]) -> str:
+    return b"".join(VOCAB[i] for i in ids).decode("utf-8", errors="replace")
+
+
+def feed(stream: TextStream, ids: Sequence[int]) -> str:
+    return "".join(stream.push(i) for i in ids) + stream.finish()
+
+
+def test_decoder_emits_each_piece_once() -> None:
+    decoder = IncrementalDecoder(decode)
+    assert [decoder.push(i) for i in (1, 2, 3, 4)] == ["Hel", "lo", " w", "orld"]
+
+
+def test_decoder_holds_a_split_character_until_complete() -> None:
+    decoder = IncrementalDecoder(decode)
+    assert decoder.push(1) == "Hel"
+    assert decoder.push(5) == ""
+    assert decoder.push(6) == "é"
+
+
+def test_stop_string_inside_one_token_cuts_there() -> None:
+    assert feed(TextStream(decode, ["lo w"]), [1, 2, 3, 4]) == "Hel"
+
+
+def test_stop_string_across_tokens_is_never_shown() -> None:
+    stream = TextStream(decode, [" wor"])
+    shown = [stream.push(i) for i in (1, 2, 3)]
+    assert "".join(shown) == "Hello"  # " w" is held back: it may start " wor"
+    assert stream.push(4) == ""
+    assert stream.stopped
+
+
+def test_held_text_is_released_when_it_was_not_a_stop() -> None:
+    stream = TextStream(decode, [" wx"])
+    assert feed(stream, [1, 2, 3, 4, 7]) == "Hello world!"
+    assert not stream.stopped
+
+
+def test_held_text_is_released_at_the_end() -> None:
+    assert feed(TextStream(decode, [" wx"]), [1, 2, 3]) == "Hello w"
+
+
+def test_counts_every_token_including_those_after_the_cut() -> None:
+    stream = TextStream(decode, ["lo"])
+    feed(stream, [1, 2])
+    assert stream.tokens == 2
+
+
+def test_matcher_earliest_of_several_stops_wins() -> None:
+    matcher = StopMatcher(["world", "lo"])
+    assert matcher.feed("Hello world") == "Hel"
+
+
+def test_matcher_without_stops_passes_through() -> None:
+    matcher = StopMatcher([])
+    assert matcher.feed("abc") == "abc"
+    assert matcher.flush() == ""
