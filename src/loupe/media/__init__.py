@@ -1,0 +1,23 @@
+"""Images in: data URLs and SSRF-safe http(s) fetches, validated and decoded to upright RGB."""
+
+from loupe.media.address_policy import IPAddress, forbidden_reason, parse_ip_host
+from loupe.media.decode import DecodedImage, decode_image, resize
+from loupe.media.fetch import ImageFetcher, network_transport
+from loupe.media.intake import MediaIntake
+from loupe.media.limits import ImageLimits
+from loupe.media.resolver import Resolver, SystemResolver
+
+__all__ = [
+    "DecodedImage",
+    "IPAddress",
+    "ImageFetcher",
+    "ImageLimits",
+    "MediaIntake",
+    "Resolver",
+    "SystemResolver",
+    "decode_image",
+    "forbidden_reason",
+    "network_transport",
+    "parse_ip_host",
+    "resize",
+]

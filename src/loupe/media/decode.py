@@ -1,0 +1,176 @@
+"""Turn image bytes into a validated, upright RGB picture: header check first, then decode."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from loupe.errors import (
+    ImageExceedsMaxResolution,
+    ImageFileExceedsMaxSize,
+    InvalidImageFormat,
+    InvalidImageSize,
+)
+from loupe.media.formats import PILLOW_FORMATS, sniff_format
+from loupe.media.limits import ImageLimits
+
+_WHITE = (255, 255, 255)
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+# What Pillow raises for data it cannot parse; translated here, in one place.
+_PILLOW_FAILURES = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
+
+# warnings.catch_warnings swaps process-wide state and is not thread-safe; decodes run on worker
+# threads, so Loupe's own uses of it take turns. Only header parsing happens under the lock.
+_WARNINGS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    """A fully loaded RGB image with EXIF orientation applied.
+
+    `format` is what the bytes were (jpeg, png, webp, gif, bmp); `content_hash` is the sha256 of
+    the decoded pixels and size, so the same picture hashes equal whatever carried it;
+    `byte_size` is the size of the encoded image.
+    """
+
+    pixels: Image.Image
+    width: int
+    height: int
+    format: str
+    content_hash: str
+    byte_size: int
+
+
+def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
+    """Validate and decode one encoded image. CPU-bound: call it off the event loop.
+
+    Raises ImageFileExceedsMaxSize, InvalidImageFormat (unsupported, truncated or corrupt),
+    ImageExceedsMaxResolution (refused from the header, before any pixel is decoded) and
+    InvalidImageSize (a side shorter than `limits.min_side`).
+    """
+    if len(data) > limits.max_bytes:
+        raise ImageFileExceedsMaxSize(
+            f"The image is {len(data)} bytes; the limit is {limits.max_bytes} bytes."
+        )
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        # A process-wide Pillow switch someone turned on: truncated uploads would pass silently.
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False in Loupe")
+    fmt = sniff_format(data)
+    with _pillow_failures_as_invalid(fmt):
+        image = _open_header(data, fmt)
+        check_dimensions(image.width, image.height, limits)
+        image.load()
+        rgb = _detached(to_rgb(_upright(image)))
+    return DecodedImage(
+        pixels=rgb,
+        width=rgb.width,
+        height=rgb.height,
+        format=fmt,
+        content_hash=content_hash(rgb),
+        byte_size=len(data),
+    )
+
+
+def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
+    """Refuse a declared size before any pixel is allocated."""
+    if width > limits.max_side or height > limits.max_side:
+        raise ImageExceedsMaxResolution(
+            f"The image is {width}x{height}; no side may exceed {limits.max_side} pixels."
+        )
+    if width * height > limits.max_pixels:
+        raise ImageExceedsMaxResolution(
+            f"The image is {width}x{height} ({width * height} pixels); "
+            f"the limit is {limits.max_pixels} pixels."
+        )
+    if width < limits.min_side or height < limits.min_side:
+        raise InvalidImageSize(
+            f"The image is {width}x{height}; each side must be at least {limits.min_side} pixels."
+        )
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB, compositing transparency on white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _HIGH_DEPTH_MODES:
+        image = _to_eight_bit(image)
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, _WHITE)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def content_hash(image: Image.Image) -> str:
+    """sha256 of an RGB image's size and pixels."""
+    digest = hashlib.sha256(f"{image.width}x{image.height}:".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def resize(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Resize with bicubic filtering; the same image back when it already has that size."""
+    if image.size == (width, height):
+        return image
+    return image.resize((width, height), Image.Resampling.BICUBIC)
+
+
+def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
+    """Parse only the header, turning Pillow's decompression-bomb alarms into refusals."""
+    try:
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=[PILLOW_FORMATS[fmt]])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageExceedsMaxResolution(
+            "The image declares more pixels than Loupe will ever decode."
+        ) from None
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        return ImageOps.exif_transpose(image)
+    return image
+
+
+def _detached(image: Image.Image) -> Image.Image:
+    # An ImageFile still holds the encoded bytes (and, for animations, its frames): drop them.
+    return image.copy() if isinstance(image, ImageFile.ImageFile) else image
+
+
+def _to_eight_bit(image: Image.Image) -> Image.Image:
+    values = np.asarray(image)
+    if image.mode != "F":
+        # 16-bit samples (PNG, the only accepted source of these modes): keep the high byte.
+        values = values.astype(np.uint32) >> 8
+    eight_bit = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
+    if "transparency" in image.info:
+        return eight_bit.convert("RGB")  # a 16-bit transparent key cannot survive 8 bits
+    return eight_bit
+
+
+@contextmanager
+def _pillow_failures_as_invalid(fmt: str) -> Iterator[None]:
+    try:
+        yield
+    except UnidentifiedImageError:
+        raise InvalidImageFormat(
+            f"The data starts like {fmt.upper()} but is not a readable {fmt.upper()} image."
+        ) from None
+    except _PILLOW_FAILURES as exc:
+        raise InvalidImageFormat(
+            f"The {fmt.upper()} image is truncated or corrupt ({exc})."
+        ) from None

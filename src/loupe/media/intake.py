@@ -1,0 +1,71 @@
+"""The public entry of media: turn a request's image references into decoded images."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import Executor
+
+from loupe.domain import ImageRef
+from loupe.errors import ImageError, ImageUrlForbidden
+from loupe.media.data_url import decode_data_url, is_data_url
+from loupe.media.decode import DecodedImage, decode_image
+from loupe.media.fetch import ImageFetcher
+from loupe.media.limits import ImageLimits
+
+
+class MediaIntake:
+    """Loads the images of one request concurrently; decoding runs off the event loop.
+
+    Without a `fetcher`, http(s) image URLs are refused and only data URLs are accepted.
+    `executor` runs the CPU-bound decoding; None means the event loop's default executor.
+    Construction does no I/O.
+    """
+
+    def __init__(
+        self,
+        limits: ImageLimits,
+        *,
+        fetcher: ImageFetcher | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self._limits = limits
+        self._fetcher = fetcher
+        self._executor = executor
+
+    async def load(self, refs: Sequence[ImageRef]) -> list[DecodedImage]:
+        """Fetch, validate and decode every image, in the order given.
+
+        Raises the first ImageError met, located at its ImageRef's `param`; the other images
+        of the request are then cancelled.
+        """
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._load_one(ref)) for ref in refs]
+        except* ImageError as failures:
+            raise failures.exceptions[0] from None
+        return [task.result() for task in tasks]
+
+    async def aclose(self) -> None:
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+
+    async def _load_one(self, ref: ImageRef) -> DecodedImage:
+        loop = asyncio.get_running_loop()
+        try:
+            if is_data_url(ref.url):
+                return await loop.run_in_executor(self._executor, self._decode_data_url, ref.url)
+            data = await self._fetch(ref.url)
+            return await loop.run_in_executor(self._executor, decode_image, data, self._limits)
+        except ImageError as exc:
+            raise exc.with_param(ref.param)
+
+    def _decode_data_url(self, url: str) -> DecodedImage:
+        return decode_image(decode_data_url(url, max_bytes=self._limits.max_bytes), self._limits)
+
+    async def _fetch(self, url: str) -> bytes:
+        if self._fetcher is None:
+            raise ImageUrlForbidden(
+                "This server does not fetch image URLs; send the image as a base64 data URL."
+            )
+        return await self._fetcher.fetch(url)
