@@ -1,0 +1,65 @@
+"""Loads a checkpoint's processor for images only: PIL image backend, tokenizer, no video path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import transformers
+from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, ProcessorMixin
+from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
+from loupe.engines.local.video_stub import ImageOnlyVideoProcessor, accepting_stand_in
+from loupe.errors import ModelLoadError
+
+__all__ = ["load_processor"]
+
+_SUPPORTED_PARTS = frozenset({"image_processor", "tokenizer", "video_processor"})
+
+
+def load_processor(path_or_id: str, **hub_kwargs: Any) -> ProcessorMixin:
+    """Build the checkpoint's processor class from its parts, the same with or without torchvision.
+
+    The image processor is always the PIL backend and a `video_processor` slot always holds an
+    `ImageOnlyVideoProcessor`, so pixels and image-token counts never depend on torchvision
+    (without it, transformers cannot build these processors at all). The chat template comes from
+    `chat_template.jinja` or the processor config, as `from_pretrained` would find it.
+    `hub_kwargs` (revision, token, cache_dir, local_files_only, ...) go to every file lookup.
+
+    Raises ModelLoadError when the checkpoint's processor is unknown to transformers or needs a
+    part other than an image processor, a tokenizer and a video processor; the transformers
+    loaders' own OSError/ValueError pass through for missing or malformed files.
+    """
+    processor_dict, _ = ProcessorMixin.get_processor_dict(path_or_id, **hub_kwargs)
+    cls = _processor_class(path_or_id, processor_dict, hub_kwargs)
+    attributes: list[str] = cls.get_attributes()
+    if "image_processor" not in attributes or not _SUPPORTED_PARTS.issuperset(attributes):
+        raise ModelLoadError(
+            f"{cls.__name__} needs {', '.join(attributes)}; Loupe loads processors made of an "
+            "image processor, a tokenizer and optionally a video processor"
+        )
+    image_processor = AutoImageProcessor.from_pretrained(path_or_id, backend="pil", **hub_kwargs)
+    parts = {
+        "image_processor": image_processor,
+        "tokenizer": AutoTokenizer.from_pretrained(path_or_id, **hub_kwargs),
+        "video_processor": ImageOnlyVideoProcessor.matching(image_processor),
+    }
+    processor: ProcessorMixin = accepting_stand_in(cls).from_args_and_dict(
+        [parts[name] for name in attributes], processor_dict
+    )
+    return processor
+
+
+def _processor_class(
+    path_or_id: str, processor_dict: dict[str, Any], hub_kwargs: dict[str, Any]
+) -> type[ProcessorMixin]:
+    """The class processor_config.json names, else the one transformers maps the model type to."""
+    name = processor_dict.get("processor_class")
+    if name is None:
+        model_type = AutoConfig.from_pretrained(path_or_id, **hub_kwargs).model_type
+        name = PROCESSOR_MAPPING_NAMES.get(model_type)
+        if name is None:
+            raise ModelLoadError(f"{path_or_id}: model type {model_type!r} has no processor")
+    found = getattr(transformers, name, None)
+    if not (isinstance(found, type) and issubclass(found, ProcessorMixin)):
+        raise ModelLoadError(f"{path_or_id}: processor class {name!r} is not in transformers")
+    return found
