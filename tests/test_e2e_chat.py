@@ -206,3 +206,29 @@ def test_models_list_and_retrieve(client: openai.OpenAI, model: str) -> None:
     assert one.id == model and one.object == "model"
     assert one.model_extra["capabilities"]["vision"] is True
     assert one.model_extra["context_size"] > 0
+
+
+def test_client_disconnect_stops_generation(qwen_server: RunningServer) -> None:
+    import time
+
+    import httpx
+
+    client = client_for(qwen_server)
+    model = client.models.list().data[0].id
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "Talk forever."}],
+        max_tokens=30_000,
+        temperature=1.0,
+        stream=True,
+    )
+    for _, _chunk in zip(range(3), stream, strict=False):
+        pass
+    stream.close()
+    # 30,000 tokens would keep the engine busy for minutes; a cancelled one frees it at once.
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{qwen_server.base_url}/health").json()["queue"][model] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert httpx.get(f"{qwen_server.base_url}/health").json()["queue"][model] == 0
+    after = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    assert after.choices[0].message.content is not None

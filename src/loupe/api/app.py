@@ -45,7 +45,7 @@ def create_app(state: AppState, engines: Sequence[Engine] = ()) -> FastAPI:
 
     @app.get("/health", summary="Liveness and the served models")
     async def health() -> dict[str, object]:
-        return {"status": "ok", "models": [card.id for card in state.chat.models()]}
+        return {"status": "ok", "models": [card.id for card in state.chat.models()], "queue": state.chat.queue_depths()}
 
     app.add_middleware(BodyLimit, max_bytes=state.max_request_bytes)
     return app

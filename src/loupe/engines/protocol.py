@@ -26,6 +26,11 @@ class Engine(Protocol):
     @property
     def card(self) -> ModelCard: ...
 
+    @property
+    def outstanding(self) -> int:
+        """Requests queued or running in this engine now."""
+        ...
+
     async def prepare(self, messages: Sequence[PromptMessage]) -> PreparedPrompt:
         """Apply the chat template and the processor; count the input ids exactly."""
         ...
@@ -41,7 +46,7 @@ class Engine(Protocol):
         ...
 
     async def start(self) -> None:
-        """Begin serving (load weights, start threads). Idempotent."""
+        """Begin serving (start threads); weights are loaded before. Idempotent."""
         ...
 
     async def close(self) -> None:

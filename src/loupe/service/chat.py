@@ -98,6 +98,10 @@ class ChatService:
     def models(self) -> list[ModelCard]:
         return [engine.card for engine in self._engines.values()]
 
+    def queue_depths(self) -> dict[str, int]:
+        """Requests queued or running, per model."""
+        return {model_id: engine.outstanding for model_id, engine in self._engines.items()}
+
     def model(self, model_id: str) -> ModelCard:
         return self._engine(model_id).card
 

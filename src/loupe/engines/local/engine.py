@@ -35,6 +35,10 @@ class LocalEngine:
         return self._card
 
     @property
+    def outstanding(self) -> int:
+        return self._worker.outstanding
+
+    @property
     def loaded(self) -> LoadedModel:
         return self._loaded
 
