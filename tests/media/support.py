@@ -76,6 +76,7 @@ def _handler(server: LocalServer, stop: threading.Event) -> type[BaseHTTPRequest
                 "/photo.jpg": self._photo,
                 "/redirect": lambda: self._redirect("/photo.jpg"),
                 "/redirect-loop": lambda: self._redirect("/redirect-loop"),
+                "/redirect-to-ip": lambda: self._redirect(server.url("/photo.jpg")),
                 "/forever": self._forever,
                 "/slow": self._slow,
                 "/huge-declared": self._huge_declared,

@@ -9,6 +9,7 @@ followed by hand, each target checked the same way.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,14 +29,18 @@ _HEADERS = {
 }
 
 
-def network_transport() -> httpx.AsyncHTTPTransport:
+def network_transport(verify: ssl.SSLContext | None = None) -> httpx.AsyncHTTPTransport:
     """The transport for real fetches. It loads CA certificates: build it at the composition root.
 
-    No keep-alive, so a connection whose certificate was checked for one host name is never
-    reused for another name on the same IP; no retries; no proxy (a proxy would resolve names
-    itself and undo the pinning).
+    `verify` replaces the default trust store (e.g. for a private CA). No keep-alive, so a
+    connection whose certificate was checked for one host name is never reused for another name
+    on the same IP; no retries; no proxy (a proxy would resolve names itself, undoing the pinning).
     """
-    return httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0), retries=0)
+    return httpx.AsyncHTTPTransport(
+        verify=True if verify is None else verify,
+        limits=httpx.Limits(max_keepalive_connections=0),
+        retries=0,
+    )
 
 
 class ImageFetcher:
@@ -49,17 +54,19 @@ class ImageFetcher:
         self._transport = transport
         self._resolver = resolver
 
-    async def fetch(self, url: str) -> bytes:
+    async def fetch(self, url: str, *, max_bytes: int | None = None) -> bytes:
         """Return the body of `url`, following up to `max_redirects` checked redirects.
 
-        Raises ImageUrlForbidden (before any request is sent for that URL), ImageFetchFailed
+        `max_bytes` overrides the limit's cap, so one fetcher can serve models with different
+        limits. Raises ImageUrlForbidden (before any request is sent for that URL), ImageFetchFailed
         (unresolvable, unreachable, timed out, non-2xx, too many redirects) and
         ImageFileExceedsMaxSize (the body passed `max_bytes`; reading stops there).
         """
+        cap = self._limits.max_bytes if max_bytes is None else max_bytes
         try:
             async with asyncio.timeout(self._limits.total_timeout):
                 with _httpx_errors_as_fetch_failed():
-                    return await self._follow(url)
+                    return await self._follow(url, cap)
         except TimeoutError:
             raise ImageFetchFailed(
                 f"Fetching the image took longer than {self._limits.total_timeout:g} s."
@@ -68,7 +75,7 @@ class ImageFetcher:
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-    async def _follow(self, url: str) -> bytes:
+    async def _follow(self, url: str, max_bytes: int) -> bytes:
         resolved: dict[str, IPAddress] = {}
         for _ in range(self._limits.max_redirects + 1):
             destination = self._policy.check_url(url)
@@ -79,7 +86,7 @@ class ImageFetcher:
             try:
                 location = _redirect_location(response)
                 if location is None:
-                    return await self._read_body(response)
+                    return await _read_body(response, max_bytes)
             finally:
                 await response.aclose()
             check_reference_text(location)
@@ -115,21 +122,21 @@ class ImageFetcher:
             extensions=extensions,
         )
 
-    async def _read_body(self, response: httpx.Response) -> bytes:
-        if not 200 <= response.status_code < 300:
-            raise ImageFetchFailed(f"The image URL answered HTTP {response.status_code}.")
-        limit = self._limits.max_bytes
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise ImageFileExceedsMaxSize(
-                f"The image is {declared} bytes; the limit is {limit} bytes."
-            )
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > limit:
-                raise ImageFileExceedsMaxSize(f"The image is larger than {limit} bytes.")
-        return bytes(body)
+
+async def _read_body(response: httpx.Response, limit: int) -> bytes:
+    if not 200 <= response.status_code < 300:
+        raise ImageFetchFailed(f"The image URL answered HTTP {response.status_code}.")
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ImageFileExceedsMaxSize(
+            f"The image is {declared} bytes; the limit is {limit} bytes."
+        )
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise ImageFileExceedsMaxSize(f"The image is larger than {limit} bytes.")
+    return bytes(body)
 
 
 def _redirect_location(response: httpx.Response) -> str | None:

@@ -17,7 +17,9 @@ from loupe.media.limits import ImageLimits
 class MediaIntake:
     """Loads the images of one request concurrently; decoding runs off the event loop.
 
-    Without a `fetcher`, http(s) image URLs are refused and only data URLs are accepted.
+    Without a `fetcher`, http(s) image URLs are refused and only data URLs are accepted. One
+    fetcher (one transport) may serve several intakes, e.g. one per model with its own limits;
+    the fetch rules (timeouts, redirects, allowed hosts) are the fetcher's.
     `executor` runs the CPU-bound decoding; None means the event loop's default executor.
     Construction does no I/O.
     """
@@ -68,4 +70,4 @@ class MediaIntake:
             raise ImageUrlForbidden(
                 "This server does not fetch image URLs; send the image as a base64 data URL."
             )
-        return await self._fetcher.fetch(url)
+        return await self._fetcher.fetch(url, max_bytes=self._limits.max_bytes)
