@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from loupe.domain import ImageRef
+from loupe.errors import ImageFetchFailed, ImageUrlForbidden, InvalidImageFormat
+from loupe.media.fetch import ImageFetcher
+from loupe.media.intake import MediaIntake
+from loupe.media.limits import ImageLimits
+
+from .support import RecordingTransport, StubResolver
+
+T = TypeVar("T")
+PUBLIC_IP = "93.184.216.34"
+
+
+def run(awaitable: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await awaitable
+
+    return asyncio.run(main())
+
+
+def ref(url: str, index: int = 0) -> ImageRef:
+    return ImageRef(url=url, detail=None, param=f"messages[0].content[{index}].image_url")
+
+
+def data_url(path: Path, declared: str = "image/png") -> str:
+    return f"data:{declared};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def intake_with(transport: httpx.AsyncBaseTransport, **kwargs: Any) -> MediaIntake:
+    limits = ImageLimits()
+    fetcher = ImageFetcher(
+        limits, transport=transport, resolver=StubResolver({"images.example": [PUBLIC_IP]})
+    )
+    return MediaIntake(limits, fetcher=fetcher, **kwargs)
+
+
+def test_data_url_and_fetched_copy_hash_equal(images: Path, recording: RecordingTransport) -> None:
+    png = images / "pillow" / "hopper.png"
+    recording.routes[(PUBLIC_IP, "/hopper.png")] = httpx.Response(200, content=png.read_bytes())
+    loaded = run(
+        intake_with(recording).load(
+            [
+                ref(data_url(png, declared="image/jpeg"), 0),
+                ref("http://images.example/hopper.png", 1),
+                ref(data_url(images / "pillow" / "hopper.webp"), 2),
+            ]
+        )
+    )
+    assert [image.format for image in loaded] == ["png", "png", "webp"]
+    assert loaded[0].content_hash == loaded[1].content_hash
+    assert loaded[0].byte_size == png.stat().st_size
+
+
+def test_errors_carry_the_param(images: Path, recording: RecordingTransport) -> None:
+    intake = intake_with(recording)
+    refs = [ref(data_url(images / "pillow" / "hopper.png"), 0), ref("data:image/png;base64,@@", 3)]
+    with pytest.raises(InvalidImageFormat) as caught:
+        run(intake.load(refs))
+    assert caught.value.param == "messages[0].content[3].image_url"
+
+    with pytest.raises(ImageUrlForbidden) as forbidden:
+        run(intake.load([ref("http://127.0.0.1/x.png", 5)]))
+    assert forbidden.value.param == "messages[0].content[5].image_url"
+    assert recording.requests == []
+
+    with pytest.raises(InvalidImageFormat) as unsupported:
+        run(intake.load([ref(data_url(images / "pillow" / "hopper.tif"), 1)]))
+    assert "TIFF" in unsupported.value.message
+    assert unsupported.value.param == "messages[0].content[1].image_url"
+
+
+def test_without_a_fetcher_urls_are_refused(images: Path) -> None:
+    intake = MediaIntake(ImageLimits())
+    assert len(run(intake.load([ref(data_url(images / "pillow" / "hopper.gif"))]))) == 1
+    with pytest.raises(ImageUrlForbidden, match="data URL") as caught:
+        run(intake.load([ref("https://images.example/a.png", 2)]))
+    assert caught.value.param == "messages[0].content[2].image_url"
+
+
+def test_empty_request() -> None:
+    assert run(MediaIntake(ImageLimits()).load([])) == []
+
+
+class Rendezvous(httpx.AsyncBaseTransport):
+    """Answers only once `expected` requests are in flight at the same time."""
+
+    def __init__(self, expected: int, body: bytes) -> None:
+        self.expected = expected
+        self.body = body
+        self.arrived = 0
+        self.all_here: asyncio.Event | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.all_here = self.all_here or asyncio.Event()
+        self.arrived += 1
+        if self.arrived == self.expected:
+            self.all_here.set()
+        await asyncio.wait_for(self.all_here.wait(), timeout=2)
+        return httpx.Response(200, content=self.body)
+
+
+def test_images_of_a_request_are_fetched_concurrently(images: Path) -> None:
+    transport = Rendezvous(3, (images / "pillow" / "hopper.jpg").read_bytes())
+    refs = [ref(f"http://images.example/{n}.jpg", n) for n in range(3)]
+    assert len(run(intake_with(transport).load(refs))) == 3
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_decoding_runs_in_the_given_executor(images: Path, recording: RecordingTransport) -> None:
+    recording.routes[(PUBLIC_IP, "/a.jpg")] = httpx.Response(
+        200, content=(images / "photos" / "boats.jpg").read_bytes()
+    )
+    with CountingExecutor() as executor:
+        loaded = run(
+            intake_with(recording, executor=executor).load(
+                [ref("http://images.example/a.jpg", 0), ref(data_url(images / "pillow" / "hopper.png"), 1)]
+            )
+        )
+    assert executor.submitted == 2
+    assert (loaded[0].width, loaded[0].height) == (1920, 1080)
+
+
+def test_a_failure_cancels_the_other_images(images: Path) -> None:
+    class Stalling(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            await asyncio.sleep(30)
+            raise ImageFetchFailed("unreachable")
+
+    started = time.monotonic()
+    with pytest.raises(InvalidImageFormat):
+        run(
+            intake_with(Stalling()).load(
+                [ref("http://images.example/slow.png", 0), ref("data:image/png;base64,AAAA", 1)]
+            )
+        )
+    assert time.monotonic() - started < 5
