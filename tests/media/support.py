@@ -39,7 +39,9 @@ class StubResolver:
     """Resolves names from a table; counts calls per name."""
 
     def __init__(self, table: dict[str, Sequence[str]]) -> None:
-        self.table = {name: [ipaddress.ip_address(a) for a in addrs] for name, addrs in table.items()}
+        self.table = {
+            name: [ipaddress.ip_address(a) for a in addrs] for name, addrs in table.items()
+        }
         self.calls: list[str] = []
 
     async def resolve(self, host: str) -> Sequence[IPAddress]:

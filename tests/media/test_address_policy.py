@@ -33,13 +33,16 @@ def test_numeric_spellings(host: str, expected: str) -> None:
     assert parse_ip_host(host) == ipaddress.ip_address(expected)
 
 
-@pytest.mark.parametrize("host", ["example.com", "localhost", "1e3.com", "a.0x1g", "xn--bcher-kva.de"])
+@pytest.mark.parametrize(
+    "host", ["example.com", "localhost", "1e3.com", "a.0x1g", "xn--bcher-kva.de"]
+)
 def test_names_are_not_addresses(host: str) -> None:
     assert parse_ip_host(host) is None
 
 
 @pytest.mark.parametrize(
-    "host", ["1.2.3.4.5", "256.1.1.1", "1.256.1.1", "08.1.1.1", "0x100.1", "1.2.65536", "4294967296", "::g"]
+    "host",
+    ["1.2.3.4.5", "256.1.1.1", "1.256.1.1", "08.1.1.1", "0x100.1", "1.2.65536", "4294967296", ":g"],
 )
 def test_malformed_numeric_hosts(host: str) -> None:
     with pytest.raises(ValueError):

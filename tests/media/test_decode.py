@@ -41,7 +41,8 @@ def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares a size and has no pixel data: nothing to decode, everything to refuse."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
@@ -213,6 +214,14 @@ def test_at_the_limits_the_size_is_checked_then_data_is_required() -> None:
     limits = ImageLimits(max_pixels=100, max_side=10)
     with pytest.raises(InvalidImageFormat):
         decode_image(png_header_only(10, 10), limits)  # allowed size, but no pixel data
+
+
+def test_jpeg_with_too_many_scans_is_refused(images: Path) -> None:
+    data = (images / "pillow" / "hopper.jpg").read_bytes() + b"\xff\xda\x00\x02" * 101
+    started = time.perf_counter()
+    with pytest.raises(InvalidImageFormat, match="scans"):
+        decode_image(data, LIMITS)
+    assert time.perf_counter() - started < 2
 
 
 def test_too_small(images: Path) -> None:

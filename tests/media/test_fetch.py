@@ -125,7 +125,8 @@ def test_http_request_goes_to_the_resolved_ip(recording: RecordingTransport) -> 
     assert request.url.query == b"v=1"
     assert request.headers["Host"] == "images.example"
     assert "sni_hostname" not in request.extensions
-    assert request.extensions["timeout"] == {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 5.0}
+    timeouts = {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 5.0}
+    assert request.extensions["timeout"] == timeouts
     assert resolver.calls == ["images.example"]
 
 

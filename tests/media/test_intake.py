@@ -132,11 +132,11 @@ def test_decoding_runs_in_the_given_executor(images: Path, recording: RecordingT
         200, content=(images / "photos" / "boats.jpg").read_bytes()
     )
     with CountingExecutor() as executor:
-        loaded = run(
-            intake_with(recording, executor=executor).load(
-                [ref("http://images.example/a.jpg", 0), ref(data_url(images / "pillow" / "hopper.png"), 1)]
-            )
-        )
+        refs = [
+            ref("http://images.example/a.jpg", 0),
+            ref(data_url(images / "pillow" / "hopper.png"), 1),
+        ]
+        loaded = run(intake_with(recording, executor=executor).load(refs))
     assert executor.submitted == 2
     assert (loaded[0].width, loaded[0].height) == (1920, 1080)
 

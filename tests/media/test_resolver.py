@@ -38,4 +38,4 @@ def test_only_ip_answers_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", answer)
     addresses = asyncio.run(SystemResolver().resolve("images.example"))
-    assert addresses == [ipaddress.ip_address("93.184.216.34"), ipaddress.ip_address("2606:2800::1")]
+    assert addresses == [ipaddress.ip_address(a) for a in ("93.184.216.34", "2606:2800::1")]

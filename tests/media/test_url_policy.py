@@ -89,7 +89,11 @@ def test_domain_allow_list() -> None:
     policy = UrlPolicy(ImageLimits(allowed_domains=("example.com",)))
     assert policy.check_url("https://example.com/a.png").host == "example.com"
     assert policy.check_url("https://cdn.images.example.com/a.png").host == "cdn.images.example.com"
-    for url in ("https://example.org/a.png", "https://notexample.com/a.png", "https://93.184.216.34/"):
+    for url in (
+        "https://example.org/a.png",
+        "https://notexample.com/a.png",
+        "https://93.184.216.34/",
+    ):
         with pytest.raises(ImageUrlForbidden, match="allowed image domains"):
             policy.check_url(url)
 

@@ -26,6 +26,10 @@ from loupe.media.limits import ImageLimits
 _WHITE = (255, 255, 255)
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+# Each progressive JPEG scan re-walks the whole image: thousands of tiny scans make a small file
+# cost minutes of CPU. Encoders write about ten.
+MAX_JPEG_SCANS = 100
+_JPEG_START_OF_SCAN = b"\xff\xda"
 
 # What Pillow raises for data it cannot parse; translated here, in one place.
 _PILLOW_FAILURES = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
@@ -67,6 +71,10 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
         # A process-wide Pillow switch someone turned on: truncated uploads would pass silently.
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False in Loupe")
     fmt = sniff_format(data)
+    if fmt == "jpeg" and data.count(_JPEG_START_OF_SCAN) > MAX_JPEG_SCANS:
+        raise InvalidImageFormat(
+            f"The JPEG has more than {MAX_JPEG_SCANS} scans; re-encode it with a standard encoder."
+        )
     with _pillow_failures_as_invalid(fmt):
         image = _open_header(data, fmt)
         check_dimensions(image.width, image.height, limits)
@@ -156,10 +164,7 @@ def _to_eight_bit(image: Image.Image) -> Image.Image:
     if image.mode != "F":
         # 16-bit samples (PNG, the only accepted source of these modes): keep the high byte.
         values = values.astype(np.uint32) >> 8
-    eight_bit = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
-    if "transparency" in image.info:
-        return eight_bit.convert("RGB")  # a 16-bit transparent key cannot survive 8 bits
-    return eight_bit
+    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
 
 
 @contextmanager

@@ -58,8 +58,8 @@ class ImageFetcher:
         """Return the body of `url`, following up to `max_redirects` checked redirects.
 
         `max_bytes` overrides the limit's cap, so one fetcher can serve models with different
-        limits. Raises ImageUrlForbidden (before any request is sent for that URL), ImageFetchFailed
-        (unresolvable, unreachable, timed out, non-2xx, too many redirects) and
+        limits. Raises ImageUrlForbidden (before any request is sent for that URL),
+        ImageFetchFailed (unresolvable, unreachable, timed out, non-2xx, too many redirects) and
         ImageFileExceedsMaxSize (the body passed `max_bytes`; reading stops there).
         """
         cap = self._limits.max_bytes if max_bytes is None else max_bytes
@@ -95,7 +95,9 @@ class ImageFetcher:
             f"The image URL redirected more than {self._limits.max_redirects} times."
         )
 
-    async def _address_of(self, destination: Destination, resolved: dict[str, IPAddress]) -> IPAddress:
+    async def _address_of(
+        self, destination: Destination, resolved: dict[str, IPAddress]
+    ) -> IPAddress:
         if destination.address is not None:
             return destination.address
         if destination.host not in resolved:
@@ -144,7 +146,9 @@ def _redirect_location(response: httpx.Response) -> str | None:
         return None
     location = response.headers.get("Location")
     if not location:
-        raise ImageFetchFailed(f"The image URL answered HTTP {response.status_code} without a Location.")
+        raise ImageFetchFailed(
+            f"The image URL answered HTTP {response.status_code} without a Location."
+        )
     return location
 
 

@@ -48,11 +48,13 @@ class UrlPolicy:
     def check_url(self, raw: str) -> Destination:
         """Parse `raw` once and check everything but the addresses. Raises ImageUrlForbidden."""
         url = _parse(raw)
-        host = _canonical_host(url.raw_host.decode("ascii"))
+        host = url.raw_host.decode("ascii").lower().removesuffix(".")
         try:
             address = parse_ip_host(host)
         except ValueError:
-            raise ImageUrlForbidden(f"The image URL host {host!r} is a malformed IP address.") from None
+            raise ImageUrlForbidden(
+                f"The image URL host {host!r} is a malformed IP address."
+            ) from None
         if address is not None:
             host = str(address)
         elif not _HOST_NAME.match(host):
@@ -62,7 +64,9 @@ class UrlPolicy:
             self._check_public_host(host, address)
         return Destination(url=url, host=host, address=address, private_ok=private_ok)
 
-    def check_addresses(self, destination: Destination, addresses: Sequence[IPAddress]) -> IPAddress:
+    def check_addresses(
+        self, destination: Destination, addresses: Sequence[IPAddress]
+    ) -> IPAddress:
         """Return the address to connect to, if every address of the host is allowed."""
         if not addresses:
             raise ImageFetchFailed(f"The image host {destination.host!r} has no address.")
@@ -77,7 +81,9 @@ class UrlPolicy:
 
     def _check_public_host(self, host: str, address: IPAddress | None) -> None:
         if self._domains and not any(host == d or host.endswith(f".{d}") for d in self._domains):
-            raise ImageUrlForbidden(f"The image host {host!r} is not among the allowed image domains.")
+            raise ImageUrlForbidden(
+                f"The image host {host!r} is not among the allowed image domains."
+            )
         if address is not None:
             reason = forbidden_reason(address)
             if reason is not None:
@@ -89,7 +95,7 @@ class UrlPolicy:
 def check_reference_text(text: str) -> None:
     """Refuse characters that URL parsers disagree about (backslashes, controls, spaces)."""
     if "\\" in text:
-        raise ImageUrlForbidden("The image URL contains a backslash; write the URL with `/` only.")
+        raise ImageUrlForbidden("The image URL contains a backslash; write it with `/` only.")
     if not text.isprintable() or any(c.isspace() for c in text):
         raise ImageUrlForbidden("The image URL contains spaces or control characters.")
 
