@@ -11,6 +11,7 @@ def test_public_surface_is_pinned() -> None:
         "DecodedImage",
         "IPAddress",
         "ImageFetcher",
+        "ImageHeader",
         "ImageLimits",
         "MediaIntake",
         "Resolver",
@@ -19,6 +20,7 @@ def test_public_surface_is_pinned() -> None:
         "forbidden_reason",
         "network_transport",
         "parse_ip_host",
+        "probe_image",
         "resize",
     ]
     for name in loupe.media.__all__:

@@ -5,12 +5,14 @@ from loupe.media.decode import DecodedImage, decode_image, resize
 from loupe.media.fetch import ImageFetcher, network_transport
 from loupe.media.intake import MediaIntake
 from loupe.media.limits import ImageLimits
+from loupe.media.probe import ImageHeader, probe_image
 from loupe.media.resolver import Resolver, SystemResolver
 
 __all__ = [
     "DecodedImage",
     "IPAddress",
     "ImageFetcher",
+    "ImageHeader",
     "ImageLimits",
     "MediaIntake",
     "Resolver",
@@ -19,5 +21,6 @@ __all__ = [
     "forbidden_reason",
     "network_transport",
     "parse_ip_host",
+    "probe_image",
     "resize",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
+from typing import TypeVar
 
 from loupe.domain import ImageRef
 from loupe.errors import ImageError, ImageUrlForbidden
@@ -12,6 +13,9 @@ from loupe.media.data_url import decode_data_url, is_data_url
 from loupe.media.decode import DecodedImage, decode_image
 from loupe.media.fetch import ImageFetcher
 from loupe.media.limits import ImageLimits
+from loupe.media.probe import ImageHeader, probe_image
+
+T = TypeVar("T")
 
 
 class MediaIntake:
@@ -41,9 +45,18 @@ class MediaIntake:
         Raises the first ImageError met, located at its ImageRef's `param`; the other images
         of the request are then cancelled.
         """
+        return await self._each(refs, self._load_one)
+
+    async def probe(self, refs: Sequence[ImageRef]) -> list[ImageHeader]:
+        """Like `load`, but read only each image's header: format and upright size."""
+        return await self._each(refs, self._probe_one)
+
+    async def _each(
+        self, refs: Sequence[ImageRef], one: Callable[[ImageRef], Awaitable[T]]
+    ) -> list[T]:
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._load_one(ref)) for ref in refs]
+                tasks = [group.create_task(one(ref)) for ref in refs]  # type: ignore[arg-type]
         except* ImageError as failures:
             raise failures.exceptions[0] from None
         return [task.result() for task in tasks]
@@ -59,6 +72,16 @@ class MediaIntake:
                 return await loop.run_in_executor(self._executor, self._decode_data_url, ref.url)
             data = await self._fetch(ref.url)
             return await loop.run_in_executor(self._executor, decode_image, data, self._limits)
+        except ImageError as exc:
+            raise exc.with_param(ref.param)
+
+    async def _probe_one(self, ref: ImageRef) -> ImageHeader:
+        try:
+            if is_data_url(ref.url):
+                data = decode_data_url(ref.url, max_bytes=self._limits.max_bytes)
+            else:
+                data = await self._fetch(ref.url)
+            return probe_image(data, self._limits)
         except ImageError as exc:
             raise exc.with_param(ref.param)
 

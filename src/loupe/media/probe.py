@@ -1,0 +1,43 @@
+"""An image's format and upright size from its header alone: the pre-flight estimate's input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PIL import ExifTags
+
+from loupe.errors import ImageFileExceedsMaxSize
+from loupe.media.decode import _open_header, _pillow_failures_as_invalid, check_dimensions
+from loupe.media.formats import sniff_format
+from loupe.media.limits import ImageLimits
+
+# EXIF orientations that turn the picture a quarter: width and height swap once applied.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
+@dataclass(frozen=True, slots=True)
+class ImageHeader:
+    format: str
+    width: int
+    height: int
+    byte_size: int
+
+
+def probe_image(data: bytes, limits: ImageLimits) -> ImageHeader:
+    """Read the format and the size the image has once upright, decoding no pixel.
+
+    Raises the same errors as `decode_image` for what a header can show (format, size, bytes);
+    a file corrupt past its header is only found by decoding it.
+    """
+    if len(data) > limits.max_bytes:
+        raise ImageFileExceedsMaxSize(
+            f"The image is {len(data)} bytes; the limit is {limits.max_bytes} bytes."
+        )
+    fmt = sniff_format(data)
+    with _pillow_failures_as_invalid(fmt):
+        image = _open_header(data, fmt)
+        width, height = image.size
+        if image.getexif().get(ExifTags.Base.Orientation, 1) in _QUARTER_TURNS:
+            width, height = height, width
+        check_dimensions(width, height, limits)
+    return ImageHeader(format=fmt, width=width, height=height, byte_size=len(data))
