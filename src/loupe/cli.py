@@ -40,7 +40,7 @@ def serve(
     """Load the models and serve the OpenAI-compatible API."""
     import uvicorn
 
-    from loupe.compose import build_app, load_engines
+    from loupe.compose import build_app, load_models
     from loupe.settings import load_settings
 
     overrides: dict[str, Any] = {}
@@ -55,12 +55,12 @@ def serve(
     try:
         settings = load_settings(config, models=tuple(model or ()), overrides=overrides)
         with console.status("loading models") as status:
-            engines = load_engines(settings, lambda m: status.update(f"loading {m.id} from {m.checkpoint}"))
-        web = build_app(settings, engines)
+            served = load_models(settings, lambda m: status.update(f"loading {m.id} from {m.checkpoint}"))
+        web = build_app(settings, served)
     except LoupeError as exc:
         raise _fail(exc) from None
-    for engine in engines.values():
-        card = engine.card
+    for model in served.values():
+        card = model.engine.card
         console.print(
             f"[green]model[/] {card.id}  family={card.family}  context={card.context_size}  "
             f"max_images={card.max_images}"

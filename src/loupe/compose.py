@@ -4,53 +4,97 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
 from loupe.api.app import create_app
 from loupe.api.state import AppState
-from loupe.domain import ModelCard
+from loupe.domain import DetailRule, ModelCard, Prices
 from loupe.engines.local.engine import LocalEngine
-from loupe.engines.local.loader import load_model
+from loupe.engines.local.loader import LoadedModel, load_model
 from loupe.engines.protocol import Engine
+from loupe.media import ImageFetcher, ImageLimits, MediaIntake, SystemResolver, network_transport
+from loupe.models import TokenCounter, counter_for
+from loupe.models.describe import detail_rules
 from loupe.service.chat import ChatService
-from loupe.service.images import ImageService
+from loupe.service.images import ImageService, limits_for
 from loupe.settings import ModelSettings, Settings
 
 
-def load_local_engine(model: ModelSettings, settings: Settings) -> LocalEngine:
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    """A loaded model: its engine and the counter that plans its images."""
+
+    engine: Engine
+    counter: TokenCounter
+
+
+def counter_of(loaded: LoadedModel, model: ModelSettings) -> TokenCounter:
+    return counter_for(
+        loaded.model_type,
+        loaded.preprocessor_config,
+        loaded.processor_config,
+        budget=model.images.auto_detail_token_budget,
+        double_newline_tokens=loaded.double_newline_tokens(),
+    )
+
+
+def load_local_model(model: ModelSettings, settings: Settings) -> ServedModel:
     """Load one model's weights (this is where start-up time goes) and wrap it as an engine."""
     loaded = load_model(model.checkpoint, device=settings.engine.device, dtype=settings.engine.dtype)
+    counter = counter_of(loaded, model)
     context = loaded.context_size if model.context_size is None else min(model.context_size, loaded.context_size)
     card = ModelCard(
         id=model.id,
         created=int(time.time()),
         owned_by=model.owned_by,
-        family=model.family or loaded.model_type,
+        family=model.family or counter.family,
         checkpoint=model.checkpoint,
         context_size=context,
         max_images=model.images.max_images,
+        prices=Prices(model.input_price_per_m, model.output_price_per_m, settings.currency),
+        detail_rules=tuple(DetailRule(**rule) for rule in detail_rules(counter)),
     )
-    return LocalEngine(card, loaded, max_queue=settings.engine.max_queue)
+    return ServedModel(LocalEngine(card, loaded, max_queue=settings.engine.max_queue), counter)
 
 
-def load_engines(
+def load_models(
     settings: Settings, on_model: Callable[[ModelSettings], None] | None = None
-) -> dict[str, Engine]:
-    engines: dict[str, Engine] = {}
+) -> dict[str, ServedModel]:
+    served: dict[str, ServedModel] = {}
     for model in settings.models:
         if on_model is not None:
             on_model(model)
-        engines[model.id] = load_local_engine(model, settings)
-    return engines
+        served[model.id] = load_local_model(model, settings)
+    return served
 
 
-def build_app(settings: Settings, engines: Mapping[str, Engine]) -> FastAPI:
-    images = ImageService.from_settings(settings)
-    chat = ChatService(engines, images)
+def image_service(settings: Settings, served: Mapping[str, ServedModel]) -> ImageService:
+    fetch = settings.fetch
+    fetcher = ImageFetcher(
+        ImageLimits(
+            connect_timeout=fetch.connect_timeout_s,
+            read_timeout=fetch.read_timeout_s,
+            total_timeout=fetch.total_timeout_s,
+            max_redirects=fetch.max_redirects,
+            allowed_domains=fetch.allowed_domains,
+            allowed_private_hosts=fetch.allow_media_hosts,
+        ),
+        transport=network_transport(),
+        resolver=SystemResolver(),
+    )
+    intakes = {m.id: MediaIntake(limits_for(m, fetch), fetcher=fetcher) for m in settings.models}
+    counters = {model_id: s.counter for model_id, s in served.items()}
+    return ImageService(intakes, counters, fetcher)
+
+
+def build_app(settings: Settings, served: Mapping[str, ServedModel]) -> FastAPI:
+    engines = {model_id: s.engine for model_id, s in served.items()}
+    images = image_service(settings, served)
     state = AppState(
-        chat=chat,
+        chat=ChatService(engines, images),
         max_choices=settings.engine.max_choices,
         max_request_bytes=settings.max_request_bytes,
     )
-    return create_app(state, list(engines.values()))
+    return create_app(state, list(engines.values()), closers=[images.aclose])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 
@@ -49,6 +50,8 @@ class PreparedImage:
 
     `pixels` is a PIL image (typed loosely so this module needs no Pillow import).
     `content_hash` is a digest of the decoded pixels, for caches keyed by content.
+    `tokens` is what the model family's counter planned for it; `processor_overrides` are the
+    per-image processor arguments the plan needs (`do_image_splitting=False` for SmolVLM low).
     """
 
     pixels: Any
@@ -58,6 +61,34 @@ class PreparedImage:
     original_height: int
     detail: Detail
     content_hash: str
+    tokens: int = 0
+    processor_overrides: tuple[tuple[str, bool | int], ...] = ()
+
+
+def nested_overrides(pairs: tuple[tuple[str, bool | int], ...]) -> dict[str, Any]:
+    """(key, value) pairs as processor keyword arguments; a dotted key nests (`size.longest_edge`)."""
+    kwargs: dict[str, Any] = {}
+    for key, value in pairs:
+        *parents, leaf = key.split(".")
+        target = kwargs
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return kwargs
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedImage:
+    """An image known only by its header: enough to count its tokens, not to run a model."""
+
+    index: int
+    width: int
+    height: int
+    detail: Detail | None
+    detail_applied: Detail
+    resized_width: int
+    resized_height: int
+    tokens: int
 
 
 ContentPart = TextPart | ImageRef
@@ -77,7 +108,7 @@ class PromptMessage:
     """A message ready for an engine: text parts and prepared images in their order."""
 
     role: Role
-    content: tuple[TextPart | PreparedImage, ...]
+    content: tuple[TextPart | PreparedImage | PlannedImage, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +196,28 @@ GenerationEvent = TextDelta | ChoiceFinished
 
 
 @dataclass(frozen=True, slots=True)
+class Prices:
+    """Per million tokens, in the catalogue's currency; image tokens are billed as input."""
+
+    input_per_m: Decimal = Decimal(0)
+    output_per_m: Decimal = Decimal(0)
+    currency: str = "USD"
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        million = Decimal(1_000_000)
+        return (prompt_tokens * self.input_per_m + completion_tokens * self.output_per_m) / million
+
+
+@dataclass(frozen=True, slots=True)
+class DetailRule:
+    """What one `detail` value does for a model, in words, with its token figure where fixed."""
+
+    detail: str
+    rule: str
+    tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelCard:
     """What `/v1/models` says of a served model."""
 
@@ -175,3 +228,29 @@ class ModelCard:
     checkpoint: str
     context_size: int
     max_images: int
+    prices: Prices = field(default_factory=Prices)
+    detail_rules: tuple[DetailRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A pre-flight estimate: exact prompt tokens and the cost range, without running the model."""
+
+    model: str
+    prompt_tokens: int
+    image_tokens: int
+    images: tuple[PlannedImage, ...]
+    max_completion_tokens: int
+    prices: Prices
+
+    @property
+    def text_tokens(self) -> int:
+        return self.prompt_tokens - self.image_tokens
+
+    @property
+    def cost_min(self) -> Decimal:
+        return self.prices.cost(self.prompt_tokens, 0)
+
+    @property
+    def cost_max(self) -> Decimal:
+        return self.prices.cost(self.prompt_tokens, self.max_completion_tokens)

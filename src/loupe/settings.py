@@ -7,6 +7,7 @@ values are handed down. Nothing else in Loupe reads the environment or a config 
 from __future__ import annotations
 
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,9 @@ class ModelSettings(BaseModel):
     family: str | None = None
     context_size: int | None = Field(None, ge=16)
     owned_by: str = "loupe"
+    engine: Literal["local"] = "local"
+    input_price_per_m: Decimal = Field(Decimal(0), ge=0, description="per million input tokens (image tokens included)")
+    output_price_per_m: Decimal = Field(Decimal(0), ge=0, description="per million completion tokens")
     images: ImageSettings = ImageSettings()
 
 

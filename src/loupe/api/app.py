@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -10,15 +10,20 @@ from fastapi import APIRouter, FastAPI
 from loupe import __version__
 from loupe.api.body_limit import BodyLimit
 from loupe.api.errors import install_handlers
-from loupe.api.routes import chat, models
+from loupe.api.routes import chat, estimate, models
 from loupe.api.state import AppState
 from loupe.engines.protocol import Engine
 
 API_PREFIXES = ("/v1", "/openai/v1")
 
 
-def create_app(state: AppState, engines: Sequence[Engine] = ()) -> FastAPI:
-    """Build the HTTP app. `engines` are started with the app and closed when it stops."""
+def create_app(
+    state: AppState,
+    engines: Sequence[Engine] = (),
+    closers: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> FastAPI:
+    """Build the HTTP app. `engines` are started with the app and closed when it stops, as are
+    `closers` (connection pools and the like)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -29,6 +34,8 @@ def create_app(state: AppState, engines: Sequence[Engine] = ()) -> FastAPI:
         finally:
             for engine in engines:
                 await engine.close()
+            for close in closers:
+                await close()
 
     app = FastAPI(
         title="Loupe",
@@ -39,6 +46,7 @@ def create_app(state: AppState, engines: Sequence[Engine] = ()) -> FastAPI:
     install_handlers(app)
     api = APIRouter()
     api.include_router(chat.router(state))
+    api.include_router(estimate.router(state))
     api.include_router(models.router(state))
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix)

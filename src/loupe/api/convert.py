@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from loupe.api import schemas as wire
+from decimal import Decimal
+
 from loupe.domain import (
     ChatRequest,
     ContentPart,
     Detail,
+    Estimate,
     ImageRef,
     Message,
     ModelCard,
@@ -107,13 +110,56 @@ def usage_to_wire(usage: Usage) -> wire.CompletionUsage:
     )
 
 
+MODEL_TYPE, MODEL_SUB_TYPE = "text", "chat"
+
+
 def model_to_wire(card: ModelCard) -> wire.ModelObject:
     return wire.ModelObject(
         id=card.id,
         created=card.created,
         owned_by=card.owned_by,
+        type=MODEL_TYPE,
+        sub_type=MODEL_SUB_TYPE,
+        family=card.family,
         context_size=card.context_size,
         max_images=card.max_images,
-        family=card.family,
-        capabilities={"vision": True, "streaming": True},
+        currency=card.prices.currency,
+        input_token_price_per_m=money(card.prices.input_per_m),
+        output_token_price_per_m=money(card.prices.output_per_m),
+        detail_rules=[wire.DetailRuleObject(detail=r.detail, rule=r.rule, tokens=r.tokens) for r in card.detail_rules],
+        capabilities={"vision": True, "streaming": True, "multi_image": card.max_images > 1},
+    )
+
+
+def money(value: Decimal) -> str:
+    """A decimal string without exponent or trailing zeros: "0.00012", "3"."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def estimate_to_wire(estimate: Estimate) -> wire.EstimateObject:
+    return wire.EstimateObject(
+        model=estimate.model,
+        prompt_tokens=estimate.prompt_tokens,
+        text_tokens=estimate.text_tokens,
+        image_tokens=estimate.image_tokens,
+        images=[
+            wire.PlannedImageObject(
+                index=i.index,
+                width=i.width,
+                height=i.height,
+                detail=i.detail.value if i.detail else None,
+                detail_applied=i.detail_applied.value,
+                resized_width=i.resized_width,
+                resized_height=i.resized_height,
+                tokens=i.tokens,
+            )
+            for i in estimate.images
+        ],
+        max_completion_tokens=estimate.max_completion_tokens,
+        cost=wire.CostRange(
+            currency=estimate.prices.currency,
+            prompt_only=money(estimate.cost_min),
+            with_max_completion=money(estimate.cost_max),
+        ),
     )

@@ -173,15 +173,55 @@ class ChatCompletionChunk(BaseModel):
     system_fingerprint: str | None = None
 
 
+class DetailRuleObject(BaseModel):
+    detail: str
+    rule: str
+    tokens: int | None
+
+
 class ModelObject(BaseModel):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str
+    type: str
+    sub_type: str
+    family: str
     context_size: int
     max_images: int
-    family: str
+    currency: str
+    input_token_price_per_m: str
+    output_token_price_per_m: str
+    detail_rules: list[DetailRuleObject]
     capabilities: dict[str, bool]
+
+
+class PlannedImageObject(BaseModel):
+    index: int
+    width: int
+    height: int
+    detail: str | None
+    detail_applied: str
+    resized_width: int
+    resized_height: int
+    tokens: int
+
+
+class CostRange(BaseModel):
+    currency: str
+    prompt_only: str
+    with_max_completion: str
+
+
+class EstimateObject(BaseModel):
+    object: Literal["chat.completion.estimate"] = "chat.completion.estimate"
+    model: str
+    prompt_tokens: int
+    text_tokens: int
+    image_tokens: int
+    images: list[PlannedImageObject]
+    max_completion_tokens: int
+    cost: CostRange
 
 
 class ModelList(BaseModel):

@@ -35,6 +35,11 @@ class Engine(Protocol):
         """Apply the chat template and the processor; count the input ids exactly."""
         ...
 
+    async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
+        """Exact prompt tokens for messages whose images are `PlannedImage`s, without running
+        the image processor or the model: the pre-flight estimate."""
+        ...
+
     def generate(
         self, prompt: PreparedPrompt, sampling: SamplingParams, max_tokens: int
     ) -> AsyncIterator[GenerationEvent]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from loupe.domain import Detail
+from loupe.domain import Detail, nested_overrides
 
 DEFAULT_IMAGE_TOKEN_BUDGET = 1024
 """Image tokens `detail: auto` may spend on one image unless a model is configured otherwise."""
@@ -35,17 +35,13 @@ class ImagePlan:
     resized_height: int
     tokens: int
     processor_overrides: tuple[tuple[str, OverrideValue], ...] = ()
+    loupe_resizes: bool = False
+    """True when Loupe resizes the image to the planned size before the processor sees it
+    (the processor then leaves it as is); False when the processor sizes it (overrides apply)."""
 
     def processor_kwargs(self) -> dict[str, Any]:
         """The overrides as keyword arguments for the HF processor: `size.longest_edge` nests."""
-        kwargs: dict[str, Any] = {}
-        for key, value in self.processor_overrides:
-            *parents, leaf = key.split(".")
-            target = kwargs
-            for parent in parents:
-                target = target.setdefault(parent, {})
-            target[leaf] = value
-        return kwargs
+        return nested_overrides(self.processor_overrides)
 
 
 SettingsT = TypeVar("SettingsT")

@@ -181,7 +181,7 @@ def _downscale(height: int, width: int, longer: int) -> tuple[int, int]:
 
 def _plan(detail: Detail, size: tuple[int, int], settings: QwenSettings) -> ImagePlan:
     height, width = size
-    return ImagePlan(detail, width, height, image_tokens(height, width, settings))
+    return ImagePlan(detail, width, height, image_tokens(height, width, settings), loupe_resizes=True)
 
 
 def _check_size(width: int, height: int) -> None:

@@ -12,10 +12,12 @@ from typing import Protocol
 from loupe.domain import (
     ChatRequest,
     ChoiceFinished,
+    Estimate,
     FinishReason,
     GenerationEvent,
     ImageRef,
     ModelCard,
+    PlannedImage,
     PreparedImage,
     PromptMessage,
     PromptStats,
@@ -32,6 +34,10 @@ class ImagePipeline(Protocol):
 
     async def prepare(self, card: ModelCard, refs: Sequence[ImageRef]) -> list[PreparedImage]:
         """Fetch or decode, validate and size every image; raises ImageError subclasses."""
+        ...
+
+    async def plan(self, card: ModelCard, refs: Sequence[ImageRef]) -> list[PlannedImage]:
+        """Plan every image from its header alone (no decode); raises ImageError subclasses."""
         ...
 
 
@@ -105,24 +111,26 @@ class ChatService:
     def model(self, model_id: str) -> ModelCard:
         return self._engine(model_id).card
 
+    async def estimate(self, request: ChatRequest) -> Estimate:
+        """Exact prompt tokens and the cost range, from image headers, without running the model."""
+        engine = self._engine(request.model)
+        planned = await self._images.plan(engine.card, self._image_refs(engine, request))
+        stats = await engine.count(_with_images(request, planned))
+        max_tokens = fit_max_tokens(stats, request.sampling.max_tokens, engine.card.context_size)
+        return Estimate(
+            model=engine.card.id,
+            prompt_tokens=stats.prompt_tokens,
+            image_tokens=stats.image_tokens,
+            images=tuple(planned),
+            max_completion_tokens=max_tokens * request.sampling.n,
+            prices=engine.card.prices,
+        )
+
     async def start(self, request: ChatRequest) -> ChatRun:
         """Validate the request against the model and prepare its prompt; nothing is generated yet."""
         engine = self._engine(request.model)
-        refs = request.images()
-        if len(refs) > engine.card.max_images:
-            raise TooManyImages(
-                f"{len(refs)} images were sent; {engine.card.id} accepts at most {engine.card.max_images}",
-                param="messages",
-            )
-        images = iter(await self._images.prepare(engine.card, refs))
-        messages = [
-            PromptMessage(
-                role=m.role,
-                content=tuple(p if isinstance(p, TextPart) else next(images) for p in m.content),
-            )
-            for m in request.messages
-        ]
-        prompt = await engine.prepare(messages)
+        images = await self._images.prepare(engine.card, self._image_refs(engine, request))
+        prompt = await engine.prepare(_with_images(request, images))
         max_tokens = fit_max_tokens(prompt.stats, request.sampling.max_tokens, engine.card.context_size)
         return ChatRun(
             id=f"chatcmpl-{secrets.token_hex(12)}",
@@ -150,9 +158,30 @@ class ChatService:
             usage=run.usage(),
         )
 
+    @staticmethod
+    def _image_refs(engine: Engine, request: ChatRequest) -> tuple[ImageRef, ...]:
+        refs = request.images()
+        if len(refs) > engine.card.max_images:
+            raise TooManyImages(
+                f"{len(refs)} images were sent; {engine.card.id} accepts at most {engine.card.max_images}",
+                param="messages",
+            )
+        return refs
+
     def _engine(self, model_id: str) -> Engine:
         engine = self._engines.get(model_id)
         if engine is None:
             served = ", ".join(sorted(self._engines)) or "none"
             raise ModelNotFound(f"model {model_id!r} is not served here; served models: {served}", param="model")
         return engine
+
+
+def _with_images(
+    request: ChatRequest, images: Sequence[PreparedImage] | Sequence[PlannedImage]
+) -> list[PromptMessage]:
+    """The request's messages with each image reference replaced, in order, by its image."""
+    remaining = iter(images)
+    return [
+        PromptMessage(role=m.role, content=tuple(p if isinstance(p, TextPart) else next(remaining) for p in m.content))
+        for m in request.messages
+    ]

@@ -1,67 +1,112 @@
-"""Image intake for a request: fetch or decode every image, validate it, size it for its detail."""
+"""A request's images: fetched or decoded, validated, planned for their detail, and sized.
+
+Each model has its own limits (one `MediaIntake`) and its own image-token counter (its family's
+rules bound to its processor settings). Decoding and resizing run off the event loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from loupe.domain import Detail, ImageRef, ModelCard, PreparedImage
-from loupe.media.data_url import decode_data_url, is_data_url
-from loupe.media.decode import DecodedImage, decode_image
-from loupe.media.limits import ImageLimits
-from loupe.settings import Settings
+from loupe.domain import ImageRef, ModelCard, PlannedImage, PreparedImage
+from loupe.errors import LoupeError, ServiceUnavailable
+from loupe.media import DecodedImage, ImageFetcher, ImageLimits, MediaIntake, resize
+from loupe.models import ImagePlan, TokenCounter
+from loupe.settings import FetchSettings, ModelSettings
 
 
-def limits_for(settings: Settings) -> dict[str, ImageLimits]:
-    """Per-model image limits from the settings (the fetch policy is shared by all models)."""
-    fetch = settings.fetch
-    return {
-        m.id: ImageLimits(
-            max_bytes=m.images.max_image_bytes,
-            max_pixels=m.images.max_image_pixels,
-            max_side=m.images.max_image_side,
-            min_side=m.images.min_image_side,
-            connect_timeout=fetch.connect_timeout_s,
-            read_timeout=fetch.read_timeout_s,
-            total_timeout=fetch.total_timeout_s,
-            max_redirects=fetch.max_redirects,
-            allowed_domains=fetch.allowed_domains,
-            allowed_private_hosts=fetch.allow_media_hosts,
-        )
-        for m in settings.models
-    }
+def limits_for(model: ModelSettings, fetch: FetchSettings) -> ImageLimits:
+    images = model.images
+    return ImageLimits(
+        max_bytes=images.max_image_bytes,
+        max_pixels=images.max_image_pixels,
+        max_side=images.max_image_side,
+        min_side=images.min_image_side,
+        connect_timeout=fetch.connect_timeout_s,
+        read_timeout=fetch.read_timeout_s,
+        total_timeout=fetch.total_timeout_s,
+        max_redirects=fetch.max_redirects,
+        allowed_domains=fetch.allowed_domains,
+        allowed_private_hosts=fetch.allow_media_hosts,
+    )
 
 
 class ImageService:
-    """The service's `ImagePipeline`: one request's images, concurrently, off the event loop."""
+    """The chat service's `ImagePipeline`, and the estimate's header-only planner."""
 
-    def __init__(self, limits: Mapping[str, ImageLimits]) -> None:
-        self._limits = dict(limits)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ImageService:
-        return cls(limits_for(settings))
+    def __init__(
+        self,
+        intakes: Mapping[str, MediaIntake],
+        counters: Mapping[str, TokenCounter],
+        fetcher: ImageFetcher | None = None,
+    ) -> None:
+        self._intakes = dict(intakes)
+        self._counters = dict(counters)
+        self._fetcher = fetcher
 
     async def prepare(self, card: ModelCard, refs: Sequence[ImageRef]) -> list[PreparedImage]:
-        limits = self._limits.get(card.id, ImageLimits())
-        return list(await asyncio.gather(*(self._one(ref, limits) for ref in refs)))
-
-    async def _one(self, ref: ImageRef, limits: ImageLimits) -> PreparedImage:
-        try:
-            data = decode_data_url(ref.url, max_bytes=limits.max_bytes) if is_data_url(ref.url) else b""
-            decoded: DecodedImage = await asyncio.to_thread(decode_image, data, limits)
-        except Exception as exc:
-            from loupe.errors import LoupeError
-
-            if isinstance(exc, LoupeError):
-                raise exc.with_param(ref.param) from None
-            raise
-        return PreparedImage(
-            pixels=decoded.pixels,
-            width=decoded.width,
-            height=decoded.height,
-            original_width=decoded.width,
-            original_height=decoded.height,
-            detail=ref.detail or Detail.HIGH,
-            content_hash=decoded.content_hash,
+        """Decode every image, then size it as its detail's plan says."""
+        intake, counter = self._for(card)
+        decoded = await intake.load(refs)
+        plans = [self._plan(counter, ref, img.width, img.height) for ref, img in zip(refs, decoded, strict=True)]
+        return list(
+            await asyncio.gather(
+                *(asyncio.to_thread(_sized, ref, img, plan) for ref, img, plan in zip(refs, decoded, plans, strict=True))
+            )
         )
+
+    async def plan(self, card: ModelCard, refs: Sequence[ImageRef]) -> list[PlannedImage]:
+        """Plan every image from its header alone: no pixel is decoded."""
+        intake, counter = self._for(card)
+        headers = await intake.probe(refs)
+        planned = []
+        for index, (ref, header) in enumerate(zip(refs, headers, strict=True)):
+            plan = self._plan(counter, ref, header.width, header.height)
+            planned.append(
+                PlannedImage(
+                    index=index,
+                    width=header.width,
+                    height=header.height,
+                    detail=ref.detail,
+                    detail_applied=plan.detail_applied,
+                    resized_width=plan.resized_width,
+                    resized_height=plan.resized_height,
+                    tokens=plan.tokens,
+                )
+            )
+        return planned
+
+    async def aclose(self) -> None:
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+
+    def _for(self, card: ModelCard) -> tuple[MediaIntake, TokenCounter]:
+        intake, counter = self._intakes.get(card.id), self._counters.get(card.id)
+        if intake is None or counter is None:
+            raise ServiceUnavailable(f"model {card.id!r} has no image pipeline configured")
+        return intake, counter
+
+    @staticmethod
+    def _plan(counter: TokenCounter, ref: ImageRef, width: int, height: int) -> ImagePlan:
+        try:
+            return counter.plan(width, height, ref.detail)
+        except LoupeError as exc:
+            raise exc.with_param(ref.param) from None
+
+
+def _sized(ref: ImageRef, image: DecodedImage, plan: ImagePlan) -> PreparedImage:
+    pixels = image.pixels
+    if plan.loupe_resizes:
+        pixels = resize(pixels, plan.resized_width, plan.resized_height)
+    return PreparedImage(
+        pixels=pixels,
+        width=pixels.width,
+        height=pixels.height,
+        original_width=image.width,
+        original_height=image.height,
+        detail=plan.detail_applied,
+        content_hash=image.content_hash,
+        tokens=plan.tokens,
+        processor_overrides=plan.processor_overrides,
+    )

@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from functools import partial
 
-from loupe.domain import GenerationEvent, ModelCard, PromptMessage, SamplingParams
+from loupe.domain import GenerationEvent, ModelCard, PromptMessage, PromptStats, SamplingParams
 from loupe.engines.local.generation import run_choices
 from loupe.engines.local.loader import LoadedModel
-from loupe.engines.local.prompt import LocalPrompt, build_prompt
+from loupe.engines.local.prompt import LocalPrompt, build_prompt, count_prompt
 from loupe.engines.local.worker import InferenceWorker
 from loupe.errors import InvalidRequest
 
@@ -54,6 +54,10 @@ class LocalEngine:
         return await loop.run_in_executor(
             self._preprocess, build_prompt, self._loaded.processor, messages
         )
+
+    async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._preprocess, count_prompt, self._loaded.processor, messages)
 
     async def generate(
         self, prompt: object, sampling: SamplingParams, max_tokens: int

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,12 @@ class LoadedModel:
     model_type: str
     context_size: int
     device: torch.device
+    preprocessor_config: dict[str, Any] = field(default_factory=dict)
+    processor_config: dict[str, Any] = field(default_factory=dict)
+
+    def double_newline_tokens(self) -> int:
+        """How many tokens this tokenizer makes of a blank line; some families' image prompts hold one."""
+        return len(self.processor.tokenizer("\n\n", add_special_tokens=False)["input_ids"])
 
 
 def resolve_checkpoint(checkpoint: str) -> Path:
@@ -80,7 +87,19 @@ def load_model(checkpoint: str, *, device: str = "auto", dtype: str = "auto") ->
         model_type=str(config.model_type),
         context_size=context_size_of(config),
         device=target,
+        preprocessor_config=_read_json(path / "preprocessor_config.json"),
+        processor_config=_read_json(path / "processor_config.json"),
     )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc}") from None
+    return data if isinstance(data, dict) else {}
 
 
 def context_size_of(config: Any) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from loupe.domain import PreparedImage, PromptMessage, PromptStats, TextPart
+from loupe.domain import PlannedImage, PreparedImage, PromptMessage, PromptStats, TextPart, nested_overrides
 from loupe.errors import InvalidRequest
 
 
@@ -39,18 +39,20 @@ def to_conversation(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
     return conversation
 
 
+def templated(processor: Any, messages: Sequence[PromptMessage]) -> str:
+    return str(processor.apply_chat_template(to_conversation(messages), add_generation_prompt=True, tokenize=False))
+
+
 def build_prompt(processor: Any, messages: Sequence[PromptMessage]) -> LocalPrompt:
-    text = processor.apply_chat_template(
-        to_conversation(messages), add_generation_prompt=True, tokenize=False
-    )
-    images = [p.pixels for m in messages for p in m.content if isinstance(p, PreparedImage)]
+    prepared = [p for m in messages for p in m.content if isinstance(p, PreparedImage)]
     try:
         out = processor(
-            text=[text],
-            images=[images] if images else None,
+            text=[templated(processor, messages)],
+            images=[[p.pixels for p in prepared]] if prepared else None,
             return_tensors="pt",
             return_offsets_mapping=True,
             return_text_replacement_offsets=True,
+            **_shared_overrides(prepared),
         )
     except ValueError as exc:
         raise InvalidRequest(f"the model's processor refused the prompt: {exc}") from None
@@ -63,6 +65,34 @@ def build_prompt(processor: Any, messages: Sequence[PromptMessage]) -> LocalProm
         image_tokens=_tokens_within(offsets, spans),
     )
     return LocalPrompt(inputs=inputs, stats=stats)
+
+
+def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptStats:
+    """Exact prompt tokens without the image processor: the text around each image marker
+    tokenized as the processor would, plus each image's planned tokens."""
+    text = templated(processor, messages)
+    marker = processor.image_token
+    spans = []
+    start = text.find(marker)
+    while start >= 0:
+        spans.append((start, start + len(marker)))
+        start = text.find(marker, start + len(marker))
+    offsets = processor.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    text_tokens = len(offsets) - _tokens_within(offsets, spans)
+    image_tokens = sum(p.tokens for m in messages for p in m.content if isinstance(p, PlannedImage))
+    return PromptStats(prompt_tokens=text_tokens + image_tokens, image_tokens=image_tokens)
+
+
+def _shared_overrides(images: Sequence[PreparedImage]) -> dict[str, Any]:
+    """Per-image processor arguments; the HF processor takes one set per call."""
+    distinct = {p.processor_overrides for p in images}
+    if len(distinct) > 1:
+        raise InvalidRequest(
+            "this model cannot mix detail levels that need different processor settings in one "
+            "request; use the same detail for every image",
+            param="messages",
+        )
+    return nested_overrides(distinct.pop()) if distinct else {}
 
 
 def _tokens_within(offsets: Sequence[Sequence[int]], spans: Sequence[Sequence[int]]) -> int:
