@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 
 from loupe.domain import ImageRef, ModelCard, PlannedImage, PreparedImage
-from loupe.errors import LoupeError, ServiceUnavailable
+from loupe.errors import InvalidRequest, LoupeError, ServiceUnavailable
 from loupe.media import DecodedImage, ImageFetcher, ImageLimits, MediaIntake, resize
 from loupe.models import ImagePlan, TokenCounter
 from loupe.settings import FetchSettings, ModelSettings
@@ -50,6 +50,7 @@ class ImageService:
         intake, counter = self._for(card)
         decoded = await intake.load(refs)
         plans = [self._plan(counter, ref, img.width, img.height) for ref, img in zip(refs, decoded, strict=True)]
+        _one_processor_setting(plans)
         return list(
             await asyncio.gather(
                 *(asyncio.to_thread(_sized, ref, img, plan) for ref, img, plan in zip(refs, decoded, plans, strict=True))
@@ -60,9 +61,10 @@ class ImageService:
         """Plan every image from its header alone: no pixel is decoded."""
         intake, counter = self._for(card)
         headers = await intake.probe(refs)
+        plans = [self._plan(counter, ref, h.width, h.height) for ref, h in zip(refs, headers, strict=True)]
+        _one_processor_setting(plans)
         planned = []
-        for index, (ref, header) in enumerate(zip(refs, headers, strict=True)):
-            plan = self._plan(counter, ref, header.width, header.height)
+        for index, (ref, header, plan) in enumerate(zip(refs, headers, plans, strict=True)):
             planned.append(
                 PlannedImage(
                     index=index,
@@ -93,6 +95,17 @@ class ImageService:
             return counter.plan(width, height, ref.detail)
         except LoupeError as exc:
             raise exc.with_param(ref.param) from None
+
+
+def _one_processor_setting(plans: Sequence[ImagePlan]) -> None:
+    """The HF processor takes one set of arguments per call: images whose detail needs
+    different ones (SmolVLM `low` beside `high`) cannot share a request."""
+    if len({plan.processor_overrides for plan in plans}) > 1:
+        raise InvalidRequest(
+            "this model cannot mix these detail levels in one request (they need different "
+            "processor settings); use the same detail for every image",
+            param="messages",
+        )
 
 
 def _sized(ref: ImageRef, image: DecodedImage, plan: ImagePlan) -> PreparedImage:
