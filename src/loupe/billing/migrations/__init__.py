@@ -1,0 +1,1 @@
+"""Alembic scripts for the billing schema; run them through `loupe.billing.migrate`."""

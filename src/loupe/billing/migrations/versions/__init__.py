@@ -1,0 +1,1 @@
+"""Billing schema revisions, oldest first."""

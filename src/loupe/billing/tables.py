@@ -1,0 +1,96 @@
+"""The billing schema as SQLAlchemy Core tables: API keys, open reservations and the ledger.
+
+Money columns are BIGINT nano-units (see `money`). Timestamps are stored in UTC and read back
+as aware UTC datetimes on every backend. The migrations in `migrations/versions` create exactly
+this schema; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """An aware datetime stored in UTC; SQLite keeps no zone, so UTC is implied there."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("billing timestamps must be timezone-aware")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    # sha256 hex of the secret; the secret itself is never stored.
+    sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("secret_hint", sa.String(16), nullable=False),
+    sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    # NULL balance: unlimited. reserved: the sum of this key's open reservations.
+    sa.Column("balance", sa.BigInteger, nullable=True),
+    sa.Column("reserved", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rpm", sa.Integer, nullable=True),
+    sa.Column("tpm", sa.Integer, nullable=True),
+    # NULL: every model; otherwise a JSON list of model ids.
+    sa.Column("models", sa.JSON, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+reservations = sa.Table(
+    "reservations",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(32), sa.ForeignKey("api_keys.id"), nullable=False, index=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False, index=True),
+)
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(32), sa.ForeignKey("api_keys.id"), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("charged", sa.Boolean, nullable=False),
+    sa.Column("text_tokens", sa.Integer, nullable=False),
+    sa.Column("image_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("cost", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=False),
+    # The UTC day of finished_at, kept as a column so reports group by day on any backend.
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Index("ix_ledger_key_id_finished_at", "key_id", "finished_at"),
+    sa.Index("ix_ledger_finished_at", "finished_at"),
+)

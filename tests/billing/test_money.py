@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from loupe.billing.money import Prices, format_money, from_nanos, to_decimal, to_nanos
+
+
+def test_cost_is_rounded_up_to_a_whole_nano_unit() -> None:
+    prices = Prices.of("0.15", "0.6")
+    assert prices.cost_nanos(1000, 500) == 450_000  # 0.00015 + 0.0003
+    assert Prices.of("0.0000001", "0").cost_nanos(1, 0) == 1  # 1e-4 nano-units rounds up to 1
+    assert Prices.of("0", "0").cost_nanos(10**9, 10**9) == 0
+    assert Prices.of("1", "2").cost_nanos(10**12, 10**12) == 3 * 10**15
+
+
+@given(
+    prompt=st.integers(0, 10**9),
+    completion=st.integers(0, 10**9),
+    inp=st.decimals(0, 1000, places=7, allow_nan=False),
+    out=st.decimals(0, 1000, places=7, allow_nan=False),
+)
+def test_cost_is_the_exact_price_rounded_up(prompt: int, completion: int, inp: Decimal, out: Decimal) -> None:
+    exact = (Fraction(prompt) * Fraction(inp) + Fraction(completion) * Fraction(out)) * 1000
+    assert Prices(inp, out).cost_nanos(prompt, completion) == math.ceil(exact)
+
+
+def test_config_values_may_be_strings_ints_or_floats() -> None:
+    assert Prices.of(0.1, 3) == Prices(Decimal("0.1"), Decimal("3"))
+    assert Prices.of("2.50", Decimal("10")) == Prices(Decimal("2.50"), Decimal("10"))
+    for bad in ("-1", "nan", "inf", "abc", True, None):
+        with pytest.raises(ValueError):
+            to_decimal(bad)  # type: ignore[arg-type]
+
+
+def test_amounts_in_nano_units_and_back() -> None:
+    assert to_nanos("12.5") == 12_500_000_000
+    assert to_nanos(0.1) == 100_000_000
+    with pytest.raises(ValueError):
+        to_nanos("0.0000000001")
+    assert from_nanos(123_000) == Decimal("0.000123")
+
+
+@pytest.mark.parametrize(
+    ("nanos", "text"),
+    [(0, "0"), (1, "0.000000001"), (123_000, "0.000123"), (10**9, "1"), (10**10, "10"), (-5 * 10**8, "-0.5")],
+)
+def test_format_money_is_a_plain_decimal_string(nanos: int, text: str) -> None:
+    assert format_money(nanos) == text

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import loupe.billing
+from loupe.billing import errors
+
+
+def test_public_surface_is_pinned() -> None:
+    assert sorted(loupe.billing.__all__) == [
+        "AccessDenied",
+        "Admission",
+        "ApiKey",
+        "Billing",
+        "CreatedKey",
+        "Database",
+        "DuplicateRequestId",
+        "FailedToAuth",
+        "InProcessRateLimiter",
+        "InvalidApiKey",
+        "KeyStore",
+        "Limits",
+        "NotEnoughBalance",
+        "Prices",
+        "RateLimitExceeded",
+        "RateLimitInfo",
+        "RateLimited",
+        "RateLimiter",
+        "RedisRateLimiter",
+        "Settlement",
+        "TokenLimitExceeded",
+        "UsageGroup",
+        "UsageReport",
+        "UsageTotals",
+        "format_money",
+        "from_nanos",
+        "normalize_url",
+        "open_database",
+        "to_nanos",
+        "upgrade",
+    ]
+    for name in loupe.billing.__all__:
+        assert getattr(loupe.billing, name) is not None
+
+
+def test_error_codes_are_the_documented_ones() -> None:
+    assert {cls.__name__: cls.code for cls in (
+        errors.InvalidApiKey,
+        errors.FailedToAuth,
+        errors.AccessDenied,
+        errors.NotEnoughBalance,
+        errors.RateLimitExceeded,
+        errors.TokenLimitExceeded,
+        errors.DuplicateRequestId,
+    )} == {
+        "InvalidApiKey": "INVALID_API_KEY",
+        "FailedToAuth": "FAILED_TO_AUTH",
+        "AccessDenied": "ACCESS_DENY",
+        "NotEnoughBalance": "NOT_ENOUGH_BALANCE",
+        "RateLimitExceeded": "RATE_LIMIT_EXCEEDED",
+        "TokenLimitExceeded": "TOKEN_LIMIT_EXCEEDED",
+        "DuplicateRequestId": "DUPLICATE_REQUEST_ID",
+    }
+    error = errors.TokenLimitExceeded("x")  # constructible with a message alone, like every LoupeError
+    assert error.info is None and error.retry_after_s is None
+
+
+def test_billing_imports_no_http_framework_and_no_torch() -> None:
+    code = (
+        "import sys, loupe.billing; "
+        "print([m for m in ('fastapi', 'starlette', 'torch', 'transformers') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
