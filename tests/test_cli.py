@@ -6,7 +6,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from tests.conftest import RunningServer
 
 LOUPE = [sys.executable, "-m", "loupe"]
 
@@ -55,3 +58,36 @@ def test_tiny_model_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == str(out)
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+
+
+def test_offline_estimate_matches_the_server(qwen_server: RunningServer, tiny_checkpoint: Callable[[str], Path]) -> None:
+    import re
+
+    import httpx
+
+    from tests.helpers import PHOTOS, data_url, image_part
+
+    photos = [PHOTOS / "boats.jpg", PHOTOS / "bus.jpg"]
+    done = run(
+        "estimate", "--model", str(tiny_checkpoint("qwen2-vl")), *map(str, photos),
+        "--detail", "auto", "--text", "Compare them.", "--max-tokens", "50",
+    )
+    assert done.returncode == 0, done.stderr
+    offline = dict(re.findall(r"(\w+_tokens)=(\d+)", done.stdout))
+    model = httpx.get(f"{qwen_server.api}/models").json()["data"][0]["id"]
+    content = [*(image_part(data_url(p), "auto") for p in photos), {"type": "text", "text": "Compare them."}]
+    online = httpx.post(
+        f"{qwen_server.api}/estimate",
+        json={"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 50},
+    ).json()
+    for key in ("prompt_tokens", "image_tokens", "text_tokens", "max_completion_tokens"):
+        assert int(offline[key]) == online[key], key
+    assert "1176x672" in done.stdout
+
+
+def test_offline_estimate_refuses_a_broken_file(tiny_checkpoint: Callable[[str], Path]) -> None:
+    from tests.helpers import PILLOW
+
+    done = run("estimate", "--model", str(tiny_checkpoint("qwen2-vl")), str(PILLOW / "hopper.tif"))
+    assert done.returncode == 1
+    assert "TIFF" in done.stderr.upper() and "Traceback" not in done.stderr

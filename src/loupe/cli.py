@@ -71,6 +71,51 @@ def serve(
     uvicorn.run(web, host=settings.host, port=settings.port, log_level=log_level)
 
 
+@app.command()
+def estimate(
+    images: Annotated[list[Path], typer.Argument(help="Image files", exists=True, dir_okay=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id from --config, or a checkpoint")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="loupe.toml (prices, limits)")] = None,
+    detail: Annotated[str | None, typer.Option(help="low, high or auto")] = None,
+    text: Annotated[str, typer.Option(help="The text sent with the images")] = "",
+    max_tokens: Annotated[int | None, typer.Option(help="Completion allowance")] = None,
+) -> None:
+    """Count a request's tokens and cost from image headers, offline: no weights, no server."""
+    from rich.table import Table
+
+    from loupe.domain import Detail
+    from loupe.offline import estimate_files
+    from loupe.settings import load_settings, model_id_for
+
+    try:
+        chosen = None if detail is None else Detail(detail)
+    except ValueError:
+        console.print(f"[bold red]error:[/] unknown detail {detail!r}; use low, high or auto")
+        raise typer.Exit(2) from None
+    try:
+        settings = load_settings(config, models=() if config else (model,))
+        model_id = model if config else model_id_for(model)
+        result = estimate_files(settings, model_id, images, detail=chosen, text=text, max_tokens=max_tokens)
+    except LoupeError as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"{result.model}: pre-flight estimate")
+    for column in ("#", "file", "size", "detail", "applied", "processed at", "tokens"):
+        table.add_column(column, justify="right" if column in {"#", "tokens"} else "left")
+    for image, path in zip(result.images, images, strict=True):
+        table.add_row(
+            str(image.index), path.name, f"{image.width}x{image.height}",
+            image.detail.value if image.detail else "-", image.detail_applied.value,
+            f"{image.resized_width}x{image.resized_height}", str(image.tokens),
+        )
+    Console().print(table)
+    currency = result.prices.currency
+    typer.echo(
+        f"prompt_tokens={result.prompt_tokens} image_tokens={result.image_tokens} "
+        f"text_tokens={result.text_tokens} max_completion_tokens={result.max_completion_tokens}"
+    )
+    typer.echo(f"cost {currency}: prompt only {result.cost_min:f}, with the full completion {result.cost_max:f}")
+
+
 @app.command("tiny-model")
 def tiny_model(
     family: Annotated[str, typer.Argument(help="Model family, e.g. qwen2-vl or smolvlm")],

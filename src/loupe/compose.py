@@ -12,7 +12,7 @@ from loupe.api.app import create_app
 from loupe.api.state import AppState
 from loupe.domain import DetailRule, ModelCard, Prices
 from loupe.engines.local.engine import LocalEngine
-from loupe.engines.local.loader import LoadedModel, load_model
+from loupe.engines.local.loader import Checkpoint, load_model
 from loupe.engines.protocol import Engine
 from loupe.media import ImageFetcher, ImageLimits, MediaIntake, SystemResolver, network_transport
 from loupe.models import TokenCounter, counter_for
@@ -30,21 +30,22 @@ class ServedModel:
     counter: TokenCounter
 
 
-def counter_of(loaded: LoadedModel, model: ModelSettings) -> TokenCounter:
+def counter_of(checkpoint: Checkpoint, budget: int) -> TokenCounter:
     return counter_for(
-        loaded.model_type,
-        loaded.preprocessor_config,
-        loaded.processor_config,
-        budget=model.images.auto_detail_token_budget,
-        double_newline_tokens=loaded.double_newline_tokens(),
+        checkpoint.model_type,
+        checkpoint.preprocessor_config,
+        checkpoint.processor_config,
+        budget=budget,
+        double_newline_tokens=checkpoint.double_newline_tokens(),
     )
 
 
 def load_local_model(model: ModelSettings, settings: Settings) -> ServedModel:
     """Load one model's weights (this is where start-up time goes) and wrap it as an engine."""
     loaded = load_model(model.checkpoint, device=settings.engine.device, dtype=settings.engine.dtype)
-    counter = counter_of(loaded, model)
-    context = loaded.context_size if model.context_size is None else min(model.context_size, loaded.context_size)
+    counter = counter_of(loaded.checkpoint, model.images.auto_detail_token_budget)
+    native = loaded.checkpoint.context_size
+    context = native if model.context_size is None else min(model.context_size, native)
     card = ModelCard(
         id=model.id,
         created=int(time.time()),

@@ -19,21 +19,32 @@ _WEIGHT_PATTERNS = ("*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*
 
 
 @dataclass(frozen=True, slots=True)
-class LoadedModel:
-    """A model and its processor, ready for the inference thread."""
+class Checkpoint:
+    """What counting tokens needs of a checkpoint: its processor and configs, no weights."""
 
-    model: Any
-    processor: Any
     path: Path
+    processor: Any
     model_type: str
     context_size: int
-    device: torch.device
     preprocessor_config: dict[str, Any] = field(default_factory=dict)
     processor_config: dict[str, Any] = field(default_factory=dict)
 
     def double_newline_tokens(self) -> int:
         """How many tokens this tokenizer makes of a blank line; some families' image prompts hold one."""
         return len(self.processor.tokenizer("\n\n", add_special_tokens=False)["input_ids"])
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A checkpoint with its weights on a device, ready for the inference thread."""
+
+    checkpoint: Checkpoint
+    model: Any
+    device: torch.device
+
+    @property
+    def processor(self) -> Any:
+        return self.checkpoint.processor
 
 
 def resolve_checkpoint(checkpoint: str) -> Path:
@@ -69,27 +80,43 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
-def load_model(checkpoint: str, *, device: str = "auto", dtype: str = "auto") -> LoadedModel:
-    """Load weights and processor; every failure becomes a ModelLoadError with a plain message."""
+def read_checkpoint(checkpoint: str) -> Checkpoint:
+    """Find the checkpoint and load its processor and configs; no weights are read."""
     path = resolve_checkpoint(checkpoint)
-    target = pick_device(device)
     try:
         config = AutoConfig.from_pretrained(path)
         processor = load_processor(str(path))
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=pick_dtype(dtype, target))
     except (OSError, ValueError, KeyError, ImportError) as exc:
         raise ModelLoadError(f"cannot load the checkpoint at {path}: {exc}") from None
-    model.to(target).eval()
-    return LoadedModel(
-        model=model,
-        processor=processor,
+    return Checkpoint(
         path=path,
+        processor=processor,
         model_type=str(config.model_type),
         context_size=context_size_of(config),
-        device=target,
         preprocessor_config=_read_json(path / "preprocessor_config.json"),
         processor_config=_read_json(path / "processor_config.json"),
     )
+
+
+def load_model(checkpoint: str, *, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """Load processor and weights; every failure becomes a ModelLoadError with a plain message."""
+    found = read_checkpoint(checkpoint)
+    target = pick_device(device)
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(found.path, dtype=pick_dtype(dtype, target))
+    except (OSError, ValueError, KeyError, ImportError) as exc:
+        raise ModelLoadError(f"cannot load the weights at {found.path}: {exc}") from None
+    model.to(target).eval()
+    return LoadedModel(checkpoint=found, model=model, device=target)
+
+
+def context_size_of(config: Any) -> int:
+    """The language model's context window, from whichever sub-config carries it."""
+    for cfg in (getattr(config, "text_config", None), config):
+        size = getattr(cfg, "max_position_embeddings", None) if cfg is not None else None
+        if isinstance(size, int) and size > 0:
+            return size
+    raise ModelLoadError("the checkpoint's config does not state max_position_embeddings")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
