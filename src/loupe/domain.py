@@ -196,6 +196,21 @@ GenerationEvent = TextDelta | ChoiceFinished
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """The numbers behind x-ratelimit-{limit,remaining,reset}-{requests,tokens}; None: no limit.
+
+    Resets are seconds until the bucket is full again.
+    """
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests_s: float | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Prices:
     """Per million tokens, in the catalogue's currency; image tokens are billed as input."""
 

@@ -12,7 +12,7 @@ from loupe.api.errors import envelope, status_of
 def test_every_error_class_has_a_status(cls: type[errors.LoupeError]) -> None:
     status, kind = status_of(cls("x"))
     assert 400 <= status < 600
-    assert kind in {"invalid_request_error", "server_error"}
+    assert kind in {"invalid_request_error", "server_error", "authentication_error", "permission_error", "rate_limit_error"}
 
 
 @pytest.mark.parametrize(
@@ -25,6 +25,12 @@ def test_every_error_class_has_a_status(cls: type[errors.LoupeError]) -> None:
         (errors.ContextLengthExceeded("x"), 400),
         (errors.ImageUrlForbidden("x"), 400),
         (errors.TooManyImages("x"), 400),
+        (errors.InvalidApiKey("x"), 401),
+        (errors.FailedToAuth("x"), 401),
+        (errors.AccessDenied("x"), 403),
+        (errors.NotEnoughBalance("x"), 403),
+        (errors.RateLimitExceeded("x"), 429),
+        (errors.TokenLimitExceeded("x"), 429),
     ],
 )
 def test_statuses(error: errors.LoupeError, status: int) -> None:

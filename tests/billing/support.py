@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from loupe.billing import Prices
+from loupe.billing import prices_of
 from loupe.domain import Usage
 
 # 1 per million input tokens, 2 per million output tokens: 1000 prompt + 500 completion = 0.002.
-PRICES = Prices.of("1", "2")
+PRICES = prices_of("1", "2")
 
 
 class FakeClock:

@@ -2,14 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from loupe.billing import (
+from loupe.billing import Billing, Database, InProcessRateLimiter, Limits
+from loupe.errors import (
     AccessDenied,
-    Billing,
-    Database,
     FailedToAuth,
-    InProcessRateLimiter,
     InvalidApiKey,
-    Limits,
     NotEnoughBalance,
     RateLimitExceeded,
     TokenLimitExceeded,

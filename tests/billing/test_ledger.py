@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from loupe.billing import Billing, Database, InProcessRateLimiter, NotEnoughBalance, format_money
-from loupe.billing.errors import DuplicateRequestId, FailedToAuth
+from loupe.billing import Billing, Database, InProcessRateLimiter, cost_nanos, format_money
+from loupe.errors import DuplicateRequestId, FailedToAuth, NotEnoughBalance
 from loupe.billing.keys import KeyStore
 from loupe.billing.ledger import Ledger, Outcome
 
 from .support import PRICES, FakeClock, usage
 
-MAX_COST = PRICES.cost_nanos(1000, 500)  # 0.002
+MAX_COST = cost_nanos(PRICES, 1000, 500)  # 0.002
 
 
 def test_reserve_holds_and_settle_charges_the_actual_cost(billing: Billing) -> None:
@@ -25,7 +25,7 @@ def test_reserve_holds_and_settle_charges_the_actual_cost(billing: Billing) -> N
 
     settlement = billing.settle(admission, 200, usage(1000, 100, images=300))
     assert settlement.recorded and settlement.charged
-    assert settlement.cost_nanos == PRICES.cost_nanos(1000, 100) == 1_200_000
+    assert settlement.cost_nanos == cost_nanos(PRICES, 1000, 100) == 1_200_000
     after = billing.keys.get(key.id)
     assert (after.balance_nanos, after.reserved_nanos) == (1_000_000_000 - 1_200_000, 0)
     entry = billing.ledger.entry("req-1")
@@ -64,7 +64,7 @@ def test_499_charges_what_was_generated(billing: Billing) -> None:
     key = billing.keys.create("k", balance="1").key
     admission = billing.admit(key, "m", PRICES, 1000, 500, "req-1")
     settlement = billing.settle(admission, 499, usage(1000, 42))
-    assert settlement.charged and settlement.cost_nanos == PRICES.cost_nanos(1000, 42)
+    assert settlement.charged and settlement.cost_nanos == cost_nanos(PRICES, 1000, 42)
     assert billing.keys.get(key.id).balance_nanos == 1_000_000_000 - settlement.cost_nanos
 
 

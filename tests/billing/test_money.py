@@ -8,15 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loupe.billing.money import Prices, format_money, from_nanos, to_decimal, to_nanos
+from loupe.billing.money import cost_nanos, format_money, from_nanos, prices_of, to_decimal, to_nanos
+from loupe.domain import Prices
 
 
 def test_cost_is_rounded_up_to_a_whole_nano_unit() -> None:
-    prices = Prices.of("0.15", "0.6")
-    assert prices.cost_nanos(1000, 500) == 450_000  # 0.00015 + 0.0003
-    assert Prices.of("0.0000001", "0").cost_nanos(1, 0) == 1  # 1e-4 nano-units rounds up to 1
-    assert Prices.of("0", "0").cost_nanos(10**9, 10**9) == 0
-    assert Prices.of("1", "2").cost_nanos(10**12, 10**12) == 3 * 10**15
+    prices = prices_of("0.15", "0.6")
+    assert cost_nanos(prices, 1000, 500) == 450_000  # 0.00015 + 0.0003
+    assert cost_nanos(prices_of("0.0000001", "0"), 1, 0) == 1  # 1e-4 nano-units rounds up to 1
+    assert cost_nanos(prices_of("0", "0"), 10**9, 10**9) == 0
+    assert cost_nanos(prices_of("1", "2"), 10**12, 10**12) == 3 * 10**15
 
 
 @given(
@@ -27,12 +28,12 @@ def test_cost_is_rounded_up_to_a_whole_nano_unit() -> None:
 )
 def test_cost_is_the_exact_price_rounded_up(prompt: int, completion: int, inp: Decimal, out: Decimal) -> None:
     exact = (Fraction(prompt) * Fraction(inp) + Fraction(completion) * Fraction(out)) * 1000
-    assert Prices(inp, out).cost_nanos(prompt, completion) == math.ceil(exact)
+    assert cost_nanos(Prices(inp, out), prompt, completion) == math.ceil(exact)
 
 
 def test_config_values_may_be_strings_ints_or_floats() -> None:
-    assert Prices.of(0.1, 3) == Prices(Decimal("0.1"), Decimal("3"))
-    assert Prices.of("2.50", Decimal("10")) == Prices(Decimal("2.50"), Decimal("10"))
+    assert prices_of(0.1, 3) == Prices(Decimal("0.1"), Decimal("3"))
+    assert prices_of("2.50", Decimal("10")) == Prices(Decimal("2.50"), Decimal("10"))
     for bad in ("-1", "nan", "inf", "abc", True, None):
         with pytest.raises(ValueError):
             to_decimal(bad)  # type: ignore[arg-type]

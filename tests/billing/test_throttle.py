@@ -3,14 +3,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from loupe.billing import (
-    InProcessRateLimiter,
-    Limits,
-    RateLimitExceeded,
-    RateLimitInfo,
-    RedisRateLimiter,
-    TokenLimitExceeded,
-)
+from loupe.billing import InProcessRateLimiter, Limits, RedisRateLimiter
+from loupe.domain import RateLimitInfo
+from loupe.errors import RateLimitExceeded, TokenLimitExceeded
 from loupe.billing.ratelimit import RateLimiter
 from loupe.billing.throttle import Throttle
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from loupe.billing import Billing, Database, InProcessRateLimiter, Prices
+from loupe.billing import Billing, Database, InProcessRateLimiter, cost_nanos, prices_of
 
 from .support import FakeClock, usage
 
-CHEAP, DEAR = Prices.of("0.1", "0.2"), Prices.of("3", "15")
+CHEAP, DEAR = prices_of("0.1", "0.2"), prices_of("3", "15")
 
 
 def _run(billing: Billing, key_id: str, model: str, prices: Prices, status: int, n: int) -> None:
@@ -33,7 +33,7 @@ def _ledger(database: Database) -> tuple[Billing, FakeClock, str, str]:
 def test_totals_count_charged_rows_only(database: Database) -> None:
     billing, _, alice, _ = _ledger(database)
     report = billing.usage(alice, datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
-    cheap, dear = CHEAP.cost_nanos(1000, 100), DEAR.cost_nanos(1000, 100)
+    cheap, dear = cost_nanos(CHEAP, 1000, 100), cost_nanos(DEAR, 1000, 100)
     assert report.totals.requests == 3
     assert (report.totals.prompt_tokens, report.totals.image_tokens, report.totals.completion_tokens) == (
         3000,

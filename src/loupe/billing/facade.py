@@ -14,12 +14,13 @@ from decimal import Decimal
 
 from loupe.billing.clock import Clock, utc_now
 from loupe.billing.db import Database
-from loupe.billing.errors import AccessDenied, FailedToAuth, InvalidApiKey
+from loupe.errors import AccessDenied, FailedToAuth, InvalidApiKey
 from loupe.billing.keys import ApiKey, KeyStore
 from loupe.billing.ledger import Ledger, Outcome, Reservation
-from loupe.billing.money import Prices, from_nanos
+from loupe.billing.money import cost_nanos, from_nanos
+from loupe.domain import Prices, RateLimitInfo
 from loupe.billing.ratelimit import RateLimiter
-from loupe.billing.throttle import Drawn, Limits, RateLimitInfo, Throttle
+from loupe.billing.throttle import Drawn, Limits, Throttle
 from loupe.billing.usage import GroupBy, UsageReport, usage_report
 from loupe.domain import Usage
 
@@ -118,7 +119,7 @@ class Billing:
         self.check_model(key, model)
         tokens = prompt_tokens + max_completion_tokens
         drawn = self._throttle.take(key.id, Limits(key.rpm, key.tpm), model, tokens)
-        maximum = prices.cost_nanos(prompt_tokens, max_completion_tokens)
+        maximum = cost_nanos(prices, prompt_tokens, max_completion_tokens)
         try:
             reservation = self.ledger.reserve(key.id, model, request_id, maximum)
         except BaseException:
@@ -133,7 +134,7 @@ class Billing:
         last byte. Unused tokens go back to the token-per-minute limits.
         """
         charged = status in CHARGED_STATUSES
-        cost = admission.prices.cost_nanos(usage.prompt_tokens, usage.completion_tokens) if charged else 0
+        cost = cost_nanos(admission.prices, usage.prompt_tokens, usage.completion_tokens) if charged else 0
         outcome = Outcome(status, charged, usage.text_tokens, usage.image_tokens, usage.completion_tokens, cost)
         recorded = self.ledger.settle(admission.reservation, outcome)
         if recorded:

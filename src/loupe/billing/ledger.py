@@ -21,7 +21,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from loupe.billing.clock import Clock, utc_now
 from loupe.billing.db import Database
-from loupe.billing.errors import DuplicateRequestId, FailedToAuth, NotEnoughBalance
+from loupe.errors import DuplicateRequestId, FailedToAuth, NotEnoughBalance
 from loupe.billing.money import format_money
 from loupe.billing.tables import api_keys, ledger, reservations
 

@@ -9,8 +9,9 @@ error is under one nano-unit per request.
 from __future__ import annotations
 
 import decimal
-from dataclasses import dataclass
 from decimal import Decimal
+
+from loupe.domain import Prices
 
 NANOS_PER_UNIT = 10**9
 _TOKENS_PER_PRICE = 10**6
@@ -58,29 +59,24 @@ def format_money(nanos: int) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class Prices:
-    """A model's prices in currency per million tokens; image tokens are priced as input."""
+def prices_of(input_per_m: MoneyInput, output_per_m: MoneyInput, currency: str = "USD") -> Prices:
+    """Validated prices from config or CLI values (strings, ints, floats, Decimals)."""
+    return Prices(
+        to_decimal(input_per_m, what="input price"),
+        to_decimal(output_per_m, what="output price"),
+        currency,
+    )
 
-    input_per_m: Decimal
-    output_per_m: Decimal
 
-    @classmethod
-    def of(cls, input_per_m: MoneyInput, output_per_m: MoneyInput) -> Prices:
-        return cls(
-            to_decimal(input_per_m, what="input price"),
-            to_decimal(output_per_m, what="output price"),
-        )
-
-    def cost_nanos(self, prompt_tokens: int, completion_tokens: int) -> int:
-        """The cost of a request in nano-units, rounded up (see the module docstring)."""
-        if prompt_tokens < 0 or completion_tokens < 0:
-            raise ValueError("token counts must be >= 0")
-        ctx = _EXACT
-        total = ctx.add(
-            ctx.multiply(Decimal(prompt_tokens), self.input_per_m),
-            ctx.multiply(Decimal(completion_tokens), self.output_per_m),
-        )
-        # per million tokens -> per token is /1e6; currency -> nano-units is *1e9.
-        nanos = total.scaleb(9 - 6, context=ctx)
-        return int(nanos.to_integral_value(rounding=decimal.ROUND_CEILING))
+def cost_nanos(prices: Prices, prompt_tokens: int, completion_tokens: int) -> int:
+    """The cost of a request in nano-units, rounded up (see the module docstring)."""
+    if prompt_tokens < 0 or completion_tokens < 0:
+        raise ValueError("token counts must be >= 0")
+    ctx = _EXACT
+    total = ctx.add(
+        ctx.multiply(Decimal(prompt_tokens), prices.input_per_m),
+        ctx.multiply(Decimal(completion_tokens), prices.output_per_m),
+    )
+    # per million tokens -> per token is /1e6; currency -> nano-units is *1e9.
+    nanos = total.scaleb(9 - 6, context=ctx)
+    return int(nanos.to_integral_value(rounding=decimal.ROUND_CEILING))

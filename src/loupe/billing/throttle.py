@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from loupe.billing.errors import RateLimitExceeded, TokenLimitExceeded
+from loupe.domain import RateLimitInfo
+
+from loupe.errors import RateLimitExceeded, TokenLimitExceeded
 from loupe.billing.ratelimit import Bucket, BucketState, Kind, RateLimiter
 
 
@@ -25,21 +27,6 @@ class Limits:
         for value in (self.rpm, self.tpm):
             if value is not None and value < 1:
                 raise ValueError("rate limits must be at least 1, or None")
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitInfo:
-    """The numbers behind x-ratelimit-{limit,remaining,reset}-{requests,tokens}; None: no limit.
-
-    Resets are seconds until the bucket is full again.
-    """
-
-    limit_requests: int | None = None
-    remaining_requests: int | None = None
-    reset_requests_s: float | None = None
-    limit_tokens: int | None = None
-    remaining_tokens: int | None = None
-    reset_tokens_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
