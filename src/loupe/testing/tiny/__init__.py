@@ -10,7 +10,7 @@ from loupe.testing.tiny.size import TextSize
 __all__ = ["FAMILIES", "build_tiny_checkpoint"]
 
 # Named as in loupe.models' catalogue; each has a module of the same name with "_" for "-".
-FAMILIES: tuple[str, ...] = ("qwen2-vl", "smolvlm")
+FAMILIES: tuple[str, ...] = ("qwen2-vl", "smolvlm", "llava", "llava-onevision", "gemma3", "internvl")
 
 
 def build_tiny_checkpoint(
