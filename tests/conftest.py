@@ -58,15 +58,19 @@ class RunningServer:
         return self.process.poll() is None
 
 
-def start_server(args: list[str], log_path: Path, timeout: float = 120.0) -> RunningServer:
-    """Start `loupe serve ARGS` on a free loopback port and wait until /health answers."""
-    port = free_port()
+def start_server(args: list[str], log_path: Path, timeout: float = 120.0, port: int | None = None) -> RunningServer:
+    """Start `loupe serve ARGS` on a free loopback port and wait until /health answers.
+
+    The server runs in the log's directory, so its default database (loupe.db) is its own.
+    """
+    port = port or free_port()
     with log_path.open("wb") as log:  # the child keeps its own handle
         process = subprocess.Popen(
             [sys.executable, "-m", "loupe", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            cwd=log_path.parent,
         )
     server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + timeout

@@ -9,9 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from loupe.cli_accounts import db_app, keys_app, usage
 from loupe.errors import LoupeError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Loupe: VLMs behind the OpenAI API.")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+app.command("usage")(usage)
 console = Console(stderr=True)
 
 
@@ -35,15 +39,17 @@ def serve(
         typer.Option("--allow-media-host", help="Allow fetching images from this private host; repeatable"),
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
+    db: Annotated[str | None, typer.Option(help="Database URL (default sqlite:///loupe.db)")] = None,
+    redis: Annotated[str | None, typer.Option(help="redis:// URL for rate limits shared by processes")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Load the models and serve the OpenAI-compatible API."""
     import uvicorn
 
-    from loupe.compose import build_app, load_models
+    from loupe.compose import build_app, check_exposure, load_models, open_billing
     from loupe.settings import load_settings
 
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = {"db": db, "redis": redis}
     if host is not None:
         overrides["host"] = host
     if port is not None:
@@ -54,9 +60,11 @@ def serve(
         overrides["engine.device"] = device
     try:
         settings = load_settings(config, models=tuple(model or ()), overrides=overrides)
+        billing = open_billing(settings)
+        runs_open = check_exposure(settings, billing)
         with console.status("loading models") as status:
             served = load_models(settings, lambda m: status.update(f"loading {m.id} from {m.checkpoint}"))
-        web = build_app(settings, served)
+        web = build_app(settings, served, billing)
     except LoupeError as exc:
         raise _fail(exc) from None
     for model in served.values():
@@ -65,6 +73,8 @@ def serve(
             f"[green]model[/] {card.id}  family={card.family}  context={card.context_size}  "
             f"max_images={card.max_images}"
         )
+    if runs_open:
+        console.print("[yellow]no API key exists: serving OPEN on loopback (any client, no billing)[/]")
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"API {base}/v1   docs {base}/docs")
     logging.getLogger("transformers").setLevel(logging.ERROR)

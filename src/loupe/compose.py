@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import redis
 from fastapi import FastAPI
 
 from loupe.api.app import create_app
 from loupe.api.state import AppState
+from loupe.billing import Billing, InProcessRateLimiter, Limits, RateLimiter, RedisRateLimiter, open_database, upgrade
 from loupe.domain import DetailRule, ModelCard, Prices
 from loupe.engines.local.engine import LocalEngine
 from loupe.engines.local.loader import Checkpoint, load_model
@@ -17,6 +20,8 @@ from loupe.engines.protocol import Engine
 from loupe.media import ImageFetcher, ImageLimits, MediaIntake, SystemResolver, network_transport
 from loupe.models import TokenCounter, counter_for
 from loupe.models.describe import detail_rules
+from loupe.errors import ConfigError
+from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
 from loupe.service.images import ImageService, limits_for
 from loupe.settings import ModelSettings, Settings
@@ -90,12 +95,48 @@ def image_service(settings: Settings, served: Mapping[str, ServedModel]) -> Imag
     return ImageService(intakes, counters, fetcher)
 
 
-def build_app(settings: Settings, served: Mapping[str, ServedModel]) -> FastAPI:
+def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Billing) -> FastAPI:
     engines = {model_id: s.engine for model_id, s in served.items()}
     images = image_service(settings, served)
     state = AppState(
         chat=ChatService(engines, images),
+        accounts=Accounts(billing),
         max_choices=settings.engine.max_choices,
         max_request_bytes=settings.max_request_bytes,
     )
     return create_app(state, list(engines.values()), closers=[images.aclose])
+
+
+
+def open_billing(settings: Settings) -> Billing:
+    """The database (migrated, stale reservations released) and the rate limiter."""
+    db = open_database(settings.db)
+    upgrade(db)
+    limiter: RateLimiter = InProcessRateLimiter()
+    if settings.redis is not None:
+        limiter = RedisRateLimiter(redis.Redis.from_url(settings.redis))
+    limits = {m.id: Limits(m.rpm, m.tpm) for m in settings.models if m.rpm or m.tpm}
+    billing = Billing(db, limiter, model_limits=limits)
+    billing.release_stale()
+    return billing
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings, billing: Billing) -> bool:
+    """True when the server runs open. Refuses (ConfigError) to listen beyond loopback without keys."""
+    if billing.keys.any_active():
+        return False
+    if not is_loopback(settings.host):
+        raise ConfigError(
+            f"refusing to listen on {settings.host} without API keys: anyone could use the models. "
+            "Create one first with `loupe keys create --name admin --admin`, or listen on 127.0.0.1."
+        )
+    return True

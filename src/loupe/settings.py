@@ -44,6 +44,8 @@ class ModelSettings(BaseModel):
     context_size: int | None = Field(None, ge=16)
     owned_by: str = "loupe"
     engine: Literal["local"] = "local"
+    rpm: int | None = Field(None, ge=1, description="requests per minute, per key, on this model")
+    tpm: int | None = Field(None, ge=1, description="tokens per minute (image tokens included), per key, on this model")
     input_price_per_m: Decimal = Field(Decimal(0), ge=0, description="per million input tokens (image tokens included)")
     output_price_per_m: Decimal = Field(Decimal(0), ge=0, description="per million completion tokens")
     images: ImageSettings = ImageSettings()
@@ -82,6 +84,8 @@ class Settings(BaseModel):
     port: int = Field(8000, ge=0, le=65535)
     currency: str = "USD"
     max_request_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    db: str = Field("sqlite:///loupe.db", description="SQLite path URL or postgresql:// URL")
+    redis: str | None = Field(None, description="redis:// URL: rate limits shared by several Loupe processes")
     models: tuple[ModelSettings, ...] = ()
     fetch: FetchSettings = FetchSettings()
     engine: EngineSettings = EngineSettings()
@@ -119,7 +123,8 @@ def load_settings(
     if models:
         data["models"] = [{"id": model_id_for(c), "checkpoint": c} for c in models]
     for key, value in (overrides or {}).items():
-        _set_dotted(data, key, value)
+        if value is not None:
+            _set_dotted(data, key, value)
     if not data.get("models"):
         data["models"] = [{"id": DEFAULT_MODEL, "checkpoint": DEFAULT_MODEL}]
     try:

@@ -84,14 +84,14 @@ def test_smolvlm_has_the_published_vision_geometry(tiny_checkpoint: Callable[[st
     assert pre["resample"] == Image.Resampling.LANCZOS
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", sorted(SPECIAL))
 def test_tokenizer_round_trips_and_keeps_special_tokens_whole(
     family: str, tiny_checkpoint: Callable[[str], Path]
 ) -> None:
     path = tiny_checkpoint(family)
     tokenizer = AutoTokenizer.from_pretrained(path)
     text = "Describe the photo: 3 people, 1 taxi — naïve café 🙂!"
-    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
+    assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
     for token in SPECIAL[family].tokens:
         ids = tokenizer(f"a{token}b", add_special_tokens=False)["input_ids"]
         assert tokenizer.convert_ids_to_tokens(ids)[1] == token and len(ids) == 3
@@ -160,4 +160,4 @@ def test_sizes_without_a_valid_attention_shape_are_refused(hidden: int, layers: 
 
 def test_unknown_family_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="qwen2-vl"):
-        build_tiny_checkpoint("llava", tmp_path)
+        build_tiny_checkpoint("no-such-family", tmp_path)

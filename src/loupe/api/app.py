@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from loupe import __version__
 from loupe.api.body_limit import BodyLimit
 from loupe.api.errors import install_handlers
-from loupe.api.routes import chat, estimate, models
+from loupe.api.routes import admin, chat, estimate, models, usage
 from loupe.api.state import AppState
 from loupe.engines.protocol import Engine
 
@@ -48,8 +48,10 @@ def create_app(
     api.include_router(chat.router(state))
     api.include_router(estimate.router(state))
     api.include_router(models.router(state))
+    api.include_router(usage.router(state))
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix)
+    app.include_router(admin.router(state))
 
     @app.get("/health", summary="Liveness and the served models")
     async def health() -> dict[str, object]:

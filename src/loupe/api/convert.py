@@ -19,6 +19,7 @@ from loupe.domain import (
     Usage,
 )
 from loupe.errors import InvalidRequest
+from loupe.service.chat import ChatRun, Completion
 
 _ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
 _DETAILS = {d.value: d for d in Detail}
@@ -95,6 +96,23 @@ def _detail(value: str | None, param: str) -> Detail | None:
     if detail is None:
         raise InvalidRequest(f"unknown detail {value!r}; use low, high or auto", param=f"{param}.detail")
     return detail
+
+
+def completion_to_wire(run: ChatRun, done: Completion) -> wire.ChatCompletion:
+    return wire.ChatCompletion(
+        id=run.id,
+        created=run.created,
+        model=run.request.model,
+        choices=[
+            wire.Choice(
+                index=i,
+                message=wire.AssistantMessage(content=text),
+                finish_reason="length" if reason == "length" else "stop",
+            )
+            for i, (text, reason) in enumerate(zip(done.texts, done.finish_reasons, strict=True))
+        ],
+        usage=usage_to_wire(done.usage),
+    )
 
 
 def usage_to_wire(usage: Usage) -> wire.CompletionUsage:

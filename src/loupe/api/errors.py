@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loupe import errors
+from loupe.api.auth import rate_limit_headers
 from loupe.api.schemas import ErrorBody, ErrorEnvelope
 
 _log = logging.getLogger(__name__)
@@ -57,6 +59,16 @@ def error_response(error: errors.LoupeError, headers: dict[str, str] | None = No
     return JSONResponse(envelope(error), status_code=status, headers=headers)
 
 
+def _headers_of(error: errors.LoupeError) -> dict[str, str] | None:
+    """429s tell the client when to retry, as OpenAI's do."""
+    if not isinstance(error, errors.RateLimited):
+        return None
+    headers = rate_limit_headers(error.info)
+    if error.retry_after_s is not None:
+        headers["retry-after"] = str(max(1, math.ceil(error.retry_after_s)))
+    return headers
+
+
 def _param_of(loc: tuple[Any, ...]) -> str | None:
     """('body', 'messages', 0, 'content', 1, 'image_url') -> 'messages[0].content[1].image_url'."""
     out = ""
@@ -88,7 +100,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(errors.LoupeError)
     async def _loupe(request: Request, exc: errors.LoupeError) -> JSONResponse:
-        return error_response(exc)
+        return error_response(exc, _headers_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

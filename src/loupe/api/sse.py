@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 
 from pydantic import BaseModel
 
 from loupe.api import schemas as wire
 from loupe.api.convert import usage_to_wire
-from loupe.api.errors import envelope
+from loupe.api.errors import envelope, status_of
 from loupe.domain import ChoiceFinished, GenerationEvent, TextDelta
 from loupe.errors import LoupeError
 from loupe.service.chat import ChatRun
@@ -44,7 +44,7 @@ class ChunkWriter:
             self._started.add(event.index)
             first = wire.ChunkChoice(index=event.index, delta=wire.Delta(role="assistant", content=""))
             out.append(self._chunk([first]))
-        if isinstance(event, TextDelta):
+        if isinstance(event, TextDelta) and event.text:
             out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=wire.Delta(content=event.text))]))
         elif isinstance(event, ChoiceFinished):
             reason = "length" if event.reason == "length" else "stop"
@@ -57,21 +57,33 @@ class ChunkWriter:
         return chunk
 
 
-async def stream_run(run: ChatRun) -> AsyncIterator[bytes]:
+Finish = Callable[[int], Awaitable[None]]
+
+
+async def stream_run(run: ChatRun, finish: Finish) -> AsyncIterator[bytes]:
     """The SSE body: chunks, the usage chunk when asked for, then [DONE].
 
-    An error after the stream has started cannot change the status any more; it is sent as an
-    error event in OpenAI's envelope, and the stream ends without [DONE].
+    `finish(status)` settles the run: with 200 before the last choice's final chunk leaves (so
+    a response a client received in full is always on the ledger), with 499 when the client
+    goes away first. An error after the stream has started cannot change the status any more;
+    it is sent as an error event in OpenAI's envelope, and the stream ends without [DONE].
     """
     writer = ChunkWriter(run)
     try:
         async with aclosing(run.events()) as events:
             async for event in events:
+                if isinstance(event, ChoiceFinished) and run.done:
+                    await finish(200)
                 for chunk in writer.on_event(event):
                     yield frame(_with_usage_field(chunk, run))
     except LoupeError as exc:
+        await finish(status_of(exc)[0])
         yield frame(envelope(exc))
         return
+    except BaseException:  # cancelled or closed: the client went away mid-stream
+        if not run.done:
+            await finish(499)
+        raise
     if run.request.include_usage:
         yield frame(writer.usage_chunk())
     yield DONE

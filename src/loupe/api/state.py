@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
 
 
 @dataclass(frozen=True, slots=True)
 class AppState:
     chat: ChatService
+    accounts: Accounts
     max_choices: int
     max_request_bytes: int

@@ -147,6 +147,12 @@ class KeyStore:
         with self._db.read() as conn:
             return [_to_key(row) for row in conn.execute(query).mappings()]
 
+    def any_active(self) -> bool:
+        """Whether any key is live: without one, a loopback server runs open."""
+        query = sa.select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
+        with self._db.read() as conn:
+            return conn.execute(query).first() is not None
+
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key (it stays listed, and its ledger rows stay). Idempotent. Raises NotFound."""
         with self._db.write() as conn:

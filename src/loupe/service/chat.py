@@ -64,11 +64,21 @@ class ChatRun:
     engine: Engine
     prompt: PreparedPrompt
     max_tokens: int
-    completion_tokens: int = field(default=0)
+    streamed: dict[int, int] = field(default_factory=dict)
+    finished: dict[int, int] = field(default_factory=dict)
 
     @property
     def stats(self) -> PromptStats:
         return self.prompt.stats
+
+    @property
+    def done(self) -> bool:
+        return len(self.finished) == self.request.sampling.n
+
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens generated so far: exact for finished choices, streamed ones for the others."""
+        return sum(self.finished.get(i, self.streamed.get(i, 0)) for i in range(self.request.sampling.n))
 
     def usage(self) -> Usage:
         return Usage(
@@ -78,12 +88,14 @@ class ChatRun:
         )
 
     async def events(self) -> AsyncIterator[GenerationEvent]:
-        """The engine's events; completion tokens are tallied as choices finish."""
+        """The engine's events, tallied as they pass so usage is known at any moment."""
         stream = self.engine.generate(self.prompt, self.request.sampling, self.max_tokens)
         async with aclosing(stream) as events:  # type: ignore[type-var]
             async for event in events:
                 if isinstance(event, ChoiceFinished):
-                    self.completion_tokens += event.completion_tokens
+                    self.finished[event.index] = event.completion_tokens
+                else:
+                    self.streamed[event.index] = self.streamed.get(event.index, 0) + event.tokens
                 yield event
 
 

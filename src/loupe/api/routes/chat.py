@@ -2,47 +2,55 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from functools import partial
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from loupe.api import schemas as wire
-from loupe.api.convert import to_domain, usage_to_wire
+from loupe.api.auth import caller_dependency, rate_limit_headers
+from loupe.api.convert import completion_to_wire, to_domain
+from loupe.api.errors import status_of
 from loupe.api.sse import stream_run
 from loupe.api.state import AppState
+from loupe.errors import LoupeError
+from loupe.service.accounts import Caller
 
 
 def router(state: AppState) -> APIRouter:
     api = APIRouter()
+    caller_of = caller_dependency(state.accounts)
 
     @api.post(
         "/chat/completions",
         response_model=wire.ChatCompletion,
-        responses={400: {"model": wire.ErrorEnvelope}, 404: {"model": wire.ErrorEnvelope}},
+        responses={code: {"model": wire.ErrorEnvelope} for code in (400, 401, 403, 404, 429, 503)},
         summary="Create a chat completion (text and images)",
     )
-    async def create_chat_completion(body: wire.ChatCompletionRequest, request: Request) -> object:
+    async def create_chat_completion(
+        body: wire.ChatCompletionRequest, caller: Caller = Depends(caller_of)
+    ) -> object:
         chat = to_domain(body, max_choices=state.max_choices)
+        state.accounts.check_model(caller, chat.model)
         run = await state.chat.start(chat)
+        ticket = await state.accounts.admit(caller, run)
+        headers = rate_limit_headers(ticket.rate_limits)
+        finish = partial(state.accounts.finish, ticket, run)
         if chat.stream:
             return StreamingResponse(
-                stream_run(run),
+                stream_run(run, finish),
                 media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **headers},
             )
-        done = await state.chat.complete(run)
-        return wire.ChatCompletion(
-            id=run.id,
-            created=run.created,
-            model=chat.model,
-            choices=[
-                wire.Choice(
-                    index=i,
-                    message=wire.AssistantMessage(content=text),
-                    finish_reason="length" if reason == "length" else "stop",
-                )
-                for i, (text, reason) in enumerate(zip(done.texts, done.finish_reasons, strict=True))
-            ],
-            usage=usage_to_wire(done.usage),
-        )
+        try:
+            done = await state.chat.complete(run)
+        except LoupeError as exc:
+            await finish(status_of(exc)[0])
+            raise
+        except BaseException:
+            await finish(499)
+            raise
+        await finish(200)  # on the ledger before the response leaves
+        return JSONResponse(completion_to_wire(run, done).model_dump(), headers=headers)
 
     return api

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from loupe.api import schemas as wire
 from loupe.api.convert import estimate_to_wire, to_domain
+from loupe.api.auth import caller_dependency
 from loupe.api.state import AppState
+from loupe.service.accounts import Caller
 
 
 def router(state: AppState) -> APIRouter:
     api = APIRouter()
+    caller_of = caller_dependency(state.accounts)
 
     @api.post(
         "/estimate",
@@ -18,8 +21,9 @@ def router(state: AppState) -> APIRouter:
         responses={400: {"model": wire.ErrorEnvelope}, 404: {"model": wire.ErrorEnvelope}},
         summary="Estimate a chat completion's tokens and cost before sending it",
     )
-    async def estimate(body: wire.ChatCompletionRequest) -> wire.EstimateObject:
+    async def estimate(body: wire.ChatCompletionRequest, caller: Caller = Depends(caller_of)) -> wire.EstimateObject:
         chat = to_domain(body, max_choices=state.max_choices)
+        state.accounts.check_model(caller, chat.model)
         return estimate_to_wire(await state.chat.estimate(chat))
 
     return api

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from loupe.api import schemas as wire
 from loupe.api.convert import model_to_wire
+from loupe.api.auth import caller_dependency
 from loupe.api.state import AppState
+from loupe.service.accounts import Caller
 from loupe.errors import InvalidRequest
 
 # The filter values hosted platforms accept; Loupe serves text/chat models (vision-capable).
@@ -16,17 +18,21 @@ MODEL_SUB_TYPES = ("chat", "embedding", "reranker", "text-to-image", "image-to-i
 
 def router(state: AppState) -> APIRouter:
     api = APIRouter()
+    caller_of = caller_dependency(state.accounts)
 
     @api.get("/models", response_model=wire.ModelList, summary="List the served models")
-    async def list_models(type: str | None = None, sub_type: str | None = None) -> wire.ModelList:
-        """`type` and `sub_type` filter as hosted platforms do (Loupe's models are text/chat)."""
+    async def list_models(
+        type: str | None = None, sub_type: str | None = None, caller: Caller = Depends(caller_of)
+    ) -> wire.ModelList:
+        """`type` and `sub_type` filter as hosted platforms do (Loupe's models are text/chat);
+        a key restricted to some models sees only those."""
         if type is not None and type not in MODEL_TYPES:
             raise InvalidRequest(f"unknown type {type!r}; use one of {', '.join(MODEL_TYPES)}", param="type")
         if sub_type is not None and sub_type not in MODEL_SUB_TYPES:
             raise InvalidRequest(
                 f"unknown sub_type {sub_type!r}; use one of {', '.join(MODEL_SUB_TYPES)}", param="sub_type"
             )
-        cards = [model_to_wire(card) for card in state.chat.models()]
+        cards = [model_to_wire(c) for c in state.chat.models() if caller.key is None or caller.key.allows(c.id)]
         return wire.ModelList(
             data=[m for m in cards if type in (None, m.type) and sub_type in (None, m.sub_type)]
         )
@@ -37,7 +43,9 @@ def router(state: AppState) -> APIRouter:
         responses={404: {"model": wire.ErrorEnvelope}},
         summary="Describe one served model",
     )
-    async def get_model(model_id: str) -> wire.ModelObject:
-        return model_to_wire(state.chat.model(model_id))
+    async def get_model(model_id: str, caller: Caller = Depends(caller_of)) -> wire.ModelObject:
+        card = state.chat.model(model_id)
+        state.accounts.check_model(caller, card.id)
+        return model_to_wire(card)
 
     return api

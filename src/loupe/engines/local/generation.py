@@ -33,9 +33,9 @@ class _ChoiceStreamer(BaseStreamer):
             return
         for token in value.reshape(-1).tolist():
             self.last_token = int(token)
-            text = self._stream.push(self.last_token)
-            if text:
-                self._emit(TextDelta(index=self._index, text=text, tokens=1))
+            # Emitted even when the text is held back (a partial character or stop string), so
+            # the tokens generated are known at every moment, e.g. when a client goes away.
+            self._emit(TextDelta(index=self._index, text=self._stream.push(self.last_token), tokens=1))
 
     def end(self) -> None:
         text = self._stream.finish()

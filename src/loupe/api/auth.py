@@ -1,0 +1,45 @@
+"""Who is calling: the bearer key of a request, resolved by the accounts service."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+
+from loupe.domain import RateLimitInfo
+from loupe.service.accounts import Accounts, Caller
+
+
+def bearer(request: Request) -> str | None:
+    """The secret of `Authorization: Bearer <secret>`, or None when absent or another scheme."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, secret = header.partition(" ")
+    return secret.strip() or None if scheme.lower() == "bearer" else None
+
+
+def caller_dependency(accounts: Accounts) -> Callable[[Request], Awaitable[Caller]]:
+    async def caller(request: Request) -> Caller:
+        return await accounts.caller(bearer(request))
+
+    return caller
+
+
+def rate_limit_headers(info: RateLimitInfo | None) -> dict[str, str]:
+    """OpenAI's x-ratelimit-* headers; a limit that is not set is not announced."""
+    if info is None:
+        return {}
+    pairs = {
+        "x-ratelimit-limit-requests": info.limit_requests,
+        "x-ratelimit-remaining-requests": info.remaining_requests,
+        "x-ratelimit-reset-requests": _seconds(info.reset_requests_s),
+        "x-ratelimit-limit-tokens": info.limit_tokens,
+        "x-ratelimit-remaining-tokens": info.remaining_tokens,
+        "x-ratelimit-reset-tokens": _seconds(info.reset_tokens_s),
+    }
+    return {name: str(value) for name, value in pairs.items() if value is not None}
+
+
+def _seconds(value: float | None) -> str | None:
+    return None if value is None else f"{value:.3f}s"

@@ -1,0 +1,93 @@
+"""/admin: keys and usage for operators, behind an admin API key."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from loupe.api.auth import caller_dependency
+from loupe.api.routes.usage import GroupBy, period, usage_object
+from loupe.api.state import AppState
+from loupe.billing import ApiKey, format_money
+from loupe.service.accounts import Caller
+
+
+class NewKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    balance: Decimal | None = Field(None, ge=0)
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    models: list[str] | None = None
+    is_admin: bool = False
+
+
+class TopUp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: Decimal = Field(gt=0)
+
+
+def key_object(key: ApiKey) -> dict[str, Any]:
+    """A key as operators see it: never its secret, money as decimal strings."""
+    data = asdict(key)
+    for name, value in list(data.items()):
+        if name.endswith("_nanos"):
+            data[name.removesuffix("_nanos")] = None if value is None else format_money(value)
+            del data[name]
+        elif isinstance(value, datetime):
+            data[name] = value.isoformat()
+        elif isinstance(value, frozenset):
+            data[name] = sorted(value)
+    data.pop("secret_hash", None)
+    return {"object": "api_key", **data}
+
+
+def router(state: AppState) -> APIRouter:
+    api = APIRouter(prefix="/admin", tags=["admin"])
+    caller_of = caller_dependency(state.accounts)
+    keys = state.accounts.billing.keys
+
+    async def admin(caller: Caller = Depends(caller_of)) -> Caller:
+        state.accounts.require_admin(caller)
+        return caller
+
+    @api.get("/keys", dependencies=[Depends(admin)], summary="List API keys")
+    async def list_keys() -> dict[str, Any]:
+        found = await anyio.to_thread.run_sync(keys.list_keys)
+        return {"object": "list", "data": [key_object(k) for k in found]}
+
+    @api.post("/keys", dependencies=[Depends(admin)], summary="Create an API key; the secret is shown once")
+    async def create_key(body: NewKey) -> dict[str, Any]:
+        def create() -> Any:
+            return keys.create(
+                body.name, balance=body.balance, rpm=body.rpm, tpm=body.tpm, models=body.models, is_admin=body.is_admin
+            )
+
+        created = await anyio.to_thread.run_sync(create)
+        return {**key_object(created.key), "secret": created.secret}
+
+    @api.post("/keys/{key_id}/revoke", dependencies=[Depends(admin)], summary="Revoke an API key")
+    async def revoke_key(key_id: str) -> dict[str, Any]:
+        return key_object(await anyio.to_thread.run_sync(keys.revoke, key_id))
+
+    @api.post("/keys/{key_id}/top-up", dependencies=[Depends(admin)], summary="Add to a key's balance")
+    async def top_up(key_id: str, body: TopUp) -> dict[str, Any]:
+        return key_object(await anyio.to_thread.run_sync(keys.top_up, key_id, body.amount))
+
+    @api.get("/usage", dependencies=[Depends(admin)], summary="Usage of every key, or of one")
+    async def usage(
+        start: datetime | None = None,
+        end: datetime | None = None,
+        group_by: GroupBy | None = None,
+        key_id: str | None = None,
+    ) -> dict[str, Any]:
+        begin, stop = period(start, end)
+        return usage_object(await state.accounts.usage(key_id, begin, stop, group_by), begin, stop)
+
+    return api
