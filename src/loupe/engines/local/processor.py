@@ -43,10 +43,29 @@ def load_processor(path_or_id: str, **hub_kwargs: Any) -> ProcessorMixin:
         "tokenizer": AutoTokenizer.from_pretrained(path_or_id, **hub_kwargs),
         "video_processor": ImageOnlyVideoProcessor.matching(image_processor),
     }
-    processor: ProcessorMixin = accepting_stand_in(cls).from_args_and_dict(
+    processor: ProcessorMixin = accepting_stand_in(_with_list_rows(cls)).from_args_and_dict(
         [parts[name] for name in attributes], processor_dict
     )
     return processor
+
+
+class _ListRows:
+    """Hands `create_mm_token_type_ids` the lists its contract names, never tensor rows.
+
+    GLM-4V's override (transformers 5.23) calls `np.array` on each row, which for a torch tensor
+    (`return_tensors="pt"`) is NumPy 2's deprecated `__array__` call without `copy`: a warning
+    now (an error under pytest), an error in a later NumPy. The base class converts rows itself.
+    """
+
+    def create_mm_token_type_ids(self, input_ids: Any) -> list[list[int]]:
+        rows = [row if isinstance(row, list) else row.tolist() for row in input_ids]
+        found: list[list[int]] = super().create_mm_token_type_ids(rows)  # type: ignore[misc]
+        return found
+
+
+def _with_list_rows(cls: type[ProcessorMixin]) -> type[ProcessorMixin]:
+    namespace = {"__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
+    return type(cls.__name__, (_ListRows, cls), namespace)
 
 
 def _processor_class(

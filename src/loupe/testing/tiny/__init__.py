@@ -9,8 +9,19 @@ from loupe.testing.tiny.size import TextSize
 
 __all__ = ["FAMILIES", "build_tiny_checkpoint"]
 
-# Named as in loupe.models' catalogue; each has a module of the same name with "_" for "-".
-FAMILIES: tuple[str, ...] = ("qwen2-vl", "smolvlm", "llava", "llava-onevision", "gemma3", "internvl")
+# Named as in loupe.models' catalogue; each has a module of the same name with "_" for "-" and ".".
+FAMILIES: tuple[str, ...] = (
+    "qwen2-vl",
+    "smolvlm",
+    "qwen2.5-vl",
+    "qwen3-vl",
+    "glm4v",
+    "idefics3",
+    "llava",
+    "llava-onevision",
+    "gemma3",
+    "internvl",
+)
 
 
 def build_tiny_checkpoint(
@@ -26,6 +37,6 @@ def build_tiny_checkpoint(
         raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
     size = TextSize.choose(hidden_size, layers)
     # Imported on demand: each family module pulls in torch and its transformers classes.
-    builder = importlib.import_module(f"{__name__}.{family.replace('-', '_')}")
+    builder = importlib.import_module(f"{__name__}.{family.replace('-', '_').replace('.', '_')}")
     out: Path = builder.build(Path(out_dir), size)
     return out

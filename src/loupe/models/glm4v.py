@@ -1,0 +1,214 @@
+"""Image geometry and token counts of GLM-4.1V (`glm4v`), by the rules of its image processor.
+
+The processor resizes like Qwen-VL, with two differences: a side shorter than one token
+(`factor = patch_size * merge_size` pixels) first grows, the aspect ratio kept, until both reach
+it; and the pixel bounds count the image twice over, as the temporal pair of frames it becomes
+(`temporal_patch_size * h * w` within [min_pixels, max_pixels]). The image then becomes
+(h / factor) * (w / factor) `<|image|>` tokens. Loupe resizes images itself to a size the
+processor leaves unchanged, so what it plans is exactly what the model sees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from loupe.domain import Detail
+from loupe.errors import InvalidImageSize, ModelLoadError
+from loupe.models import config as cfg
+from loupe.models.geometry import ImagePlan
+
+MAX_ASPECT_RATIO = 200
+"""The processor refuses an image whose longer side exceeds 200 times its shorter side."""
+
+LOW_DETAIL_TOKENS_PER_SIDE = 16
+"""`detail: low` is a square of 16 x 16 merged patches: 256 tokens, 448 x 448 at the published
+factor of 28 (shrunk or grown only where the configured pixel bounds exclude it)."""
+
+_SETTLE_LIMIT = 32
+
+# The class defaults of transformers' Glm4vImageProcessor, which apply to keys a config lacks.
+_HF_MIN_PIXELS = 112 * 112
+_HF_MAX_PIXELS = 28 * 28 * 15000
+_HF_PATCH_SIZE = 14
+_HF_MERGE_SIZE = 2
+_HF_TEMPORAL_PATCH_SIZE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Glm4vSettings:
+    """The processor settings that decide geometry. Defaults: GLM-4.1V-9B-Thinking as published
+    (`size` {shortest_edge 12544, longest_edge 9633792}, patch 14, merge 2, temporal patch 2)."""
+
+    min_pixels: int = 12544
+    max_pixels: int = 9633792
+    patch_size: int = 14
+    merge_size: int = 2
+    temporal_patch_size: int = 2
+
+    def __post_init__(self) -> None:
+        if self.min_pixels > self.max_pixels:
+            raise ModelLoadError(
+                f"size.shortest_edge ({self.min_pixels}) must not exceed "
+                f"size.longest_edge ({self.max_pixels})."
+            )
+        one_token = self.temporal_patch_size * self.factor**2
+        if self.max_pixels < one_token:
+            raise ModelLoadError(f"size.longest_edge must be at least {one_token}: one token.")
+
+    @property
+    def factor(self) -> int:
+        """The side of one image token in pixels: both resized sides are multiples of it."""
+        return self.patch_size * self.merge_size
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Glm4vSettings:
+        """Read settings as `Glm4vImageProcessor(**config)` does: the bounds are `size`'s
+        `shortest_edge`/`longest_edge` (it has no `min_pixels`/`max_pixels` keys); absent keys
+        take the class defaults."""
+        return cls(
+            min_pixels=cfg.edge(config, "size", "shortest_edge", _HF_MIN_PIXELS),
+            max_pixels=cfg.edge(config, "size", "longest_edge", _HF_MAX_PIXELS),
+            patch_size=cfg.positive_int(config, "patch_size", _HF_PATCH_SIZE),
+            merge_size=cfg.positive_int(config, "merge_size", _HF_MERGE_SIZE),
+            temporal_patch_size=cfg.positive_int(
+                config, "temporal_patch_size", _HF_TEMPORAL_PATCH_SIZE
+            ),
+        )
+
+
+GLM4V_PUBLISHED = Glm4vSettings()
+
+
+def grown(height: int, width: int, settings: Glm4vSettings) -> tuple[int, int]:
+    """The processor's first step: a side below one factor grows both, float for float."""
+    factor = settings.factor
+    if height < factor or width < factor:
+        scale = max(factor / height, factor / width)
+        return int(height * scale), int(width * scale)
+    return height, width
+
+
+def smart_resize(height: int, width: int, settings: Glm4vSettings) -> tuple[int, int]:
+    """The processor's own resize rule for one image, without its aspect-ratio check."""
+    factor, frames = settings.factor, settings.temporal_patch_size
+    height, width = grown(height, width, settings)
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if frames * h_bar * w_bar > settings.max_pixels:
+        beta = math.sqrt((frames * height * width) / settings.max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif frames * h_bar * w_bar < settings.min_pixels:
+        beta = math.sqrt(settings.min_pixels / (frames * height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def settled_size(height: int, width: int, settings: Glm4vSettings) -> tuple[int, int]:
+    """`smart_resize` repeated until the processor would leave the result as it is.
+
+    One pass suffices unless the bounds are tight for the aspect ratio; then Loupe hands over
+    the settled size, which the processor keeps. Raises `InvalidImageSize` where the processor
+    would refuse the image (its aspect ratio once grown) or the settled size, or none settles.
+    """
+    _check_aspect_ratio(*grown(height, width, settings), height, width)
+    size = _settle(height, width, settings)
+    if size is None:
+        raise InvalidImageSize(
+            f"An image of {width}x{height} cannot be sized within this model's pixel limits."
+        )
+    _check_aspect_ratio(*size, height, width)
+    return size
+
+
+def _settle(height: int, width: int, settings: Glm4vSettings) -> tuple[int, int] | None:
+    size = smart_resize(height, width, settings)
+    for _ in range(_SETTLE_LIMIT):
+        again = smart_resize(*size, settings)
+        if again == size:
+            return size
+        size = again
+    return None
+
+
+def image_tokens(height: int, width: int, settings: Glm4vSettings) -> int:
+    """Tokens of an image the processor leaves at `height` x `width` (multiples of the factor)."""
+    return (height // settings.factor) * (width // settings.factor)
+
+
+@dataclass(frozen=True, slots=True)
+class Glm4vRules:
+    """The GLM-4.1V rules for one family name, with that family's published settings."""
+
+    family: str
+    reference: Glm4vSettings
+
+    def published(self) -> Glm4vSettings:
+        return self.reference
+
+    def settings(self, config: Mapping[str, Any]) -> Glm4vSettings:
+        return Glm4vSettings.from_config(config)
+
+    def plan(
+        self, width: int, height: int, detail: Detail | None, settings: Glm4vSettings, budget: int
+    ) -> ImagePlan:
+        if width < 1 or height < 1:
+            raise InvalidImageSize(f"An image must be at least 1x1 pixels, got {width}x{height}.")
+        high = settled_size(height, width, settings)
+        if detail is Detail.LOW:
+            side = LOW_DETAIL_TOKENS_PER_SIDE * settings.factor
+            return _plan(Detail.LOW, settled_size(side, side, settings), settings)
+        if detail is not Detail.AUTO or image_tokens(*high, settings) <= budget:
+            return _plan(detail or Detail.HIGH, high, settings)
+        return _plan(Detail.AUTO, _within_budget(height, width, settings, budget), settings)
+
+
+def _within_budget(
+    height: int, width: int, settings: Glm4vSettings, budget: int
+) -> tuple[int, int]:
+    """The settled size of the largest downscale (aspect kept) whose tokens fit `budget`.
+
+    The search runs over the longer side; tokens grow with it, so bisection finds the largest
+    fitting one. Below the smallest downscale nothing fits, and that smallest one is returned.
+    """
+
+    def fits(longer: int) -> bool:
+        try:
+            size = settled_size(*_downscale(height, width, longer), settings)
+        except InvalidImageSize:
+            return False
+        return image_tokens(*size, settings) <= budget
+
+    fitting, too_big = 1, max(height, width)
+    while too_big - fitting > 1:
+        middle = (fitting + too_big) // 2
+        if fits(middle):
+            fitting = middle
+        else:
+            too_big = middle
+    return settled_size(*_downscale(height, width, fitting), settings)
+
+
+def _downscale(height: int, width: int, longer: int) -> tuple[int, int]:
+    """`height` x `width` scaled so its longer side is `longer`; the shorter side rounds half up."""
+    if width >= height:
+        return max(1, (2 * height * longer + width) // (2 * width)), longer
+    return longer, max(1, (2 * width * longer + height) // (2 * height))
+
+
+def _plan(detail: Detail, size: tuple[int, int], settings: Glm4vSettings) -> ImagePlan:
+    height, width = size
+    tokens = image_tokens(height, width, settings)
+    return ImagePlan(detail, width, height, tokens, loupe_resizes=True)
+
+
+def _check_aspect_ratio(height: int, width: int, original_height: int, original_width: int) -> None:
+    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
+        raise InvalidImageSize(
+            f"An image of {original_width}x{original_height} is too elongated for this model: its "
+            f"longer side may be at most {MAX_ASPECT_RATIO} times its shorter side."
+        )
