@@ -1,0 +1,120 @@
+// DOM rendering for the playground: attachments, messages, the estimate, usage and errors.
+
+export const $ = (selector) => document.querySelector(selector);
+
+const DETAILS = [
+  ["", "detail: omitted"],
+  ["auto", "detail: auto"],
+  ["low", "detail: low"],
+  ["high", "detail: high"],
+];
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === "class") node.className = value;
+    else node.setAttribute(name, value);
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+function thumbnail(url, label) {
+  const img = el("img", { src: url, alt: label, loading: "lazy" });
+  img.addEventListener("error", () => img.replaceWith(el("span", { class: "no-preview" }, "no preview")));
+  return img;
+}
+
+/** The images waiting to be sent, each with its detail choice, its plan once estimated, and Remove. */
+export function renderAttachments(list, images, { onDetail, onRemove }) {
+  list.replaceChildren(
+    ...images.map((image) => {
+      const select = el("select", { "aria-label": `detail for ${image.name}` },
+        ...DETAILS.map(([value, label]) => el("option", { value }, label)));
+      select.value = image.detail;
+      select.addEventListener("change", () => onDetail(image, select.value));
+      const remove = el("button", { type: "button", class: "remove", "aria-label": `remove ${image.name}` }, "x");
+      remove.addEventListener("click", () => onRemove(image));
+      return el("li", { class: "attachment" },
+        thumbnail(image.url, image.name),
+        el("span", { class: "name", title: image.name }, image.name),
+        el("span", { class: "plan" }, image.plan ? planText(image.plan) : ""),
+        select, remove);
+    }),
+  );
+}
+
+function planText(plan) {
+  return `${plan.width}x${plan.height} -> ${plan.resized_width}x${plan.resized_height}, ${plan.tokens} tokens`;
+}
+
+/** One conversation turn: the content parts as sent, images shown as thumbnails. */
+export function renderMessage(list, role, content) {
+  const parts = typeof content === "string" ? [{ type: "text", text: content }] : content;
+  const body = el("div", { class: "content" });
+  const images = parts.filter((p) => p.type === "image_url");
+  if (images.length) {
+    body.append(el("div", { class: "thumbs" }, ...images.map((p) => thumbnail(p.image_url.url, "image"))));
+  }
+  const text = parts.filter((p) => p.type === "text").map((p) => p.text).join("\n");
+  const paragraph = el("p", { class: "text" }, text);
+  body.append(paragraph);
+  const item = el("li", { class: `message ${role}`, "data-state": role === "assistant" ? "streaming" : "done" },
+    el("span", { class: "role" }, role), body);
+  list.append(item);
+  item.scrollIntoView({ block: "end" });
+  return { item, text: paragraph };
+}
+
+/** The usage line under an answer: tokens from `usage`, and the cost computed from the model's prices. */
+export function renderUsage(item, usage, cost, currency) {
+  const details = usage.prompt_tokens_details ?? {};
+  item.append(el("p", { class: "usage" },
+    el("span", {}, "prompt ", el("b", { class: "prompt-tokens" }, String(usage.prompt_tokens))),
+    el("span", {}, "image ", el("b", { class: "image-tokens" }, String(details.image_tokens ?? 0))),
+    el("span", {}, "completion ", el("b", { class: "completion-tokens" }, String(usage.completion_tokens))),
+    el("span", {}, "cost ", el("b", { class: "cost" }, `${cost} ${currency}`))));
+}
+
+/** The pre-flight estimate, or a note (`state` empty, pending, or error). */
+export function renderEstimate(box, state, estimate = null, note = "") {
+  box.dataset.state = state;
+  if (!estimate) {
+    box.replaceChildren(el("span", { id: "estimate-text" }, note));
+    return;
+  }
+  box.replaceChildren(
+    el("span", {}, "Estimate: ", el("b", { id: "estimate-prompt-tokens" }, String(estimate.prompt_tokens)),
+      " prompt tokens (", el("span", { id: "estimate-image-tokens" }, String(estimate.image_tokens)),
+      " image, ", String(estimate.text_tokens), " text)"),
+    el("span", { id: "estimate-cost" },
+      `cost ${estimate.cost.prompt_only} ${estimate.cost.currency}, at most ${estimate.cost.with_max_completion}`
+      + ` with ${estimate.max_completion_tokens} completion tokens`),
+  );
+}
+
+const whereOf = (error) => [error.code, error.param].filter(Boolean).join(" at ");
+
+/** An error on one line: "message (CODE at messages[0].content[1].image_url)". */
+export function describeError(error) {
+  const where = whereOf(error);
+  return where ? `${error.message} (${where})` : error.message;
+}
+
+/** A server error in words a person can act on: the message, then the code and the field. */
+export function showError(box, error) {
+  if (!error) {
+    box.hidden = true;
+    box.replaceChildren();
+    return;
+  }
+  const where = whereOf(error);
+  box.replaceChildren(el("strong", {}, "Error: "), el("span", { class: "error-message" }, error.message),
+    where ? el("code", { class: "where" }, where) : null);
+  box.hidden = false;
+}
+
+export function modelInfo(model) {
+  const prices = `${model.input_token_price_per_m} / ${model.output_token_price_per_m} ${model.currency} per 1M tokens in / out`;
+  return `${model.family}, context ${model.context_size}, up to ${model.max_images} images; ${prices}`;
+}
