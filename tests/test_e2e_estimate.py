@@ -92,7 +92,9 @@ def test_mixed_details_are_served_or_refused_alike_by_estimate_and_call(priced_s
     if reply.status_code == 200:
         assert estimate.json()["prompt_tokens"] == reply.json()["usage"]["prompt_tokens"]
         low, high = estimate.json()["images"]
-        assert low["detail_applied"] == "low" and high["detail_applied"] == "high"
+        assert low["detail_applied"] == "low" and high["tokens"] >= low["tokens"]
+        # LLaVA-OneVision gives every image of a multi-image prompt its base view: low detail.
+        assert high["detail_applied"] == ("low" if "onevision" in estimate.json()["model"] else "high")
     else:
         assert reply.status_code == 400
         assert estimate.json()["error"] == reply.json()["error"]

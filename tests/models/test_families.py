@@ -23,6 +23,11 @@ PACKAGE = Path(loupe.models.__file__).parent
         ("qwen3_vl", "qwen3-vl"),
         ("smolvlm", "smolvlm"),
         ("idefics3", "idefics3"),
+        ("glm4v", "glm4v"),
+        ("llava", "llava"),
+        ("llava_onevision", "llava-onevision"),
+        ("gemma3", "gemma3"),
+        ("internvl", "internvl"),
     ],
 )
 def test_model_types_map_to_families(model_type: str, family: str) -> None:
@@ -35,10 +40,18 @@ def test_every_model_type_names_a_registered_family() -> None:
 
 
 def test_unknown_names_fail_at_load() -> None:
-    with pytest.raises(ModelLoadError, match="llava"):
-        family_for_model_type("llava")
+    with pytest.raises(ModelLoadError, match="paligemma"):
+        family_for_model_type("paligemma")
     with pytest.raises(ModelLoadError):
         rules_for("gpt-4o")
+
+
+def test_onevision_counts_each_image_of_a_multi_image_prompt_as_its_base() -> None:
+    counter = counter_for("llava_onevision", {"num_image_tokens": 729})
+    alone = counter.plan_all([(1920, 1080, None)])
+    assert alone == [counter.plan(1920, 1080, None)] and alone[0].tokens > 730
+    pair = counter.plan_all([(1920, 1080, None), (64, 64, Detail.HIGH)])
+    assert [p.tokens for p in pair] == [730, 730]
 
 
 def test_counter_for_a_qwen_checkpoint() -> None:

@@ -7,7 +7,7 @@ every image of that model with the counter it gets.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -19,9 +19,16 @@ from loupe.models.geometry import (
     DEFAULT_IMAGE_TOKEN_BUDGET,
     FamilyRules,
     ImagePlan,
+    ImageRequest,
+    PromptWideRules,
     TokenCounter,
 )
+from loupe.models.gemma3 import Gemma3Rules
+from loupe.models.glm4v import GLM4V_PUBLISHED, Glm4vRules
 from loupe.models.idefics3 import IDEFICS3_PUBLISHED, SMOLVLM_PUBLISHED, Idefics3Rules
+from loupe.models.internvl import InternVLRules
+from loupe.models.llava import LlavaRules
+from loupe.models.llava_onevision import OnevisionRules
 from loupe.models.qwen2_vl import QWEN2_VL_PUBLISHED, QWEN3_VL_PUBLISHED, QwenRules
 
 FAMILIES: Mapping[str, FamilyRules[Any]] = MappingProxyType(
@@ -31,6 +38,11 @@ FAMILIES: Mapping[str, FamilyRules[Any]] = MappingProxyType(
         "qwen3-vl": QwenRules("qwen3-vl", QWEN3_VL_PUBLISHED),
         "smolvlm": Idefics3Rules("smolvlm", SMOLVLM_PUBLISHED),
         "idefics3": Idefics3Rules("idefics3", IDEFICS3_PUBLISHED),
+        "glm4v": Glm4vRules("glm4v", GLM4V_PUBLISHED),
+        "llava": LlavaRules(),
+        "llava-onevision": OnevisionRules(),
+        "gemma3": Gemma3Rules(),
+        "internvl": InternVLRules(),
     }
 )
 """Every family Loupe serves, by the name `/v1/models` reports."""
@@ -43,6 +55,11 @@ MODEL_TYPES: Mapping[str, str] = MappingProxyType(
         "qwen3_vl_moe": "qwen3-vl",
         "smolvlm": "smolvlm",
         "idefics3": "idefics3",
+        "glm4v": "glm4v",
+        "llava": "llava",
+        "llava_onevision": "llava-onevision",
+        "gemma3": "gemma3",
+        "internvl": "internvl",
     }
 )
 """HF `config.json` `model_type` values, and the family each belongs to."""
@@ -107,3 +124,8 @@ class BoundCounter:
 
     def plan(self, width: int, height: int, detail: Detail | None) -> ImagePlan:
         return self.rules.plan(width, height, detail, self.settings, self.budget)
+
+    def plan_all(self, images: Sequence[ImageRequest]) -> list[ImagePlan]:
+        if isinstance(self.rules, PromptWideRules):
+            return self.rules.plan_all(images, self.settings, self.budget)
+        return [self.plan(width, height, detail) for width, height, detail in images]

@@ -7,9 +7,9 @@ many prompt tokens the image becomes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from loupe.domain import Detail, nested_overrides
 
@@ -85,6 +85,21 @@ class FamilyRules(Protocol[SettingsT]):
         ...
 
 
+ImageRequest = tuple[int, int, Detail | None]
+"""One image of a prompt: (width, height, detail)."""
+
+
+@runtime_checkable
+class PromptWideRules(Protocol[SettingsT]):
+    """Rules whose plan for an image depends on the prompt's other images (LLaVA-OneVision)."""
+
+    def plan_all(
+        self, images: Sequence[ImageRequest], settings: SettingsT, budget: int
+    ) -> list[ImagePlan]:
+        """Plan every image of one prompt, in order."""
+        ...
+
+
 class TokenCounter(Protocol):
     """One served model's image accounting: its family's rules bound to its settings and budget."""
 
@@ -95,4 +110,8 @@ class TokenCounter(Protocol):
 
     def plan(self, width: int, height: int, detail: Detail | None) -> ImagePlan:
         """Plan an image of `width` x `height` at `detail`; see `FamilyRules.plan` for errors."""
+        ...
+
+    def plan_all(self, images: Sequence[ImageRequest]) -> list[ImagePlan]:
+        """Plan every image of one prompt, in order: what the prompt's processor call makes of each."""
         ...

@@ -33,7 +33,8 @@ original, or the downscale Loupe makes (`loupe_resizes`).
   fit one of the grid pinpoints whose tokens are within the budget; else `low`.
 
 Multi-image prompts: the processor then gives EVERY image of the prompt the base alone,
-n + 1 tokens (730 published), whatever its size. A plan counts one image on its own.
+n + 1 tokens (730 published), whatever its size or detail; `plan_all` says so, and reports
+such images as `low` (the base is the low-detail view).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from typing import Any
 from loupe.domain import Detail
 from loupe.errors import InvalidImageSize, ModelLoadError
 from loupe.models import config as cfg
-from loupe.models.geometry import ImagePlan
+from loupe.models.geometry import ImageRequest, ImagePlan
 
 Pinpoint = tuple[int, int]
 """A (height, width) canvas the processor may tile an image onto."""
@@ -203,6 +204,20 @@ class OnevisionRules:
             if image_tokens(*size, settings) <= budget:
                 return _plan(Detail.AUTO, height, width, size, settings)
         return _plan(Detail.AUTO, height, width, _fitted(height, width, *fit), settings)
+
+
+    def plan_all(
+        self, images: Sequence[ImageRequest], settings: OnevisionSettings, budget: int
+    ) -> list[ImagePlan]:
+        if len(images) == 1:
+            return [self.plan(*images[0], settings, budget)]
+        base = settings.num_image_tokens + 1 - (1 if settings.drops_first_token else 0)
+        plans = []
+        for width, height, _detail in images:
+            if width < 1 or height < 1:
+                raise InvalidImageSize(f"An image must be at least 1x1 pixels, got {width}x{height}.")
+            plans.append(ImagePlan(Detail.LOW, settings.tile_width, settings.tile_height, base))
+        return plans
 
 
 def _fitted(height: int, width: int, box_height: int, box_width: int) -> tuple[int, int]:

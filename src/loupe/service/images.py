@@ -49,8 +49,7 @@ class ImageService:
         """Decode every image, then size it as its detail's plan says."""
         intake, counter = self._for(card)
         decoded = await intake.load(refs)
-        plans = [self._plan(counter, ref, img.width, img.height) for ref, img in zip(refs, decoded, strict=True)]
-        _one_processor_setting(plans)
+        plans = self._plan_all(counter, refs, [(img.width, img.height) for img in decoded])
         return list(
             await asyncio.gather(
                 *(asyncio.to_thread(_sized, ref, img, plan) for ref, img, plan in zip(refs, decoded, plans, strict=True))
@@ -61,8 +60,7 @@ class ImageService:
         """Plan every image from its header alone: no pixel is decoded."""
         intake, counter = self._for(card)
         headers = await intake.probe(refs)
-        plans = [self._plan(counter, ref, h.width, h.height) for ref, h in zip(refs, headers, strict=True)]
-        _one_processor_setting(plans)
+        plans = self._plan_all(counter, refs, [(h.width, h.height) for h in headers])
         planned = []
         for index, (ref, header, plan) in enumerate(zip(refs, headers, plans, strict=True)):
             planned.append(
@@ -90,11 +88,16 @@ class ImageService:
         return intake, counter
 
     @staticmethod
-    def _plan(counter: TokenCounter, ref: ImageRef, width: int, height: int) -> ImagePlan:
-        try:
-            return counter.plan(width, height, ref.detail)
-        except LoupeError as exc:
-            raise exc.with_param(ref.param) from None
+    def _plan_all(counter: TokenCounter, refs: Sequence[ImageRef], sizes: Sequence[tuple[int, int]]) -> list[ImagePlan]:
+        """Plan the request's images together (a family may count an image by its company)."""
+        for ref, (width, height) in zip(refs, sizes, strict=True):
+            try:  # each image alone first, so a refusal names its part
+                counter.plan(width, height, ref.detail)
+            except LoupeError as exc:
+                raise exc.with_param(ref.param) from None
+        plans = counter.plan_all([(w, h, ref.detail) for ref, (w, h) in zip(refs, sizes, strict=True)])
+        _one_processor_setting(plans)
+        return plans
 
 
 def _one_processor_setting(plans: Sequence[ImagePlan]) -> None:
