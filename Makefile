@@ -8,7 +8,11 @@ MODEL ?= HuggingFaceTB/SmolVLM-256M-Instruct
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-test run test bench clean
+.PHONY: install install-test system-test-deps run test bench clean
+
+# Real servers and a browser for the tests, from Debian's packages (root, as on CI machines).
+SYSTEM_TEST_BINARIES := /usr/bin/chromium /usr/bin/redis-server /usr/lib/postgresql
+SYSTEM_TEST_PACKAGES := chromium redis-server postgresql
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +31,17 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+system-test-deps:
+	@missing=0; for b in $(SYSTEM_TEST_BINARIES); do [ -e $$b ] || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "install as root: apt-get install $(SYSTEM_TEST_PACKAGES)"; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_TEST_PACKAGES); \
+	fi
+
 run: install
 	$(BIN)/loupe serve --model $(MODEL) --host $(HOST) --port $(PORT)
 
-test: install-test
+test: install-test system-test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-test

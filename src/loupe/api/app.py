@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from loupe import __version__
 from loupe.api.body_limit import BodyLimit
 from loupe.api.errors import install_handlers
-from loupe.api.routes import admin, chat, estimate, models, usage
+from loupe.api.routes import admin, chat, estimate, models, usage, web
 from loupe.api.state import AppState
 from loupe.engines.protocol import Engine
 
@@ -52,6 +52,7 @@ def create_app(
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix)
     app.include_router(admin.router(state))
+    app.include_router(web.router())
 
     @app.get("/health", summary="Liveness and the served models")
     async def health() -> dict[str, object]:
