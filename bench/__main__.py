@@ -1,0 +1,77 @@
+"""`make bench`: run the benchmarks side by side and rewrite docs/benchmarks.md.
+
+    python -m bench                 # every benchmark
+    python -m bench estimate serving  # only these; the other sections of the file are kept
+
+Each benchmark module has `run() -> str` returning its markdown section. Figures are ratios
+measured in the same run, since this kind of machine is noisy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import re
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+BENCHMARKS = {
+    "estimate": "Pre-flight estimate vs the HF processor (issue 4)",
+    "preprocess": "Image preprocessing: Loupe's image path vs the HF processor (issue 6)",
+    "serving": "Serving under concurrency: Loupe vs transformers serve (issue 6)",
+    "multiturn": "Multi-turn: time to first token of later turns with the same image (issue 6)",
+    "upstream_overhead": "Latency Loupe adds in front of an upstream (issue 7)",
+}
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+HEADER = """# Benchmarks
+
+Produced by `make bench` (`python -m bench [NAME ...]`), which rewrites the sections it runs.
+Every comparison is measured side by side in one run and reported as a ratio: the machines this
+is developed on are shared and noisy, so absolute times drift between runs.
+"""
+
+
+def section(name: str, body: str) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return (
+        f"<!-- bench:{name} -->\n## {BENCHMARKS[name]}\n\n"
+        f"Command: `python -m bench {name}` ({stamp}; {machine})\n\n{body.strip()}\n<!-- /bench:{name} -->"
+    )
+
+
+def run_one(name: str) -> str:
+    try:
+        module = importlib.import_module(f"bench.{name}")
+        return section(name, module.run())
+    except Exception:  # noqa: BLE001 - a failing benchmark is reported in the document, not hidden
+        return section(name, "Not measured in this run: it failed with\n\n```\n" + traceback.format_exc() + "```")
+
+
+def merge(existing: str, sections: dict[str, str]) -> str:
+    text = existing if existing.startswith("# Benchmarks") else HEADER
+    for name, body in sections.items():
+        pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
+        text = pattern.sub(lambda _: body, text) if pattern.search(text) else text.rstrip() + "\n\n" + body + "\n"
+    return text
+
+
+def main(names: list[str]) -> None:
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        sys.exit(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+    sections = {}
+    for name in names or list(BENCHMARKS):
+        print(f"== {name}", flush=True)
+        sections[name] = run_one(name)
+        print(sections[name], flush=True)
+    DOC.write_text(merge(DOC.read_text() if DOC.exists() else "", sections))
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
