@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,6 +46,7 @@ def serve(
     import uvicorn
 
     from loupe.compose import build_app, check_exposure, load_models, open_billing
+    from loupe.logs import configure as configure_logs
     from loupe.settings import load_settings
 
     overrides: dict[str, Any] = {"db": db, "redis": redis}
@@ -69,16 +69,18 @@ def serve(
         raise _fail(exc) from None
     for model in served.values():
         card = model.engine.card
+        prices = card.prices
         console.print(
             f"[green]model[/] {card.id}  family={card.family}  context={card.context_size}  "
-            f"max_images={card.max_images}"
+            f"max_images={card.max_images}  price per 1M tokens: in {prices.input_per_m} / out "
+            f"{prices.output_per_m} {prices.currency}"
         )
     if runs_open:
         console.print("[yellow]no API key exists: serving OPEN on loopback (any client, no billing)[/]")
     base = f"http://{settings.host}:{settings.port}"
-    console.print(f"API {base}/v1   docs {base}/docs")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    uvicorn.run(web, host=settings.host, port=settings.port, log_level=log_level)
+    console.print(f"API {base}/v1   docs {base}/docs   playground {base}/playground   metrics {base}/metrics")
+    configure_logs(log_level)
+    uvicorn.run(web, host=settings.host, port=settings.port, log_level=log_level, access_log=False, log_config=None)
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -23,6 +23,7 @@ from loupe.models.describe import detail_rules
 from loupe.errors import ConfigError
 from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
+from loupe.service.metrics import Metrics
 from loupe.service.images import ImageService, limits_for
 from loupe.settings import ModelSettings, Settings
 
@@ -76,7 +77,7 @@ def load_models(
     return served
 
 
-def image_service(settings: Settings, served: Mapping[str, ServedModel]) -> ImageService:
+def image_service(settings: Settings, served: Mapping[str, ServedModel], metrics: Metrics) -> ImageService:
     fetch = settings.fetch
     fetcher = ImageFetcher(
         ImageLimits(
@@ -92,19 +93,34 @@ def image_service(settings: Settings, served: Mapping[str, ServedModel]) -> Imag
     )
     intakes = {m.id: MediaIntake(limits_for(m, fetch), fetcher=fetcher) for m in settings.models}
     counters = {model_id: s.counter for model_id, s in served.items()}
-    return ImageService(intakes, counters, fetcher)
+    return ImageService(intakes, counters, fetcher, metrics)
 
 
 def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Billing) -> FastAPI:
     engines = {model_id: s.engine for model_id, s in served.items()}
-    images = image_service(settings, served)
+    metrics = Metrics()
+    chat = ChatService(engines, image_service(settings, served, metrics))
+    metrics.add_gauge(
+        "loupe_queue_depth",
+        "Requests queued or running, per model",
+        ["model"],
+        lambda: {(model,): float(depth) for model, depth in chat.queue_depths().items()},
+    )
     state = AppState(
-        chat=ChatService(engines, images),
+        chat=chat,
         accounts=Accounts(billing),
+        metrics=metrics,
         max_choices=settings.engine.max_choices,
         max_request_bytes=settings.max_request_bytes,
     )
-    return create_app(state, list(engines.values()), closers=[images.aclose])
+    return create_app(state, list(engines.values()), closers=[chat.aclose, _async(billing.db.dispose)])
+
+
+def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        close()
+
+    return run
 
 
 

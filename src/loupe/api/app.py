@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from loupe import __version__
 from loupe.api.body_limit import BodyLimit
 from loupe.api.errors import install_handlers
+from loupe.api.observability import RequestContext, metrics_router
 from loupe.api.routes import admin, chat, estimate, models, usage, web
 from loupe.api.state import AppState
 from loupe.engines.protocol import Engine
@@ -53,10 +54,12 @@ def create_app(
         app.include_router(api, prefix=prefix)
     app.include_router(admin.router(state))
     app.include_router(web.router())
+    app.include_router(metrics_router(state.metrics))
 
     @app.get("/health", summary="Liveness and the served models")
     async def health() -> dict[str, object]:
         return {"status": "ok", "models": [card.id for card in state.chat.models()], "queue": state.chat.queue_depths()}
 
     app.add_middleware(BodyLimit, max_bytes=state.max_request_bytes)
+    app.add_middleware(RequestContext)  # outermost: every response, errors included, gets an id
     return app

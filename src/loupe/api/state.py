@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
+from loupe.service.metrics import Metrics
 
 
 @dataclass(frozen=True, slots=True)
 class AppState:
     chat: ChatService
     accounts: Accounts
+    metrics: Metrics
     max_choices: int
     max_request_bytes: int

@@ -40,6 +40,10 @@ class ImagePipeline(Protocol):
         """Plan every image from its header alone (no decode); raises ImageError subclasses."""
         ...
 
+    async def aclose(self) -> None:
+        """Release connections (the URL fetcher's pool)."""
+        ...
+
 
 def fit_max_tokens(stats: PromptStats, requested: int | None, context_size: int) -> int:
     """The completion budget: what was asked, lowered to what the context leaves."""
@@ -66,6 +70,14 @@ class ChatRun:
     max_tokens: int
     streamed: dict[int, int] = field(default_factory=dict)
     finished: dict[int, int] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.monotonic)
+    first_text_at: float | None = None
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def time_to_first_token(self) -> float | None:
+        return None if self.first_text_at is None else self.first_text_at - self.started_at
 
     @property
     def stats(self) -> PromptStats:
@@ -96,6 +108,8 @@ class ChatRun:
                     self.finished[event.index] = event.completion_tokens
                 else:
                     self.streamed[event.index] = self.streamed.get(event.index, 0) + event.tokens
+                    if event.text and self.first_text_at is None:
+                        self.first_text_at = time.monotonic()
                 yield event
 
 
@@ -115,6 +129,10 @@ class ChatService:
 
     def models(self) -> list[ModelCard]:
         return [engine.card for engine in self._engines.values()]
+
+    async def aclose(self) -> None:
+        """Release the image pipeline's connections."""
+        await self._images.aclose()
 
     def queue_depths(self) -> dict[str, int]:
         """Requests queued or running, per model."""
@@ -140,6 +158,7 @@ class ChatService:
 
     async def start(self, request: ChatRequest) -> ChatRun:
         """Validate the request against the model and prepare its prompt; nothing is generated yet."""
+        begun = time.monotonic()
         engine = self._engine(request.model)
         images = await self._images.prepare(engine.card, self._image_refs(engine, request))
         prompt = await engine.prepare(_with_images(request, images))
@@ -151,6 +170,7 @@ class ChatService:
             engine=engine,
             prompt=prompt,
             max_tokens=max_tokens,
+            started_at=begun,
         )
 
     async def complete(self, run: ChatRun) -> Completion:

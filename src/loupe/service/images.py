@@ -10,9 +10,10 @@ import asyncio
 from collections.abc import Mapping, Sequence
 
 from loupe.domain import ImageRef, ModelCard, PlannedImage, PreparedImage
-from loupe.errors import InvalidRequest, LoupeError, ServiceUnavailable
+from loupe.errors import ImageError, InvalidRequest, LoupeError, ServiceUnavailable
 from loupe.media import DecodedImage, ImageFetcher, ImageLimits, MediaIntake, resize
 from loupe.models import ImagePlan, TokenCounter
+from loupe.service.metrics import Metrics
 from loupe.settings import FetchSettings, ModelSettings
 
 
@@ -40,15 +41,23 @@ class ImageService:
         intakes: Mapping[str, MediaIntake],
         counters: Mapping[str, TokenCounter],
         fetcher: ImageFetcher | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._intakes = dict(intakes)
         self._counters = dict(counters)
         self._fetcher = fetcher
+        self._metrics = metrics or Metrics()
 
     async def prepare(self, card: ModelCard, refs: Sequence[ImageRef]) -> list[PreparedImage]:
         """Decode every image, then size it as its detail's plan says."""
         intake, counter = self._for(card)
-        decoded = await intake.load(refs)
+        try:
+            decoded = await intake.load(refs)
+        except ImageError as exc:
+            self._metrics.image_refused(exc.code)
+            raise
+        for image in decoded:
+            self._metrics.image_accepted(card.id, image.byte_size)
         plans = self._plan_all(counter, refs, [(img.width, img.height) for img in decoded])
         return list(
             await asyncio.gather(

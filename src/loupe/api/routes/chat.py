@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -31,11 +29,19 @@ def router(state: AppState) -> APIRouter:
         body: wire.ChatCompletionRequest, caller: Caller = Depends(caller_of)
     ) -> object:
         chat = to_domain(body, max_choices=state.max_choices)
-        state.accounts.check_model(caller, chat.model)
-        run = await state.chat.start(chat)
-        ticket = await state.accounts.admit(caller, run)
+        try:
+            state.accounts.check_model(caller, chat.model)
+            run = await state.chat.start(chat)
+            ticket = await state.accounts.admit(caller, run)
+        except LoupeError as exc:
+            state.metrics.request_refused(chat.model, status_of(exc)[0])
+            raise
         headers = rate_limit_headers(ticket.rate_limits)
-        finish = partial(state.accounts.finish, ticket, run)
+
+        async def finish(status: int) -> None:
+            await state.accounts.finish(ticket, run, status)
+            state.metrics.run_finished(chat.model, status, run.usage(), run.elapsed(), run.time_to_first_token())
+
         if chat.stream:
             return StreamingResponse(
                 stream_run(run, finish),

@@ -1,0 +1,90 @@
+"""What Loupe counts for operators, in Prometheus' terms, on a registry the composition root owns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from loupe.domain import Usage
+
+# Seconds: from a fast text answer to a slow CPU prefill of several large images.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+class _Gauges(Collector):
+    """Gauges read at scrape time from live objects (queues, caches, replicas)."""
+
+    def __init__(self) -> None:
+        self._sources: list[Callable[[], Iterator[GaugeMetricFamily]]] = []
+
+    def add(self, source: Callable[[], Iterator[GaugeMetricFamily]]) -> None:
+        self._sources.append(source)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for source in self._sources:
+            yield from source()
+
+
+class Metrics:
+    """Counters and histograms of requests, tokens, images, queues and engine work."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("loupe_requests", "Chat requests by model and final status", ["model", "status"], registry=r)
+        self.latency = Histogram(
+            "loupe_request_duration_seconds", "Chat request latency", ["model"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.ttft = Histogram(
+            "loupe_time_to_first_token_seconds", "Time to first token", ["model"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.prompt_tokens = Counter("loupe_prompt_tokens", "Prompt tokens (image tokens included)", ["model"], registry=r)
+        self.image_tokens = Counter("loupe_image_tokens", "Image tokens of prompts", ["model"], registry=r)
+        self.completion_tokens = Counter("loupe_completion_tokens", "Completion tokens", ["model"], registry=r)
+        self.cached_tokens = Counter("loupe_cached_prompt_tokens", "Prompt tokens served from cache", ["model"], registry=r)
+        self.image_bytes = Counter("loupe_image_bytes", "Encoded bytes of accepted images", ["model"], registry=r)
+        self.images = Counter("loupe_images", "Accepted images", ["model"], registry=r)
+        self.image_failures = Counter("loupe_image_failures", "Refused images by reason", ["code"], registry=r)
+        self.batch_size = Histogram(
+            "loupe_engine_batch_size", "Sequences per decode step", ["model"], buckets=BATCH_BUCKETS, registry=r
+        )
+        self.vision_cache = Counter("loupe_vision_cache_lookups", "Vision cache lookups", ["model", "result"], registry=r)
+        self._gauges = _Gauges()
+        r.register(self._gauges)
+
+    def add_gauge(self, name: str, doc: str, labels: list[str], read: Callable[[], Mapping[tuple[str, ...], float]]) -> None:
+        """A gauge whose values (label values -> value) are read when Prometheus scrapes."""
+
+        def source() -> Iterator[GaugeMetricFamily]:
+            family = GaugeMetricFamily(name, doc, labels=labels)
+            for label_values, value in read().items():
+                family.add_metric(list(label_values), value)
+            yield family
+
+        self._gauges.add(source)
+
+    def run_finished(
+        self, model: str, status: int, usage: Usage, seconds: float, ttft: float | None
+    ) -> None:
+        self.requests.labels(model, str(status)).inc()
+        self.latency.labels(model).observe(seconds)
+        if ttft is not None:
+            self.ttft.labels(model).observe(ttft)
+        self.prompt_tokens.labels(model).inc(usage.prompt_tokens)
+        self.image_tokens.labels(model).inc(usage.image_tokens)
+        self.completion_tokens.labels(model).inc(usage.completion_tokens)
+        self.cached_tokens.labels(model).inc(usage.cached_tokens)
+
+    def request_refused(self, model: str, status: int) -> None:
+        self.requests.labels(model, str(status)).inc()
+
+    def image_accepted(self, model: str, byte_size: int) -> None:
+        self.images.labels(model).inc()
+        self.image_bytes.labels(model).inc(byte_size)
+
+    def image_refused(self, code: str) -> None:
+        self.image_failures.labels(code).inc()
