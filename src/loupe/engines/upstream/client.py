@@ -1,0 +1,136 @@
+"""An OpenAI-compatible chat-completions client on httpx: one streamed request, parsed into chunks.
+
+Requests always stream (`stream_options.include_usage`), whether or not Loupe's own client
+streams: closing the chunk iterator closes the HTTP response, which is how an upstream learns
+that nobody is listening any more, and one parser serves both cases.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from loupe.engines.upstream.errors import UpstreamBadResponse, error_for_status, map_transport_errors
+from loupe.engines.upstream.sse import sse_data
+
+__all__ = ["Chunk", "UpstreamClient", "UpstreamUsage", "parse_chunk"]
+
+_log = logging.getLogger(__name__)
+
+_ERROR_BODY_LIMIT = 64 * 1024
+_LOGGED_BODY_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamUsage:
+    """Usage as the upstream reported it; `image_tokens` only where it says (Loupe does, vLLM does not)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    image_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One `chat.completion.chunk` of a single-choice stream, reduced to what Loupe uses."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: UpstreamUsage | None = None
+
+
+def parse_chunk(data: str) -> Chunk:
+    """Parse one SSE payload; raises UpstreamBadResponse for anything but a well-formed chunk."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        raise UpstreamBadResponse("the model server sent a malformed stream event") from None
+    if not isinstance(obj, dict):
+        raise UpstreamBadResponse("the model server sent a malformed stream event")
+    if "error" in obj:
+        # An error after the stream started: its text stays in the log (it may name upstream internals).
+        _log.warning("upstream stream error: %.200s", json.dumps(obj["error"]))
+        raise UpstreamBadResponse("the model server failed while generating")
+    choices = obj.get("choices") or []
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise UpstreamBadResponse("the model server sent a malformed stream event")
+    text, finish = "", None
+    if choices:
+        delta = choices[0].get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        text = content if isinstance(content, str) else ""
+        reason = choices[0].get("finish_reason")
+        finish = reason if isinstance(reason, str) else None
+    return Chunk(text=text, finish_reason=finish, usage=_usage(obj.get("usage")))
+
+
+def _usage(raw: Any) -> UpstreamUsage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    if not (_is_count(prompt) and _is_count(completion)):
+        raise UpstreamBadResponse("the model server reported a malformed usage")
+    details = raw.get("prompt_tokens_details")
+    image = details.get("image_tokens") if isinstance(details, dict) else None
+    return UpstreamUsage(prompt, completion, image if _is_count(image) else None)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+class UpstreamClient:
+    """Talks to replicas by base URL (`http://host:port/v1`); owns no replica state."""
+
+    def __init__(self, http: httpx.AsyncClient, *, health_timeout_s: float = 2.0) -> None:
+        self._http = http
+        self._health_timeout = health_timeout_s
+
+    async def stream_chat(self, base_url: str, body: dict[str, Any]) -> AsyncIterator[Chunk]:
+        """POST the body with `stream: true` and yield its chunks until `[DONE]` or the stream ends.
+
+        Raises UpstreamUnavailable / UpstreamTimeout / UpstreamBadResponse for the replica's
+        failures and InvalidRequest when the upstream refuses the request itself.
+        """
+        with map_transport_errors():
+            async with self._http.stream("POST", f"{base_url}/chat/completions", json=body) as response:
+                if response.status_code != 200:
+                    raise await _status_error(base_url, response)
+                async for data in sse_data(response.aiter_lines()):
+                    if data.strip() == "[DONE]":
+                        return
+                    yield parse_chunk(data)
+
+    async def healthy(self, base_url: str) -> bool:
+        """True when `GET {base_url}/models` answers 200 within the health timeout."""
+        try:
+            response = await self._http.get(f"{base_url}/models", timeout=self._health_timeout)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+async def _status_error(base_url: str, response: httpx.Response) -> Exception:
+    raw = bytearray()
+    async for piece in response.aiter_bytes():
+        raw.extend(piece[: _ERROR_BODY_LIMIT - len(raw)])
+        if len(raw) >= _ERROR_BODY_LIMIT:
+            break
+    text = raw.decode("utf-8", errors="replace")
+    _log.warning(
+        "upstream refused a request",
+        extra={"upstream": base_url, "status": response.status_code, "body": text[:_LOGGED_BODY_CHARS]},
+    )
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    return error_for_status(response.status_code, body)

@@ -1,0 +1,111 @@
+"""Upstream failures as Loupe errors: the one boundary where httpx and upstream statuses come in.
+
+Nothing of an upstream's body reaches a client: an upstream's own message may name its
+internals (paths, hosts, stack traces), so the messages below are Loupe's, and the upstream's
+status is kept only in the server log.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from loupe.errors import EngineFailure, InvalidRequest, LoupeError, ServiceUnavailable
+
+__all__ = [
+    "RETRYABLE",
+    "UpstreamBadResponse",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+    "error_for_status",
+    "map_transport_errors",
+]
+
+
+class UpstreamBadResponse(EngineFailure):
+    """The upstream answered with a server error or with something that is not a valid response (502)."""
+
+    code = "UPSTREAM_ERROR"
+
+
+class UpstreamUnavailable(ServiceUnavailable):
+    """No upstream replica could be reached, or the one tried is overloaded (503)."""
+
+    code = "SERVICE_NOT_AVAILABLE"
+
+
+class UpstreamTimeout(EngineFailure):
+    """The upstream did not answer within the configured timeouts (504)."""
+
+    code = "UPSTREAM_TIMEOUT"
+
+
+RETRYABLE: tuple[type[LoupeError], ...] = (UpstreamBadResponse, UpstreamUnavailable, UpstreamTimeout)
+"""Failures of the replica, not of the request: another replica may succeed."""
+
+# Most specific first: httpx's timeouts are TransportErrors too.
+_TRANSPORT: tuple[tuple[type[httpx.TransportError], type[LoupeError], str], ...] = (
+    (httpx.ConnectTimeout, UpstreamUnavailable, "the model server did not accept a connection in time"),
+    (httpx.PoolTimeout, UpstreamUnavailable, "too many requests are open to the model server"),
+    (httpx.TimeoutException, UpstreamTimeout, "the model server did not answer in time"),
+    (httpx.ConnectError, UpstreamUnavailable, "the model server cannot be reached"),
+    (httpx.NetworkError, UpstreamBadResponse, "the connection to the model server broke"),
+    (httpx.ProtocolError, UpstreamBadResponse, "the model server broke the HTTP protocol"),
+    (httpx.ProxyError, UpstreamUnavailable, "the model server cannot be reached"),
+    (httpx.UnsupportedProtocol, UpstreamUnavailable, "the model server's address is not http(s)"),
+    (httpx.TransportError, UpstreamBadResponse, "the connection to the model server failed"),
+)
+
+
+def error_for_transport(exc: httpx.TransportError) -> LoupeError:
+    for cls, loupe_cls, message in _TRANSPORT:
+        if isinstance(exc, cls):
+            return loupe_cls(message)
+    raise AssertionError("httpx.TransportError is the last row")  # pragma: no cover
+
+
+@contextmanager
+def map_transport_errors() -> Iterator[None]:
+    """Turn every httpx transport failure raised inside into its Loupe error."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise error_for_transport(exc) from exc
+
+
+_PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]]{0,63}")
+
+
+def error_for_status(status: int, body: Any) -> LoupeError:
+    """The Loupe error for an upstream's non-2xx answer; `body` is its parsed JSON, or None.
+
+    A 400 or 422 is the request's fault (a parameter the model server refuses): the client gets
+    an InvalidRequest naming the parameter when the upstream names one plainly, never the
+    upstream's text. 429 and 503 mean "busy": another replica may take it.
+    """
+    if status in (400, 413, 422):
+        param = _param_of(body)
+        where = f" (parameter {param!r})" if param else ""
+        return InvalidRequest(
+            f"the model server refused this request{where}; check the sampling parameters and "
+            "the prompt against what this model supports",
+            param=param,
+        )
+    if status in (429, 503):
+        return UpstreamUnavailable("the model server is busy; retry later")
+    if status == 504:
+        return UpstreamTimeout("the model server timed out")
+    return UpstreamBadResponse(f"the model server answered with an error (HTTP {status})")
+
+
+def _param_of(body: Any) -> str | None:
+    """The `param` of an OpenAI error envelope, if it is a plain field name."""
+    error = body.get("error") if isinstance(body, dict) else None
+    param = error.get("param") if isinstance(error, dict) else None
+    if isinstance(param, str) and _PARAM.fullmatch(param):
+        return param
+    return None

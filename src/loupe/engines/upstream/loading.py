@@ -1,0 +1,86 @@
+"""An upstream model put together: its checkpoint's processor (no weights), counter, card and replicas."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import httpx
+
+from loupe.domain import DetailRule, ModelCard, Prices
+from loupe.engines.local.loader import read_checkpoint
+from loupe.engines.upstream.client import UpstreamClient
+from loupe.engines.upstream.engine import UpstreamEngine
+from loupe.engines.upstream.replicas import ReplicaPool
+from loupe.errors import ConfigError
+from loupe.models import TokenCounter, counter_for
+from loupe.models.describe import detail_rules
+
+__all__ = ["load_upstream_model"]
+
+
+def load_upstream_model(
+    model_id: str,
+    checkpoint: str,
+    upstream: Sequence[str],
+    upstream_model: str,
+    *,
+    context_size: int | None,
+    max_images: int,
+    budget: int,
+    health_interval_s: float = 5.0,
+    connect_timeout_s: float = 2.0,
+    read_timeout_s: float = 120.0,
+    max_attempts: int = 3,
+    max_failures: int = 2,
+    max_connections: int = 512,
+    prices: Prices | None = None,
+    owned_by: str = "loupe",
+    family: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> tuple[UpstreamEngine, TokenCounter]:
+    """Read the checkpoint's processor and configs (no weights) and wire the replicas.
+
+    `upstream` are base URLs ending in `/v1`; `upstream_model` is the model's name there.
+    `read_timeout_s` bounds the wait for each piece of the answer, the first included (a long
+    prefill under load). Nothing is contacted here: `engine.start()` runs the first health
+    probe. Raises ConfigError for a URL that is not http(s), ModelLoadError for the checkpoint.
+    """
+    urls = [_base_url(u) for u in upstream]
+    found = read_checkpoint(checkpoint)
+    counter = counter_for(
+        found.model_type,
+        found.preprocessor_config,
+        found.processor_config,
+        budget=budget,
+        double_newline_tokens=found.double_newline_tokens(),
+    )
+    native = found.context_size
+    card = ModelCard(
+        id=model_id,
+        created=int(time.time()),
+        owned_by=owned_by,
+        family=family or counter.family,
+        checkpoint=checkpoint,
+        context_size=native if context_size is None else min(context_size, native),
+        max_images=max_images,
+        prices=prices or Prices(),
+        detail_rules=tuple(DetailRule(**rule) for rule in detail_rules(counter)),
+    )
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=read_timeout_s),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        transport=transport,
+        trust_env=False,  # a proxy from the environment must not sit between Loupe and its cluster
+    )
+    client = UpstreamClient(http, health_timeout_s=connect_timeout_s)
+    pool = ReplicaPool(urls, client.healthy, health_interval_s=health_interval_s, max_failures=max_failures)
+    engine = UpstreamEngine(card, found.processor, pool, client, upstream_model, max_attempts=max_attempts)
+    return engine, counter
+
+
+def _base_url(url: str) -> str:
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(f"upstream URL {url!r} must be http(s)://host[:port]/v1")
+    return url.rstrip("/")

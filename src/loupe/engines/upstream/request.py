@@ -1,0 +1,67 @@
+"""Prompt messages and sampling parameters as an OpenAI chat-completions request body.
+
+Fields at their OpenAI default are left out, and Loupe's extensions (`top_k`, `min_p`,
+`repetition_penalty`) are sent only when set: servers differ in which fields they know, and
+several (transformers serve among them) refuse a field they do not know even at its default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from loupe.domain import PreparedImage, PromptMessage, SamplingParams, TextPart
+
+__all__ = ["chat_body", "openai_messages"]
+
+Encoder = Callable[[PreparedImage], str]
+
+
+def openai_messages(messages: Sequence[PromptMessage], encode: Encoder) -> list[dict[str, Any]]:
+    """The messages with every prepared image as a data URL at the detail Loupe applied.
+
+    A message of one text part is sent as a plain string, which every server takes for every
+    role; the chat template sees the same text either way.
+    """
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        parts = [_part(p, encode) for p in message.content]
+        if len(parts) == 1 and parts[0]["type"] == "text":
+            out.append({"role": message.role.value, "content": parts[0]["text"]})
+        else:
+            out.append({"role": message.role.value, "content": parts})
+    return out
+
+
+def _part(part: object, encode: Encoder) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, PreparedImage):
+        return {"type": "image_url", "image_url": {"url": encode(part), "detail": part.detail.value}}
+    raise TypeError(f"an upstream prompt needs prepared images, not {type(part).__name__}")
+
+
+def chat_body(
+    model: str, messages: list[dict[str, Any]], sampling: SamplingParams, max_tokens: int, *, seed: int | None
+) -> dict[str, Any]:
+    """One choice's streamed request: `n` is always 1 (choices are fanned out by the engine)."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": max_tokens,
+        "temperature": sampling.temperature,
+    }
+    optional: dict[str, tuple[Any, Any]] = {
+        "top_p": (sampling.top_p, 1.0),
+        "frequency_penalty": (sampling.frequency_penalty, 0.0),
+        "presence_penalty": (sampling.presence_penalty, 0.0),
+        "top_k": (sampling.top_k, 0),
+        "min_p": (sampling.min_p, 0.0),
+        "repetition_penalty": (sampling.repetition_penalty, 1.0),
+        "stop": (list(sampling.stop), []),
+        "seed": (seed, None),
+    }
+    body.update({name: value for name, (value, default) in optional.items() if value != default})
+    return body

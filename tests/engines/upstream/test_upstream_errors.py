@@ -1,0 +1,96 @@
+"""Every upstream failure becomes a Loupe error, and no upstream text reaches the client."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from loupe import errors
+from loupe.api.errors import status_of
+from loupe.engines.upstream.errors import (
+    RETRYABLE,
+    UpstreamBadResponse,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    error_for_status,
+    error_for_transport,
+    map_transport_errors,
+)
+
+
+def transport_errors() -> list[type[httpx.TransportError]]:
+    found, pending = [], [httpx.TransportError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+@pytest.mark.parametrize("cls", transport_errors(), ids=lambda c: c.__name__)
+def test_every_httpx_transport_error_is_mapped_to_a_retryable_error(cls: type[httpx.TransportError]) -> None:
+    mapped = error_for_transport(cls("boom"))
+    assert isinstance(mapped, RETRYABLE)
+    assert "boom" not in mapped.message
+
+
+@pytest.mark.parametrize(
+    ("cls", "expected"),
+    [
+        (httpx.ConnectError, UpstreamUnavailable),
+        (httpx.ConnectTimeout, UpstreamUnavailable),
+        (httpx.PoolTimeout, UpstreamUnavailable),
+        (httpx.ReadTimeout, UpstreamTimeout),
+        (httpx.WriteTimeout, UpstreamTimeout),
+        (httpx.ReadError, UpstreamBadResponse),
+        (httpx.RemoteProtocolError, UpstreamBadResponse),
+    ],
+)
+def test_transport_table(cls: type[httpx.TransportError], expected: type[errors.LoupeError]) -> None:
+    assert type(error_for_transport(cls("x"))) is expected
+
+
+def test_the_context_manager_translates_and_chains() -> None:
+    with pytest.raises(UpstreamUnavailable) as caught, map_transport_errors():
+        raise httpx.ConnectError("refused")
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+
+
+@pytest.mark.parametrize("status", [s for s in range(400, 600) if s not in (400, 413, 422)])
+def test_every_error_status_maps_to_an_upstream_error(status: int) -> None:
+    mapped = error_for_status(status, {"error": {"message": "internal detail /opt/secret"}})
+    assert isinstance(mapped, RETRYABLE)
+    assert "secret" not in mapped.message
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_client_fault_statuses_are_invalid_requests_without_upstream_text(status: int) -> None:
+    body = {"error": {"message": "temperature must be < 2 (see /srv/vllm/x.py)", "param": "temperature"}}
+    mapped = error_for_status(status, body)
+    assert type(mapped) is errors.InvalidRequest
+    assert mapped.param == "temperature"
+    assert "srv" not in mapped.message
+
+
+@pytest.mark.parametrize("param", ["<script>", "a" * 200, 7, None, "x y"])
+def test_odd_params_are_dropped(param: object) -> None:
+    mapped = error_for_status(400, {"error": {"param": param}})
+    assert mapped.param is None
+
+
+@pytest.mark.parametrize(("status", "expected"), [(429, UpstreamUnavailable), (503, UpstreamUnavailable), (504, UpstreamTimeout), (500, UpstreamBadResponse), (404, UpstreamBadResponse)])
+def test_status_table(status: int, expected: type[errors.LoupeError]) -> None:
+    assert type(error_for_status(status, None)) is expected
+
+
+@pytest.mark.parametrize("cls", [UpstreamBadResponse, UpstreamUnavailable, UpstreamTimeout], ids=lambda c: c.__name__)
+def test_upstream_errors_are_server_errors_over_http(cls: type[errors.LoupeError]) -> None:
+    assert status_of(cls("x"))[0] >= 500
+
+
+def test_codes() -> None:
+    assert (UpstreamBadResponse.code, UpstreamUnavailable.code, UpstreamTimeout.code) == (
+        "UPSTREAM_ERROR",
+        "SERVICE_NOT_AVAILABLE",
+        "UPSTREAM_TIMEOUT",
+    )

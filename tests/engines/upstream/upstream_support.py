@@ -1,0 +1,47 @@
+"""Shared by the upstream end-to-end tests: an in-process gateway (the chat service on an
+UpstreamEngine) and the domain requests it takes."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+
+from loupe.domain import ChatRequest, Detail, ImageRef, Message, Role, SamplingParams, TextDelta, TextPart, Usage
+from loupe.engines.upstream import UpstreamEngine
+from loupe.media import ImageLimits, MediaIntake
+from loupe.models import TokenCounter
+from loupe.service.chat import ChatService
+from loupe.service.images import ImageService
+
+
+def gateway(engine: UpstreamEngine, counter: TokenCounter) -> ChatService:
+    model = engine.card.id
+    images = ImageService({model: MediaIntake(ImageLimits())}, {model: counter})
+    return ChatService({model: engine}, images)
+
+
+def ask(model: str, text: str, *images: tuple[str, str | None], max_tokens: int = 12, **sampling: object) -> ChatRequest:
+    """A user message of images (data URL, detail) then text, greedy unless told otherwise."""
+    parts: list[ImageRef | TextPart] = [
+        ImageRef(url=url, detail=Detail(detail) if detail else None, param=f"messages[0].content[{i}].image_url")
+        for i, (url, detail) in enumerate(images)
+    ]
+    parts.append(TextPart(text))
+    params = SamplingParams(max_tokens=max_tokens, **{"temperature": 0.0, **sampling})  # type: ignore[arg-type]
+    return ChatRequest(model=model, messages=(Message(Role.USER, tuple(parts)),), sampling=params)
+
+
+async def streamed(chat: ChatService, request: ChatRequest) -> tuple[str, Usage]:
+    """The gateway's answer read event by event, as the SSE route does."""
+    run = await chat.start(request)
+    texts: list[str] = []
+    async with aclosing(run.events()) as events:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                texts.append(event.text)
+    return "".join(texts), run.usage()
+
+
+async def completed(chat: ChatService, request: ChatRequest) -> tuple[str, Usage]:
+    """The gateway's answer gathered whole, as the non-streaming route does."""
+    done = await chat.complete(await chat.start(request))
+    return done.texts[0], done.usage
