@@ -1,0 +1,68 @@
+"""Model inputs from images without the HF image processor: the same tensors, in less time.
+
+`preprocess` returns what the checkpoint's image processor returns for one prompt's images
+(`pixel_values` plus `image_grid_thw`, or `pixel_attention_mask` and `rows`/`cols`), so the
+processor's own `replace_image_token` can expand the prompt's placeholders from it. Images come
+in as Loupe hands them to the processor today: at their final size for the Qwen-VL layouts,
+original (or at `first_size`, with `resized=True`) for Idefics3. `load_resized` decodes them
+there from the encoded bytes, draft-decoding JPEGs when the target is at most half the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from PIL import Image
+
+from loupe.engines.local.fast_images import idefics3, qwen
+from loupe.engines.local.fast_images.decode import draft_scale, load_resized
+from loupe.engines.local.fast_images.idefics3 import TileSettings, first_size
+from loupe.engines.local.fast_images.pixels import Normalization
+from loupe.engines.local.fast_images.qwen import QwenPatching
+
+__all__ = [
+    "FAMILIES",
+    "Normalization",
+    "QwenPatching",
+    "TileSettings",
+    "draft_scale",
+    "first_size",
+    "load_resized",
+    "preprocess",
+    "settings_for",
+]
+
+QWEN_LAYOUT = frozenset({"qwen2-vl", "qwen2.5-vl", "qwen3-vl", "glm4v"})
+TILED = frozenset({"smolvlm", "idefics3"})
+FAMILIES = QWEN_LAYOUT | TILED
+"""Catalogue family names with a fast path."""
+
+
+def settings_for(
+    family: str, image_processor: Any, overrides: Mapping[str, Any] | None = None
+) -> QwenPatching | TileSettings:
+    """Read the settings once per model (and per override set) from its HF image processor.
+
+    `overrides` are the processor keyword arguments of `domain.nested_overrides`. The Qwen-VL
+    layouts take none: their images arrive at their final size. Raises ValueError for a family
+    without a fast path.
+    """
+    if family in QWEN_LAYOUT:
+        if overrides:
+            raise ValueError(f"{family} images are sized by Loupe; no processor overrides apply")
+        return QwenPatching.from_image_processor(image_processor)
+    if family in TILED:
+        return TileSettings.from_image_processor(image_processor, overrides)
+    raise ValueError(f"no fast image path for {family!r}; choose one of {', '.join(sorted(FAMILIES))}")
+
+
+def preprocess(
+    images: Sequence[Image.Image], settings: QwenPatching | TileSettings, *, resized: bool = False
+) -> dict[str, Any]:
+    """The image processor's output for one prompt's RGB images, as torch tensors (and, for
+    Idefics3, `rows`/`cols` lists). CPU-bound: call it off the event loop. Raises ValueError for
+    an image the fast path cannot take (not RGB; a Qwen-VL image not at a multiple of a token)."""
+    if isinstance(settings, QwenPatching):
+        return qwen.preprocess(images, settings)
+    return idefics3.preprocess(images, settings, resized=resized)

@@ -1,0 +1,90 @@
+"""Qwen-VL pixel inputs (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, GLM-4.1V) without the image processor.
+
+The image must already be at a size the processor leaves unchanged (Loupe's planner resizes it),
+so all that is left is the processor's rescale, normalisation and patchify. Its layout: the image
+cut into `merge_size` x `merge_size` groups of `patch_size` squares, groups in row-major order,
+patches row-major within a group, each patch flattened as (channel, temporal, row, column) with
+the single frame repeated `temporal_patch_size` times. Here the uint8 image is copied once into
+that order (a byte copy, the cheap place to repeat frames), then normalised in contiguous passes
+straight into its rows of one float32 output for all images: no float64 image, no intermediate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from loupe.engines.local.fast_images.pixels import Normalization
+
+__all__ = ["QwenPatching", "grid", "preprocess"]
+
+
+@dataclass(frozen=True, slots=True)
+class QwenPatching:
+    """The processor settings that decide pixel values once the size is settled."""
+
+    patch_size: int
+    merge_size: int
+    temporal_patch_size: int
+    normalization: Normalization
+
+    @classmethod
+    def from_image_processor(cls, image_processor: Any) -> QwenPatching:
+        """Read a `Qwen2VLImageProcessor` / `Glm4vImageProcessor` (either backend)."""
+        return cls(
+            patch_size=int(image_processor.patch_size),
+            merge_size=int(image_processor.merge_size),
+            temporal_patch_size=int(image_processor.temporal_patch_size),
+            normalization=Normalization.of(
+                do_rescale=bool(image_processor.do_rescale),
+                rescale_factor=image_processor.rescale_factor,
+                do_normalize=bool(image_processor.do_normalize),
+                mean=image_processor.image_mean,
+                std=image_processor.image_std,
+            ),
+        )
+
+    @property
+    def patch_dim(self) -> int:
+        return 3 * self.temporal_patch_size * self.patch_size**2
+
+
+def grid(width: int, height: int, patching: QwenPatching) -> tuple[int, int, int]:
+    """(t, h, w) in patches; raises ValueError unless both sides are multiples of a merged patch."""
+    factor = patching.patch_size * patching.merge_size
+    if width % factor or height % factor:
+        raise ValueError(f"a {width}x{height} image is not a multiple of {factor} on each side")
+    return 1, height // patching.patch_size, width // patching.patch_size
+
+
+def preprocess(images: Sequence[Image.Image], patching: QwenPatching) -> dict[str, torch.Tensor]:
+    """`pixel_values` [patches, 3 * T * P * P] float32 and `image_grid_thw` [images, 3] int64,
+    as the processor returns them for these RGB images when it keeps their size."""
+    grids = [grid(*image.size, patching) for image in images]
+    total = sum(t * h * w for t, h, w in grids)
+    out = np.empty((total, patching.patch_dim), dtype=np.float32)
+    start = 0
+    for image, (t, h, w) in zip(images, grids, strict=True):
+        _patchify_into(image, out[start : start + t * h * w], patching)
+        start += t * h * w
+    return {"pixel_values": torch.from_numpy(out), "image_grid_thw": torch.tensor(grids, dtype=torch.int64).view(-1, 3)}
+
+
+def _patchify_into(image: Image.Image, out: np.ndarray, patching: QwenPatching) -> None:
+    if image.mode != "RGB":
+        raise ValueError(f"expected an RGB image, got mode {image.mode}")
+    p, m, frames = patching.patch_size, patching.merge_size, patching.temporal_patch_size
+    width, height = image.size
+    rows, cols = height // (p * m), width // (p * m)
+    hwc = np.asarray(image)
+    # (rows, m, p, cols, m, p, C) -> (rows, cols, m, m, C, 1, p, p): the processor's patch order.
+    ordered = hwc.reshape(rows, m, p, cols, m, p, 3).transpose(0, 3, 1, 4, 6, 2, 5)[:, :, :, :, :, None]
+    patches = np.empty((rows, cols, m, m, 3, frames, p, p), dtype=np.uint8)
+    patches[...] = ordered
+    shape = (-1, 3, frames * p * p)
+    patching.normalization.apply(patches.reshape(shape), out.reshape(shape))
