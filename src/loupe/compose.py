@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -13,13 +12,14 @@ from fastapi import FastAPI
 from loupe.api.app import create_app
 from loupe.api.state import AppState
 from loupe.billing import Billing, InProcessRateLimiter, Limits, RateLimiter, RedisRateLimiter, open_database, upgrade
-from loupe.domain import DetailRule, ModelCard, Prices
+from loupe.domain import Prices
 from loupe.engines.local.engine import LocalEngine
-from loupe.engines.local.loader import Checkpoint, load_model
+from loupe.engines.local.loader import load_model
 from loupe.engines.protocol import Engine
+from loupe.engines.upstream import load_upstream_model
 from loupe.media import ImageFetcher, ImageLimits, MediaIntake, SystemResolver, network_transport
-from loupe.models import TokenCounter, counter_for
-from loupe.models.describe import detail_rules
+from loupe.models import TokenCounter
+from loupe.models.card import checkpoint_counter, model_card
 from loupe.errors import ConfigError
 from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
@@ -36,34 +36,49 @@ class ServedModel:
     counter: TokenCounter
 
 
-def counter_of(checkpoint: Checkpoint, budget: int) -> TokenCounter:
-    return counter_for(
-        checkpoint.model_type,
-        checkpoint.preprocessor_config,
-        checkpoint.processor_config,
-        budget=budget,
-        double_newline_tokens=checkpoint.double_newline_tokens(),
-    )
-
-
 def load_local_model(model: ModelSettings, settings: Settings) -> ServedModel:
     """Load one model's weights (this is where start-up time goes) and wrap it as an engine."""
     loaded = load_model(model.checkpoint, device=settings.engine.device, dtype=settings.engine.dtype)
-    counter = counter_of(loaded.checkpoint, model.images.auto_detail_token_budget)
-    native = loaded.checkpoint.context_size
-    context = native if model.context_size is None else min(model.context_size, native)
-    card = ModelCard(
-        id=model.id,
-        created=int(time.time()),
-        owned_by=model.owned_by,
-        family=model.family or counter.family,
-        checkpoint=model.checkpoint,
-        context_size=context,
+    counter = checkpoint_counter(loaded.checkpoint, model.images.auto_detail_token_budget)
+    card = model_card(
+        model.id,
+        model.checkpoint,
+        counter,
+        native_context=loaded.checkpoint.context_size,
+        context_size=model.context_size,
         max_images=model.images.max_images,
-        prices=Prices(model.input_price_per_m, model.output_price_per_m, settings.currency),
-        detail_rules=tuple(DetailRule(**rule) for rule in detail_rules(counter)),
+        prices=prices_of(model, settings),
+        owned_by=model.owned_by,
+        family=model.family,
     )
     return ServedModel(LocalEngine(card, loaded, max_queue=settings.engine.max_queue), counter)
+
+
+def prices_of(model: ModelSettings, settings: Settings) -> Prices:
+    return Prices(model.input_price_per_m, model.output_price_per_m, settings.currency)
+
+
+def load_upstream(model: ModelSettings, settings: Settings) -> ServedModel:
+    """A model served by OpenAI-compatible upstream replicas; its checkpoint is read without weights."""
+    options = model.upstream_options
+    engine, counter = load_upstream_model(
+        model.id,
+        model.checkpoint,
+        model.upstream,
+        model.upstream_model or model.id,
+        context_size=model.context_size,
+        max_images=model.images.max_images,
+        budget=model.images.auto_detail_token_budget,
+        health_interval_s=options.health_interval_s,
+        connect_timeout_s=options.connect_timeout_s,
+        read_timeout_s=options.read_timeout_s,
+        max_attempts=options.max_attempts,
+        max_failures=options.max_failures,
+        prices=prices_of(model, settings),
+        owned_by=model.owned_by,
+        family=model.family,
+    )
+    return ServedModel(engine, counter)
 
 
 def load_models(
@@ -73,7 +88,8 @@ def load_models(
     for model in settings.models:
         if on_model is not None:
             on_model(model)
-        served[model.id] = load_local_model(model, settings)
+        load = load_upstream if model.engine == "upstream" else load_local_model
+        served[model.id] = load(model, settings)
     return served
 
 

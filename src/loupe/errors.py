@@ -217,6 +217,30 @@ class EngineFailure(LoupeError):
     code = "INTERNAL_ERROR"
 
 
+# -- upstream engines -----------------------------------------------------------------------------
+
+
+class UpstreamBadResponse(EngineFailure):
+    """The upstream answered with a server error or with something that is not a valid response (502)."""
+
+    code = "UPSTREAM_ERROR"
+
+
+
+class UpstreamUnavailable(ServiceUnavailable):
+    """No upstream replica could be reached, or the one tried is overloaded (503)."""
+
+    code = "SERVICE_NOT_AVAILABLE"
+
+
+
+class UpstreamTimeout(EngineFailure):
+    """The upstream did not answer within the configured timeouts (504)."""
+
+    code = "UPSTREAM_TIMEOUT"
+
+
+
 def error_classes() -> list[type[LoupeError]]:
     """Every class of the hierarchy, for the test that checks each has an HTTP mapping."""
     found: list[type[LoupeError]] = []

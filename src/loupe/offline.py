@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from loupe.compose import counter_of
 from loupe.domain import Detail, Estimate, PlannedImage, Prices, PromptMessage, Role, TextPart
 from loupe.engines.local.loader import read_checkpoint
 from loupe.engines.local.prompt import count_prompt
 from loupe.errors import ImageError, InvalidRequest
 from loupe.media import probe_image
+from loupe.models.card import checkpoint_counter
 from loupe.service.chat import fit_max_tokens
 from loupe.service.images import limits_for
 from loupe.settings import Settings
@@ -30,7 +30,7 @@ def estimate_files(
     if model is None:
         raise InvalidRequest(f"model {model_id!r} is not in the configuration", param="model")
     checkpoint = read_checkpoint(model.checkpoint)
-    counter = counter_of(checkpoint, model.images.auto_detail_token_budget)
+    counter = checkpoint_counter(checkpoint, model.images.auto_detail_token_budget)
     limits = limits_for(model, settings.fetch)
     planned = []
     for index, path in enumerate(images):

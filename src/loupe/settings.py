@@ -33,6 +33,18 @@ class ImageSettings(BaseModel):
     auto_detail_token_budget: int = Field(1024, ge=16)
 
 
+class UpstreamOptions(BaseModel):
+    """How Loupe talks to an upstream model's replicas."""
+
+    model_config = _FROZEN
+
+    health_interval_s: float = Field(5.0, gt=0)
+    connect_timeout_s: float = Field(2.0, gt=0)
+    read_timeout_s: float = Field(120.0, gt=0, description="also bounds the wait for the first token")
+    max_attempts: int = Field(3, ge=1, description="replicas tried while nothing was sent to the client")
+    max_failures: int = Field(2, ge=1, description="consecutive failures before a replica is taken out")
+
+
 class ModelSettings(BaseModel):
     """One served model: where its weights are and how it is exposed."""
 
@@ -43,12 +55,21 @@ class ModelSettings(BaseModel):
     family: str | None = None
     context_size: int | None = Field(None, ge=16)
     owned_by: str = "loupe"
-    engine: Literal["local"] = "local"
+    engine: Literal["local", "upstream"] = "local"
+    upstream: tuple[str, ...] = Field((), description="OpenAI-compatible base URLs ending in /v1")
+    upstream_model: str | None = Field(None, description="the model's name upstream (default: id)")
+    upstream_options: UpstreamOptions = UpstreamOptions()
     rpm: int | None = Field(None, ge=1, description="requests per minute, per key, on this model")
     tpm: int | None = Field(None, ge=1, description="tokens per minute (image tokens included), per key, on this model")
     input_price_per_m: Decimal = Field(Decimal(0), ge=0, description="per million input tokens (image tokens included)")
     output_price_per_m: Decimal = Field(Decimal(0), ge=0, description="per million completion tokens")
     images: ImageSettings = ImageSettings()
+
+    @model_validator(mode="after")
+    def _upstream_needs_urls(self) -> ModelSettings:
+        if self.engine == "upstream" and not self.upstream:
+            raise ValueError(f"model {self.id!r}: engine 'upstream' needs at least one URL in `upstream`")
+        return self
 
 
 class FetchSettings(BaseModel):

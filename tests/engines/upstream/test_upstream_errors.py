@@ -83,9 +83,11 @@ def test_status_table(status: int, expected: type[errors.LoupeError]) -> None:
     assert type(error_for_status(status, None)) is expected
 
 
-@pytest.mark.parametrize("cls", [UpstreamBadResponse, UpstreamUnavailable, UpstreamTimeout], ids=lambda c: c.__name__)
-def test_upstream_errors_are_server_errors_over_http(cls: type[errors.LoupeError]) -> None:
-    assert status_of(cls("x"))[0] >= 500
+@pytest.mark.parametrize(
+    ("cls", "status"), [(UpstreamBadResponse, 502), (UpstreamUnavailable, 503), (UpstreamTimeout, 504)]
+)
+def test_upstream_errors_map_to_gateway_statuses(cls: type[errors.LoupeError], status: int) -> None:
+    assert status_of(cls("x"))[0] == status
 
 
 def test_codes() -> None:

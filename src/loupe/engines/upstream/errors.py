@@ -14,7 +14,13 @@ from typing import Any
 
 import httpx
 
-from loupe.errors import EngineFailure, InvalidRequest, LoupeError, ServiceUnavailable
+from loupe.errors import (
+    InvalidRequest,
+    LoupeError,
+    UpstreamBadResponse,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 
 __all__ = [
     "RETRYABLE",
@@ -24,24 +30,6 @@ __all__ = [
     "error_for_status",
     "map_transport_errors",
 ]
-
-
-class UpstreamBadResponse(EngineFailure):
-    """The upstream answered with a server error or with something that is not a valid response (502)."""
-
-    code = "UPSTREAM_ERROR"
-
-
-class UpstreamUnavailable(ServiceUnavailable):
-    """No upstream replica could be reached, or the one tried is overloaded (503)."""
-
-    code = "SERVICE_NOT_AVAILABLE"
-
-
-class UpstreamTimeout(EngineFailure):
-    """The upstream did not answer within the configured timeouts (504)."""
-
-    code = "UPSTREAM_TIMEOUT"
 
 
 RETRYABLE: tuple[type[LoupeError], ...] = (UpstreamBadResponse, UpstreamUnavailable, UpstreamTimeout)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import httpx
 
-from loupe.domain import DetailRule, ModelCard, Prices
+from loupe.domain import Prices
 from loupe.engines.local.loader import read_checkpoint
 from loupe.engines.upstream.client import UpstreamClient
 from loupe.engines.upstream.engine import UpstreamEngine
 from loupe.engines.upstream.replicas import ReplicaPool
 from loupe.errors import ConfigError
-from loupe.models import TokenCounter, counter_for
-from loupe.models.describe import detail_rules
+from loupe.models import TokenCounter
+from loupe.models.card import checkpoint_counter, model_card
 
 __all__ = ["load_upstream_model"]
 
@@ -48,24 +47,17 @@ def load_upstream_model(
     """
     urls = [_base_url(u) for u in upstream]
     found = read_checkpoint(checkpoint)
-    counter = counter_for(
-        found.model_type,
-        found.preprocessor_config,
-        found.processor_config,
-        budget=budget,
-        double_newline_tokens=found.double_newline_tokens(),
-    )
-    native = found.context_size
-    card = ModelCard(
-        id=model_id,
-        created=int(time.time()),
-        owned_by=owned_by,
-        family=family or counter.family,
-        checkpoint=checkpoint,
-        context_size=native if context_size is None else min(context_size, native),
+    counter = checkpoint_counter(found, budget)
+    card = model_card(
+        model_id,
+        checkpoint,
+        counter,
+        native_context=found.context_size,
+        context_size=context_size,
         max_images=max_images,
         prices=prices or Prices(),
-        detail_rules=tuple(DetailRule(**rule) for rule in detail_rules(counter)),
+        owned_by=owned_by,
+        family=family,
     )
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=read_timeout_s),

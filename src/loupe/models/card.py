@@ -1,0 +1,59 @@
+"""A served model's card, the same for every engine: counts, context, prices and detail rules."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from loupe.domain import DetailRule, ModelCard, Prices
+from loupe.models.describe import detail_rules
+from loupe.models.families import counter_for
+from loupe.models.geometry import TokenCounter
+
+
+class CheckpointFiles(Protocol):
+    """What counting needs of a checkpoint (the local loader's `Checkpoint` is one)."""
+
+    model_type: str
+    preprocessor_config: Mapping[str, Any]
+    processor_config: Mapping[str, Any]
+
+    def double_newline_tokens(self) -> int: ...
+
+
+def checkpoint_counter(checkpoint: CheckpointFiles, budget: int) -> TokenCounter:
+    """The image-token counter of a checkpoint, from its files' contents."""
+    return counter_for(
+        checkpoint.model_type,
+        checkpoint.preprocessor_config,
+        checkpoint.processor_config,
+        budget=budget,
+        double_newline_tokens=checkpoint.double_newline_tokens(),
+    )
+
+
+def model_card(
+    model_id: str,
+    checkpoint: str,
+    counter: TokenCounter,
+    *,
+    native_context: int,
+    context_size: int | None,
+    max_images: int,
+    prices: Prices,
+    owned_by: str,
+    family: str | None,
+) -> ModelCard:
+    """The card `/v1/models` shows; a configured context can only lower the checkpoint's."""
+    return ModelCard(
+        id=model_id,
+        created=int(time.time()),
+        owned_by=owned_by,
+        family=family or counter.family,
+        checkpoint=checkpoint,
+        context_size=native_context if context_size is None else min(context_size, native_context),
+        max_images=max_images,
+        prices=prices,
+        detail_rules=tuple(DetailRule(**rule) for rule in detail_rules(counter)),
+    )
