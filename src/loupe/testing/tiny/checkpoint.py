@@ -14,7 +14,59 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from loupe.testing.tiny.size import TextSize
+from loupe.testing.tiny.tokenizer import SpecialTokens, train_tokenizer, with_named_tokens
+
 SEED = 0
+
+
+def chat_tokenizer(
+    special: SpecialTokens, template: str, named: dict[str, str] | None = None
+) -> tuple[PreTrainedTokenizerFast, dict[str, int]]:
+    """The family's trained tokenizer with its chat template (and `named` tokens reachable by
+    name), and the id of each of its special tokens."""
+    tokenizer = train_tokenizer(special)
+    if named is not None:
+        tokenizer = with_named_tokens(tokenizer, named)
+    tokenizer.chat_template = template
+    return tokenizer, {token: token_id(tokenizer, token) for token in special.tokens}
+
+
+def text_dims(vocab_size: int, size: TextSize) -> dict[str, Any]:
+    """The text-model sizes every tiny config takes, under the names all of them use."""
+    return {
+        "vocab_size": vocab_size,
+        "hidden_size": size.hidden_size,
+        "intermediate_size": size.intermediate_size,
+        "num_hidden_layers": size.layers,
+        "num_attention_heads": size.heads,
+        "num_key_value_heads": size.kv_heads,
+    }
+
+
+def tower_dims() -> dict[str, Any]:
+    """The fixed small ViT (CLIP, SigLIP, Idefics3, InternViT) under the tiny checkpoints."""
+    return {
+        "hidden_size": 32,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+    }
+
+
+def merger_tower_dims(size: TextSize, patch_size: int) -> dict[str, Any]:
+    """The fixed small tower that merges 2 x 2 patches of two frames (Qwen2.5-VL, Qwen3-VL,
+    GLM-4.1V), projecting into the text model's width."""
+    return {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "out_hidden_size": size.hidden_size,
+        "patch_size": patch_size,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }
 
 
 def save_checkpoint(
@@ -22,9 +74,11 @@ def save_checkpoint(
     config: PretrainedConfig,
     tokenizer: PreTrainedTokenizerFast,
     generation: GenerationConfig,
-    json_files: dict[str, dict[str, Any]],
+    preprocessor: dict[str, Any],
+    processor: dict[str, Any],
 ) -> Path:
-    """Write seeded random weights, tokenizer (with its chat template), generation config and JSONs.
+    """Write seeded random weights, tokenizer (with its chat template), generation config, and
+    `preprocessor_config.json` and `processor_config.json`.
 
     The seed is applied inside a forked RNG, so the caller's torch random state is untouched and
     two builds with equal arguments write identical tensors.
@@ -36,8 +90,9 @@ def save_checkpoint(
     model.generation_config = generation
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    for name, content in json_files.items():
-        (out_dir / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+    for name, content in (("preprocessor", preprocessor), ("processor", processor)):
+        path = out_dir / f"{name}_config.json"
+        path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
     return out_dir
 
 

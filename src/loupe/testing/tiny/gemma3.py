@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import (
-    Gemma3Config,
-    Gemma3TextConfig,
-    GenerationConfig,
-    PreTrainedTokenizerFast,
-    SiglipVisionConfig,
-)
+from transformers import Gemma3Config, Gemma3TextConfig, GenerationConfig, SiglipVisionConfig
 
-from loupe.testing.tiny.checkpoint import save_checkpoint, token_id
+from loupe.testing.tiny.checkpoint import chat_tokenizer, save_checkpoint, text_dims, tower_dims
 from loupe.testing.tiny.size import TextSize
-from loupe.testing.tiny.tokenizer import SpecialTokens, train_tokenizer
+from loupe.testing.tiny.tokenizer import SpecialTokens
 
 SPECIAL_TOKENS = SpecialTokens(
     tokens=(
@@ -105,28 +99,11 @@ PREPROCESSOR_CONFIG = {
 IMAGE_SIZE, PATCH_SIZE, MM_TOKENS_PER_IMAGE = 896, 14, 256
 
 
-def with_named_tokens(
-    tokenizer: PreTrainedTokenizerFast, named: dict[str, str]
-) -> PreTrainedTokenizerFast:
-    """The same tokenizer, with special tokens reachable by name (`tokenizer.boi_token`)."""
-    kwargs = {k: v for k, v in tokenizer.init_kwargs.items() if k != "backend"}
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer.backend_tokenizer, **kwargs, model_specific_special_tokens=named
-    )
-
-
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny SigLIP tower with the real 896 px and pooling."""
-    tokenizer = with_named_tokens(train_tokenizer(SPECIAL_TOKENS), NAMED_TOKENS)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    ids = {token: token_id(tokenizer, token) for token in SPECIAL_TOKENS.tokens}
+    tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE, NAMED_TOKENS)
     text = Gemma3TextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden_size,
-        intermediate_size=size.intermediate_size,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
+        **text_dims(len(tokenizer), size),
         head_dim=size.head_dim,
         query_pre_attn_scalar=size.head_dim,
         max_position_embeddings=131_072,
@@ -140,13 +117,7 @@ def build(out_dir: Path, size: TextSize) -> Path:
         pad_token_id=ids["<pad>"],
     )
     vision = SiglipVisionConfig(
-        hidden_size=32,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-        vision_use_head=False,
+        **tower_dims(), image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, vision_use_head=False
     )
     config = Gemma3Config(
         text_config=text,
@@ -161,11 +132,5 @@ def build(out_dir: Path, size: TextSize) -> Path:
         eos_token_id=[ids["<eos>"], ids["<end_of_turn>"]],
         pad_token_id=ids["<pad>"],
     )
-    json_files = {
-        "preprocessor_config.json": PREPROCESSOR_CONFIG,
-        "processor_config.json": {
-            "image_seq_length": MM_TOKENS_PER_IMAGE,
-            "processor_class": "Gemma3Processor",
-        },
-    }
-    return save_checkpoint(out_dir, config, tokenizer, generation, json_files)
+    processor = {"image_seq_length": MM_TOKENS_PER_IMAGE, "processor_class": "Gemma3Processor"}
+    return save_checkpoint(out_dir, config, tokenizer, generation, PREPROCESSOR_CONFIG, processor)

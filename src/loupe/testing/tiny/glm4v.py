@@ -6,10 +6,15 @@ from pathlib import Path
 
 from transformers import GenerationConfig, Glm4vConfig, Glm4vTextConfig, Glm4vVisionConfig
 
-from loupe.testing.tiny.checkpoint import save_checkpoint, token_id
+from loupe.testing.tiny.checkpoint import (
+    chat_tokenizer,
+    merger_tower_dims,
+    save_checkpoint,
+    text_dims,
+)
 from loupe.testing.tiny.qwen2_vl import mrope_section
 from loupe.testing.tiny.size import TextSize
-from loupe.testing.tiny.tokenizer import SpecialTokens, train_tokenizer
+from loupe.testing.tiny.tokenizer import SpecialTokens
 
 __all__ = ["CHAT_TEMPLATE", "PREPROCESSOR_CONFIG", "SPECIAL_TOKENS", "build"]
 
@@ -86,17 +91,10 @@ PARTIAL_ROTARY_FACTOR = 0.5
 
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny vision tower with the real patches and merge."""
-    tokenizer = train_tokenizer(SPECIAL_TOKENS)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    ids = {token: token_id(tokenizer, token) for token in SPECIAL_TOKENS.tokens}
+    tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
     rotary_dim = int(size.head_dim * PARTIAL_ROTARY_FACTOR)
     text = Glm4vTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden_size,
-        intermediate_size=size.intermediate_size,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
+        **text_dims(len(tokenizer), size),
         max_position_embeddings=65536,
         rope_parameters={
             "rope_type": "default",
@@ -107,17 +105,7 @@ def build(out_dir: Path, size: TextSize) -> Path:
         pad_token_id=ids["<|endoftext|>"],
     )
     # The published 336-pixel grid of learned position embeddings, interpolated per image.
-    vision = Glm4vVisionConfig(
-        depth=2,
-        hidden_size=32,
-        intermediate_size=64,
-        num_heads=2,
-        out_hidden_size=size.hidden_size,
-        image_size=336,
-        patch_size=14,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-    )
+    vision = Glm4vVisionConfig(**merger_tower_dims(size, patch_size=14), image_size=336)
     config = Glm4vConfig(
         text_config=text,
         vision_config=vision,
@@ -135,8 +123,5 @@ def build(out_dir: Path, size: TextSize) -> Path:
         eos_token_id=[ids["<|endoftext|>"], ids["<|user|>"], ids["<|observation|>"]],
         pad_token_id=ids["<|endoftext|>"],
     )
-    json_files = {
-        "preprocessor_config.json": PREPROCESSOR_CONFIG,
-        "processor_config.json": {"processor_class": "Glm4vProcessor"},
-    }
-    return save_checkpoint(out_dir, config, tokenizer, generation, json_files)
+    processor = {"processor_class": "Glm4vProcessor"}
+    return save_checkpoint(out_dir, config, tokenizer, generation, PREPROCESSOR_CONFIG, processor)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from transformers import GenerationConfig, Idefics3Config, Idefics3VisionConfig, LlamaConfig
 
-from loupe.testing.tiny.checkpoint import save_checkpoint, token_id
+from loupe.testing.tiny.checkpoint import chat_tokenizer, save_checkpoint, text_dims, tower_dims
 from loupe.testing.tiny.size import TextSize
 from loupe.testing.tiny.smolvlm import CHAT_TEMPLATE as SMOLVLM_CHAT_TEMPLATE
-from loupe.testing.tiny.tokenizer import SpecialTokens, train_tokenizer
+from loupe.testing.tiny.tokenizer import SpecialTokens
 
 __all__ = ["CHAT_TEMPLATE", "PREPROCESSOR_CONFIG", "SPECIAL_TOKENS", "build"]
 
@@ -62,17 +62,10 @@ IMAGE_SEQ_LEN = (IMAGE_SIZE // PATCH_SIZE) ** 2 // SCALE_FACTOR**2
 
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny vision tower with the real tiles and tokens."""
-    tokenizer = train_tokenizer(SPECIAL_TOKENS)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    ids = {token: token_id(tokenizer, token) for token in SPECIAL_TOKENS.tokens}
+    tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
     pad = ids["<|reserved_special_token_0|>"]
     text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden_size,
-        intermediate_size=size.intermediate_size,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
+        **text_dims(len(tokenizer), size),
         max_position_embeddings=10240,
         rope_parameters={"rope_type": "default", "rope_theta": 500_000.0},
         rms_norm_eps=1e-5,
@@ -80,14 +73,7 @@ def build(out_dir: Path, size: TextSize) -> Path:
         eos_token_id=ids["<end_of_utterance>"],
         pad_token_id=pad,
     )
-    vision = Idefics3VisionConfig(
-        hidden_size=32,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-    )
+    vision = Idefics3VisionConfig(**tower_dims(), image_size=IMAGE_SIZE, patch_size=PATCH_SIZE)
     config = Idefics3Config(
         text_config=text,
         vision_config=vision,
@@ -100,11 +86,5 @@ def build(out_dir: Path, size: TextSize) -> Path:
         eos_token_id=[ids["<|end_of_text|>"], ids["<end_of_utterance>"]],
         pad_token_id=pad,
     )
-    json_files = {
-        "preprocessor_config.json": PREPROCESSOR_CONFIG,
-        "processor_config.json": {
-            "image_seq_len": IMAGE_SEQ_LEN,
-            "processor_class": "Idefics3Processor",
-        },
-    }
-    return save_checkpoint(out_dir, config, tokenizer, generation, json_files)
+    processor = {"image_seq_len": IMAGE_SEQ_LEN, "processor_class": "Idefics3Processor"}
+    return save_checkpoint(out_dir, config, tokenizer, generation, PREPROCESSOR_CONFIG, processor)

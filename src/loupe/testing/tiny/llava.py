@@ -13,9 +13,15 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from loupe.testing.tiny.checkpoint import save_checkpoint, token_id
+from loupe.testing.tiny.checkpoint import (
+    chat_tokenizer,
+    save_checkpoint,
+    text_dims,
+    token_id,
+    tower_dims,
+)
 from loupe.testing.tiny.size import TextSize
-from loupe.testing.tiny.tokenizer import SpecialTokens, train_tokenizer
+from loupe.testing.tiny.tokenizer import SpecialTokens
 
 SPECIAL_TOKENS = SpecialTokens(
     tokens=("<unk>", "<s>", "</s>", "<image>", "<pad>"),
@@ -95,17 +101,10 @@ def prepend_bos(tokenizer: PreTrainedTokenizerFast, bos: str) -> None:
 
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny CLIP tower with the real 336 px, patch 14."""
-    tokenizer = train_tokenizer(SPECIAL_TOKENS)
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
     prepend_bos(tokenizer, "<s>")
-    ids = {token: token_id(tokenizer, token) for token in SPECIAL_TOKENS.tokens}
     text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden_size,
-        intermediate_size=size.intermediate_size,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
+        **text_dims(len(tokenizer), size),
         max_position_embeddings=4096,
         rms_norm_eps=1e-5,
         bos_token_id=ids["<s>"],
@@ -113,13 +112,7 @@ def build(out_dir: Path, size: TextSize) -> Path:
         pad_token_id=ids["<pad>"],
     )
     vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        projection_dim=32,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
+        **tower_dims(), projection_dim=32, image_size=IMAGE_SIZE, patch_size=PATCH_SIZE
     )
     config = LlavaConfig(
         text_config=text,
@@ -134,8 +127,6 @@ def build(out_dir: Path, size: TextSize) -> Path:
     generation = GenerationConfig(
         bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"]
     )
-    json_files = {
-        "preprocessor_config.json": PREPROCESSOR_CONFIG,
-        "processor_config.json": PROCESSOR_CONFIG,
-    }
-    return save_checkpoint(out_dir, config, tokenizer, generation, json_files)
+    return save_checkpoint(
+        out_dir, config, tokenizer, generation, PREPROCESSOR_CONFIG, PROCESSOR_CONFIG
+    )

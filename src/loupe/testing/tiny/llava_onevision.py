@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import (
-    GenerationConfig,
-    LlavaOnevisionConfig,
-    Qwen2Config,
-    SiglipVisionConfig,
-)
+from transformers import GenerationConfig, LlavaOnevisionConfig, SiglipVisionConfig
 
-from loupe.testing.tiny.checkpoint import save_checkpoint, token_id
+from loupe.testing.tiny import qwen2
+from loupe.testing.tiny.checkpoint import chat_tokenizer, save_checkpoint, tower_dims
 from loupe.testing.tiny.size import TextSize
-from loupe.testing.tiny.tokenizer import SpecialTokens, train_tokenizer
+from loupe.testing.tiny.tokenizer import SpecialTokens
 
 SPECIAL_TOKENS = SpecialTokens(
     tokens=("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"),
@@ -83,34 +79,12 @@ PROCESSOR_CONFIG = {
 
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny SigLIP tower with the real tiles and grid."""
-    tokenizer = train_tokenizer(SPECIAL_TOKENS)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    ids = {token: token_id(tokenizer, token) for token in SPECIAL_TOKENS.tokens}
-    text = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden_size,
-        intermediate_size=size.intermediate_size,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
-        max_position_embeddings=32768,
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        tie_word_embeddings=True,
-    )
+    tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
     vision = SiglipVisionConfig(
-        hidden_size=32,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-        vision_use_head=False,
+        **tower_dims(), image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, vision_use_head=False
     )
     config = LlavaOnevisionConfig(
-        text_config=text,
+        text_config=qwen2.text_config(len(tokenizer), size, ids),
         vision_config=vision,
         image_token_index=ids["<image>"],
         video_token_index=ids["<video>"],
@@ -120,13 +94,7 @@ def build(out_dir: Path, size: TextSize) -> Path:
         vision_feature_select_strategy="full",
         tie_word_embeddings=True,
     )
-    generation = GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
+    generation = GenerationConfig(**qwen2.text_token_ids(ids))
+    return save_checkpoint(
+        out_dir, config, tokenizer, generation, PREPROCESSOR_CONFIG, PROCESSOR_CONFIG
     )
-    json_files = {
-        "preprocessor_config.json": PREPROCESSOR_CONFIG,
-        "processor_config.json": PROCESSOR_CONFIG,
-    }
-    return save_checkpoint(out_dir, config, tokenizer, generation, json_files)

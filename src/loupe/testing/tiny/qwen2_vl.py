@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from transformers import GenerationConfig, Qwen2VLConfig, Qwen2VLTextConfig, Qwen2VLVisionConfig
 
-from loupe.testing.tiny.checkpoint import save_checkpoint, token_id
+from loupe.testing.tiny import qwen2
+from loupe.testing.tiny.checkpoint import chat_tokenizer, save_checkpoint, text_dims
 from loupe.testing.tiny.size import TextSize
-from loupe.testing.tiny.tokenizer import SpecialTokens, train_tokenizer
+from loupe.testing.tiny.tokenizer import SpecialTokens
 
 SPECIAL_TOKENS = SpecialTokens(
     tokens=(
@@ -93,29 +95,46 @@ def mrope_section(head_dim: int) -> list[int]:
     return [temporal, height, half - temporal - height]
 
 
-def build(out_dir: Path, size: TextSize) -> Path:
-    """Write the checkpoint into `out_dir`: a tiny vision tower with the real patches and merge."""
-    tokenizer = train_tokenizer(SPECIAL_TOKENS)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    ids = {token: token_id(tokenizer, token) for token in SPECIAL_TOKENS.tokens}
-    text = Qwen2VLTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden_size,
-        intermediate_size=size.intermediate_size,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
-        max_position_embeddings=32768,
-        max_window_layers=size.layers,
-        rope_parameters={
+def span_token_ids(ids: dict[str, int]) -> dict[str, Any]:
+    """The vision span tokens a Qwen-VL config names: the pads and the span's two ends."""
+    return {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+    }
+
+
+def generation_config(ids: dict[str, int]) -> GenerationConfig:
+    """As the Qwen-VL Instruct models publish it: stop at the end of a turn or of the text."""
+    return GenerationConfig(
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
+        pad_token_id=ids["<|endoftext|>"],
+    )
+
+
+def text_kwargs(
+    vocab_size: int, size: TextSize, ids: dict[str, int], max_positions: int
+) -> dict[str, Any]:
+    """The Qwen2-VL text model's settings, which Qwen2.5-VL keeps but for a longer context."""
+    return {
+        **text_dims(vocab_size, size),
+        "max_position_embeddings": max_positions,
+        "max_window_layers": size.layers,
+        "rope_parameters": {
             "rope_type": "default",
             "rope_theta": 1_000_000.0,
             "mrope_section": mrope_section(size.head_dim),
         },
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
-    )
+        **qwen2.text_token_ids(ids),
+    }
+
+
+def build(out_dir: Path, size: TextSize) -> Path:
+    """Write the checkpoint into `out_dir`: a tiny vision tower with the real patches and merge."""
+    tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
+    text = Qwen2VLTextConfig(**text_kwargs(len(tokenizer), size, ids, max_positions=32768))
     vision = Qwen2VLVisionConfig(
         depth=2,
         embed_dim=32,
@@ -127,21 +146,9 @@ def build(out_dir: Path, size: TextSize) -> Path:
         temporal_patch_size=2,
     )
     config = Qwen2VLConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
+        text_config=text, vision_config=vision, **span_token_ids(ids), tie_word_embeddings=True
     )
-    generation = GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"],
+    processor = {"processor_class": "Qwen2VLProcessor"}
+    return save_checkpoint(
+        out_dir, config, tokenizer, generation_config(ids), PREPROCESSOR_CONFIG, processor
     )
-    json_files = {
-        "preprocessor_config.json": PREPROCESSOR_CONFIG,
-        "processor_config.json": {"processor_class": "Qwen2VLProcessor"},
-    }
-    return save_checkpoint(out_dir, config, tokenizer, generation, json_files)

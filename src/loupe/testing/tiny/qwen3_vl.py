@@ -4,45 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import GenerationConfig, Qwen3VLConfig, Qwen3VLTextConfig, Qwen3VLVisionConfig
+from transformers import Qwen3VLConfig, Qwen3VLTextConfig, Qwen3VLVisionConfig
 
-from loupe.testing.tiny.checkpoint import save_checkpoint, token_id
-from loupe.testing.tiny.qwen2_vl import SPECIAL_TOKENS
+from loupe.testing.tiny import qwen2
+from loupe.testing.tiny.checkpoint import (
+    chat_tokenizer,
+    merger_tower_dims,
+    save_checkpoint,
+    text_dims,
+)
+from loupe.testing.tiny.qwen2_vl import CHAT_TEMPLATE as QWEN2_VL_CHAT_TEMPLATE
+from loupe.testing.tiny.qwen2_vl import SPECIAL_TOKENS, generation_config, span_token_ids
 from loupe.testing.tiny.size import TextSize
-from loupe.testing.tiny.tokenizer import train_tokenizer
 
 __all__ = ["CHAT_TEMPLATE", "PREPROCESSOR_CONFIG", "SPECIAL_TOKENS", "build"]
 
-# Behaves as the published Instruct template: unlike Qwen2-VL no default system turn (a system
-# message may be a string or text parts), one vision span per image (or video) part, optional
-# "Picture n: " labels, and the assistant header when a generation prompt is asked for.
-CHAT_TEMPLATE = """\
-{%- set seen = namespace(images=0, videos=0) -%}
-{%- for message in messages -%}
-    {{- '<|im_start|>' + message['role'] + '\n' -}}
-    {%- if message['content'] is string -%}
-        {{- message['content'] -}}
-    {%- else -%}
-        {%- for part in message['content'] -%}
-            {%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}
-                {%- set seen.images = seen.images + 1 -%}
-                {%- if add_vision_id -%}{{- 'Picture ' ~ seen.images ~ ': ' -}}{%- endif -%}
-                {{- '<|vision_start|><|image_pad|><|vision_end|>' -}}
-            {%- elif part['type'] == 'video' or 'video' in part -%}
-                {%- set seen.videos = seen.videos + 1 -%}
-                {%- if add_vision_id -%}{{- 'Video ' ~ seen.videos ~ ': ' -}}{%- endif -%}
-                {{- '<|vision_start|><|video_pad|><|vision_end|>' -}}
-            {%- elif 'text' in part -%}
-                {{- part['text'] -}}
-            {%- endif -%}
-        {%- endfor -%}
+# Behaves as the published Instruct template: Qwen2-VL's without its default system turn (a
+# system message may be a string or text parts); the same vision spans, optional "Picture n: "
+# labels, and the assistant header when a generation prompt is asked for.
+_DEFAULT_SYSTEM_TURN = """\
+    {%- if loop.first and message['role'] != 'system' -%}
+        {{- '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' -}}
     {%- endif -%}
-    {{- '<|im_end|>\n' -}}
-{%- endfor -%}
-{%- if add_generation_prompt -%}
-    {{- '<|im_start|>assistant\n' -}}
-{%- endif -%}
 """
+CHAT_TEMPLATE = QWEN2_VL_CHAT_TEMPLATE.replace(_DEFAULT_SYSTEM_TURN, "", 1)
 
 # Qwen3-VL-2B-Instruct's preprocessor_config.json, as published: patches of 16, merged 2 x 2,
 # so one token is 32 x 32 pixels, and the pixel bounds given as `size`.
@@ -71,16 +56,9 @@ def interleaved_mrope_section(head_dim: int) -> list[int]:
 
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny deepstack vision tower, the real patches."""
-    tokenizer = train_tokenizer(SPECIAL_TOKENS)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    ids = {token: token_id(tokenizer, token) for token in SPECIAL_TOKENS.tokens}
+    tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
     text = Qwen3VLTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden_size,
-        intermediate_size=size.intermediate_size,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
+        **text_dims(len(tokenizer), size),
         head_dim=size.head_dim,
         max_position_embeddings=262144,
         rope_parameters={
@@ -89,40 +67,19 @@ def build(out_dir: Path, size: TextSize) -> Path:
             "mrope_section": interleaved_mrope_section(size.head_dim),
             "mrope_interleaved": True,
         },
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
+        **qwen2.text_token_ids(ids),
     )
     # The published 48 x 48 grid of learned position embeddings; one deepstack layer, as the
     # text model may have a single layer (the published towers feed three).
     vision = Qwen3VLVisionConfig(
-        depth=2,
-        hidden_size=32,
-        intermediate_size=64,
-        num_heads=2,
-        out_hidden_size=size.hidden_size,
-        patch_size=16,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
+        **merger_tower_dims(size, patch_size=16),
         num_position_embeddings=2304,
         deepstack_visual_indexes=[1],
     )
     config = Qwen3VLConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
+        text_config=text, vision_config=vision, **span_token_ids(ids), tie_word_embeddings=True
     )
-    generation = GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"],
+    processor = {"processor_class": "Qwen3VLProcessor"}
+    return save_checkpoint(
+        out_dir, config, tokenizer, generation_config(ids), PREPROCESSOR_CONFIG, processor
     )
-    json_files = {
-        "preprocessor_config.json": PREPROCESSOR_CONFIG,
-        "processor_config.json": {"processor_class": "Qwen3VLProcessor"},
-    }
-    return save_checkpoint(out_dir, config, tokenizer, generation, json_files)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from transformers import GenerationConfig, LlamaConfig, SmolVLMConfig, SmolVLMVisionConfig
 
-from loupe.testing.tiny.checkpoint import save_checkpoint, token_id
+from loupe.testing.tiny.checkpoint import chat_tokenizer, save_checkpoint, text_dims, tower_dims
 from loupe.testing.tiny.size import TextSize
-from loupe.testing.tiny.tokenizer import SpecialTokens, train_tokenizer
+from loupe.testing.tiny.tokenizer import SpecialTokens
 
 # Tiles go up to 4x4 at the published sizes (2048 / 512); the published vocabulary has 6x6.
 _TILE_TOKENS = tuple(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7))
@@ -82,16 +82,9 @@ IMAGE_SEQ_LEN = (IMAGE_SIZE // PATCH_SIZE) ** 2 // SCALE_FACTOR**2
 
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny vision tower with the real tiles and tokens."""
-    tokenizer = train_tokenizer(SPECIAL_TOKENS)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    ids = {token: token_id(tokenizer, token) for token in SPECIAL_TOKENS.tokens}
+    tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
     text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden_size,
-        intermediate_size=size.intermediate_size,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
+        **text_dims(len(tokenizer), size),
         max_position_embeddings=8192,
         rope_parameters={"rope_type": "default", "rope_theta": 100_000.0},
         rms_norm_eps=1e-5,
@@ -99,14 +92,7 @@ def build(out_dir: Path, size: TextSize) -> Path:
         eos_token_id=ids["<end_of_utterance>"],
         pad_token_id=ids["<|im_end|>"],
     )
-    vision = SmolVLMVisionConfig(
-        hidden_size=32,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-    )
+    vision = SmolVLMVisionConfig(**tower_dims(), image_size=IMAGE_SIZE, patch_size=PATCH_SIZE)
     config = SmolVLMConfig(
         text_config=text,
         vision_config=vision,
@@ -119,11 +105,5 @@ def build(out_dir: Path, size: TextSize) -> Path:
         eos_token_id=[ids["<|im_end|>"], ids["<end_of_utterance>"]],
         pad_token_id=ids["<|im_end|>"],
     )
-    json_files = {
-        "preprocessor_config.json": PREPROCESSOR_CONFIG,
-        "processor_config.json": {
-            "image_seq_len": IMAGE_SEQ_LEN,
-            "processor_class": "SmolVLMProcessor",
-        },
-    }
-    return save_checkpoint(out_dir, config, tokenizer, generation, json_files)
+    processor = {"image_seq_len": IMAGE_SEQ_LEN, "processor_class": "SmolVLMProcessor"}
+    return save_checkpoint(out_dir, config, tokenizer, generation, PREPROCESSOR_CONFIG, processor)

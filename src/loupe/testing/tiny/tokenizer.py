@@ -100,3 +100,13 @@ def train_tokenizer(special: SpecialTokens, *, vocab_size: int = 4096) -> PreTra
         extra_special_tokens=[t for t in special.tokens if t not in roles],
         clean_up_tokenization_spaces=False,
     )
+
+
+def with_named_tokens(
+    tokenizer: PreTrainedTokenizerFast, named: dict[str, str]
+) -> PreTrainedTokenizerFast:
+    """The same tokenizer, with special tokens reachable by name (`tokenizer.boi_token`)."""
+    kwargs = {k: v for k, v in tokenizer.init_kwargs.items() if k != "backend"}
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer.backend_tokenizer, **kwargs, model_specific_special_tokens=named
+    )
