@@ -12,8 +12,10 @@ from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 from transformers import AutoConfig, AutoModelForImageTextToText
 
+from loupe.engines.local.fast_processor import with_fast_images
 from loupe.engines.local.processor import load_processor
 from loupe.errors import ModelLoadError
+from loupe.models import MODEL_TYPES
 
 _WEIGHT_PATTERNS = ("*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken")
 
@@ -80,12 +82,17 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
-def read_checkpoint(checkpoint: str) -> Checkpoint:
-    """Find the checkpoint and load its processor and configs; no weights are read."""
+def read_checkpoint(checkpoint: str, *, fast: bool = True) -> Checkpoint:
+    """Find the checkpoint and load its processor and configs; no weights are read.
+
+    `fast` switches the processor's image step to Loupe's fast image path where the family has
+    one (same pixels, less time)."""
     path = resolve_checkpoint(checkpoint)
     try:
         config = AutoConfig.from_pretrained(path)
         processor = load_processor(str(path))
+        if fast:
+            processor = with_fast_images(processor, MODEL_TYPES.get(str(config.model_type), ""))
     except (OSError, ValueError, KeyError, ImportError) as exc:
         raise ModelLoadError(f"cannot load the checkpoint at {path}: {exc}") from None
     return Checkpoint(

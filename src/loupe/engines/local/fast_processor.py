@@ -1,0 +1,54 @@
+"""The checkpoint's own processor, with its image step replaced by Loupe's fast image path.
+
+The processor still writes the prompt's placeholder text itself (`replace_image_token` on the
+fast path's output), so token counts and replacement spans are untouched; only the pixels are
+computed faster, to the same values (tests compare them with the HF image processor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from transformers.image_utils import make_flat_list_of_images
+
+from loupe.engines.local import fast_images
+
+# Keyword arguments the processor passes its image step that say nothing about the pixels.
+_NEUTRAL = frozenset({"return_tensors", "return_row_col_info"})
+# Per-request overrides the fast path understands (Loupe's detail plans use these).
+_UNDERSTOOD = frozenset({"do_image_splitting", "size"})
+
+
+def with_fast_images(processor: Any, family: str) -> Any:
+    """`processor`, switched to the fast image path when its family has one; else as it was."""
+    if family not in fast_images.FAMILIES:
+        return processor
+    base = type(processor)
+    fast = type(base.__name__, (_FastImages, base), {"_loupe_family": family, "_loupe_settings": {}})
+    processor.__class__ = fast
+    return processor
+
+
+class _FastImages:
+    """Mixed in before the processor class: `_process_images` computes pixels with numpy."""
+
+    _loupe_family: str
+    _loupe_settings: dict[tuple[tuple[str, Any], ...], Any]
+
+    def _process_images(self, images: Any, **kwargs: Any) -> tuple[Any, list[str]]:
+        overrides = {k: v for k, v in kwargs.items() if v is not None and k not in _NEUTRAL}
+        if not set(overrides) <= _UNDERSTOOD:
+            return super()._process_images(images, **kwargs)  # type: ignore[misc]
+        flat = make_flat_list_of_images(images)
+        processed = fast_images.preprocess(flat, self._settings(overrides))
+        replace = self.replace_image_token  # type: ignore[attr-defined]
+        return processed, [replace(processed, image_idx=i) for i in range(len(flat))]
+
+    def _settings(self, overrides: Mapping[str, Any]) -> Any:
+        key = tuple(sorted((k, repr(v)) for k, v in overrides.items()))
+        if key not in self._loupe_settings:
+            self._loupe_settings[key] = fast_images.settings_for(
+                self._loupe_family, self.image_processor, overrides or None  # type: ignore[attr-defined]
+            )
+        return self._loupe_settings[key]
