@@ -16,7 +16,7 @@ from loupe.domain import Prices
 from loupe.engines.local.engine import LocalEngine
 from loupe.engines.local.loader import load_model
 from loupe.engines.protocol import Engine
-from loupe.engines.upstream import load_upstream_model
+from loupe.engines.upstream import UpstreamEngine, load_upstream_model
 from loupe.media import ImageFetcher, ImageLimits, MediaIntake, SystemResolver, network_transport
 from loupe.models import TokenCounter
 from loupe.models.card import checkpoint_counter, model_card
@@ -121,6 +121,19 @@ def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Bi
         "Requests queued or running, per model",
         ["model"],
         lambda: {(model,): float(depth) for model, depth in chat.queue_depths().items()},
+    )
+    upstreams = {m: s.engine for m, s in served.items() if isinstance(s.engine, UpstreamEngine)}
+    metrics.add_gauge(
+        "loupe_upstream_replica_up",
+        "1 while an upstream replica is in rotation, 0 while it is taken out",
+        ["model", "replica"],
+        lambda: {(m, r.base_url): float(not r.ejected) for m, e in upstreams.items() for r in e.pool.replicas},
+    )
+    metrics.add_gauge(
+        "loupe_upstream_usage_mismatches",
+        "Completions whose upstream-reported prompt usage differed from Loupe's count",
+        ["model"],
+        lambda: {(m,): float(e.usage_mismatches) for m, e in upstreams.items()},
     )
     state = AppState(
         chat=chat,

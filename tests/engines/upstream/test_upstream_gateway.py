@@ -89,3 +89,10 @@ def test_gateway_fetches_urls_itself_and_streams(
     usage = json.loads(lines[-2].removeprefix("data: "))["usage"]
     assert usage["prompt_tokens"] == inline["usage"]["prompt_tokens"]
     assert httpx.get(f"{gateway.api}/models").json()["data"][0]["input_token_price_per_m"] == "1"
+
+
+def test_gateway_metrics_show_replica_health(pair: tuple[RunningServer, RunningServer]) -> None:
+    upstream, gateway = pair
+    text = httpx.get(f"{gateway.base_url}/metrics").text
+    assert f'loupe_upstream_replica_up{{model="gw",replica="{upstream.api}"}} 1.0' in text
+    assert 'loupe_upstream_usage_mismatches{model="gw"} 0.0' in text
