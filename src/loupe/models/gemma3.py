@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from loupe.domain import Detail
-from loupe.errors import InvalidImageSize, ModelLoadError
+from loupe.errors import ModelLoadError
 from loupe.models import config as cfg
-from loupe.models.geometry import ImagePlan
+from loupe.models.geometry import ImagePlan, check_not_empty
 
 # The class defaults of transformers' Gemma3 processor and image processor.
 _HF_IMAGE_SEQ_LENGTH = 256
@@ -85,6 +85,5 @@ class Gemma3Rules:
     def plan(
         self, width: int, height: int, detail: Detail | None, settings: Gemma3Settings, budget: int
     ) -> ImagePlan:
-        if width < 1 or height < 1:
-            raise InvalidImageSize(f"An image must be at least 1x1 pixels, got {width}x{height}.")
+        check_not_empty(width, height)
         return ImagePlan(detail or Detail.HIGH, settings.width, settings.height, settings.tokens)

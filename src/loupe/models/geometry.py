@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from loupe.domain import Detail, nested_overrides
+from loupe.errors import InvalidImageSize
 
 DEFAULT_IMAGE_TOKEN_BUDGET = 1024
 """Image tokens `detail: auto` may spend on one image unless a model is configured otherwise."""
@@ -42,6 +43,12 @@ class ImagePlan:
     def processor_kwargs(self) -> dict[str, Any]:
         """The overrides as keyword arguments for the HF processor: `size.longest_edge` nests."""
         return nested_overrides(self.processor_overrides)
+
+
+def check_not_empty(width: int, height: int) -> None:
+    """Raise `InvalidImageSize` for an image without pixels, which no family can plan."""
+    if width < 1 or height < 1:
+        raise InvalidImageSize(f"An image must be at least 1x1 pixels, got {width}x{height}.")
 
 
 SettingsT = TypeVar("SettingsT")

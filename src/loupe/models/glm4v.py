@@ -10,7 +10,6 @@ processor leaves unchanged, so what it plans is exactly what the model sees.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,16 +17,19 @@ from typing import Any
 from loupe.domain import Detail
 from loupe.errors import InvalidImageSize, ModelLoadError
 from loupe.models import config as cfg
-from loupe.models.geometry import ImagePlan
-
-MAX_ASPECT_RATIO = 200
-"""The processor refuses an image whose longer side exceeds 200 times its shorter side."""
+from loupe.models.geometry import ImagePlan, check_not_empty
+from loupe.models.resize import (
+    check_aspect_ratio,
+    grid_tokens,
+    largest_downscale,
+    resized_plan,
+    round_to_grid,
+    settle,
+)
 
 LOW_DETAIL_TOKENS_PER_SIDE = 16
 """`detail: low` is a square of 16 x 16 merged patches: 256 tokens, 448 x 448 at the published
 factor of 28 (shrunk or grown only where the configured pixel bounds exclude it)."""
-
-_SETTLE_LIMIT = 32
 
 # The class defaults of transformers' Glm4vImageProcessor, which apply to keys a config lacks.
 _HF_MIN_PIXELS = 112 * 112
@@ -93,19 +95,9 @@ def grown(height: int, width: int, settings: Glm4vSettings) -> tuple[int, int]:
 
 def smart_resize(height: int, width: int, settings: Glm4vSettings) -> tuple[int, int]:
     """The processor's own resize rule for one image, without its aspect-ratio check."""
-    factor, frames = settings.factor, settings.temporal_patch_size
+    factor, low, high = settings.factor, settings.min_pixels, settings.max_pixels
     height, width = grown(height, width, settings)
-    h_bar = round(height / factor) * factor
-    w_bar = round(width / factor) * factor
-    if frames * h_bar * w_bar > settings.max_pixels:
-        beta = math.sqrt((frames * height * width) / settings.max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif frames * h_bar * w_bar < settings.min_pixels:
-        beta = math.sqrt(settings.min_pixels / (frames * height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
+    return round_to_grid(height, width, factor, low, high, frames=settings.temporal_patch_size)
 
 
 def settled_size(height: int, width: int, settings: Glm4vSettings) -> tuple[int, int]:
@@ -115,29 +107,14 @@ def settled_size(height: int, width: int, settings: Glm4vSettings) -> tuple[int,
     the settled size, which the processor keeps. Raises `InvalidImageSize` where the processor
     would refuse the image (its aspect ratio once grown) or the settled size, or none settles.
     """
-    _check_aspect_ratio(*grown(height, width, settings), height, width)
-    size = _settle(height, width, settings)
+    check_aspect_ratio(*grown(height, width, settings), named=(height, width))
+    size = settle(height, width, lambda h, w: smart_resize(h, w, settings))
     if size is None:
         raise InvalidImageSize(
             f"An image of {width}x{height} cannot be sized within this model's pixel limits."
         )
-    _check_aspect_ratio(*size, height, width)
+    check_aspect_ratio(*size, named=(height, width))
     return size
-
-
-def _settle(height: int, width: int, settings: Glm4vSettings) -> tuple[int, int] | None:
-    size = smart_resize(height, width, settings)
-    for _ in range(_SETTLE_LIMIT):
-        again = smart_resize(*size, settings)
-        if again == size:
-            return size
-        size = again
-    return None
-
-
-def image_tokens(height: int, width: int, settings: Glm4vSettings) -> int:
-    """Tokens of an image the processor leaves at `height` x `width` (multiples of the factor)."""
-    return (height // settings.factor) * (width // settings.factor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,59 +133,28 @@ class Glm4vRules:
     def plan(
         self, width: int, height: int, detail: Detail | None, settings: Glm4vSettings, budget: int
     ) -> ImagePlan:
-        if width < 1 or height < 1:
-            raise InvalidImageSize(f"An image must be at least 1x1 pixels, got {width}x{height}.")
+        check_not_empty(width, height)
+        factor = settings.factor
         high = settled_size(height, width, settings)
         if detail is Detail.LOW:
-            side = LOW_DETAIL_TOKENS_PER_SIDE * settings.factor
-            return _plan(Detail.LOW, settled_size(side, side, settings), settings)
-        if detail is not Detail.AUTO or image_tokens(*high, settings) <= budget:
-            return _plan(detail or Detail.HIGH, high, settings)
-        return _plan(Detail.AUTO, _within_budget(height, width, settings, budget), settings)
+            side = LOW_DETAIL_TOKENS_PER_SIDE * factor
+            return resized_plan(Detail.LOW, settled_size(side, side, settings), factor)
+        if detail is not Detail.AUTO or grid_tokens(*high, factor) <= budget:
+            return resized_plan(detail or Detail.HIGH, high, factor)
+        return resized_plan(Detail.AUTO, _within_budget(height, width, settings, budget), factor)
 
 
 def _within_budget(
     height: int, width: int, settings: Glm4vSettings, budget: int
 ) -> tuple[int, int]:
-    """The settled size of the largest downscale (aspect kept) whose tokens fit `budget`.
+    """The settled size of the largest downscale the processor accepts whose tokens fit
+    `budget` (or the smallest)."""
 
-    The search runs over the longer side; tokens grow with it, so bisection finds the largest
-    fitting one. Below the smallest downscale nothing fits, and that smallest one is returned.
-    """
-
-    def fits(longer: int) -> bool:
+    def fits(downscaled_height: int, downscaled_width: int) -> bool:
         try:
-            size = settled_size(*_downscale(height, width, longer), settings)
+            size = settled_size(downscaled_height, downscaled_width, settings)
         except InvalidImageSize:
             return False
-        return image_tokens(*size, settings) <= budget
+        return grid_tokens(*size, settings.factor) <= budget
 
-    fitting, too_big = 1, max(height, width)
-    while too_big - fitting > 1:
-        middle = (fitting + too_big) // 2
-        if fits(middle):
-            fitting = middle
-        else:
-            too_big = middle
-    return settled_size(*_downscale(height, width, fitting), settings)
-
-
-def _downscale(height: int, width: int, longer: int) -> tuple[int, int]:
-    """`height` x `width` scaled so its longer side is `longer`; the shorter side rounds half up."""
-    if width >= height:
-        return max(1, (2 * height * longer + width) // (2 * width)), longer
-    return longer, max(1, (2 * width * longer + height) // (2 * height))
-
-
-def _plan(detail: Detail, size: tuple[int, int], settings: Glm4vSettings) -> ImagePlan:
-    height, width = size
-    tokens = image_tokens(height, width, settings)
-    return ImagePlan(detail, width, height, tokens, loupe_resizes=True)
-
-
-def _check_aspect_ratio(height: int, width: int, original_height: int, original_width: int) -> None:
-    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
-        raise InvalidImageSize(
-            f"An image of {original_width}x{original_height} is too elongated for this model: its "
-            f"longer side may be at most {MAX_ASPECT_RATIO} times its shorter side."
-        )
+    return settled_size(*largest_downscale(height, width, fits), settings)

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from loupe.domain import Detail
-from loupe.errors import InvalidImageSize, ModelLoadError
+from loupe.errors import ModelLoadError
 from loupe.models import config as cfg
-from loupe.models.geometry import ImagePlan, OverrideValue
+from loupe.models.geometry import ImagePlan, OverrideValue, check_not_empty
 
 MAX_IMAGE_SIZE = 4096
 """The processor caps the longer side at 4096 after its first resize."""
@@ -130,8 +130,7 @@ class Idefics3Rules:
         settings: Idefics3Settings,
         budget: int,
     ) -> ImagePlan:
-        if width < 1 or height < 1:
-            raise InvalidImageSize(f"An image must be at least 1x1 pixels, got {width}x{height}.")
+        check_not_empty(width, height)
         if detail is Detail.LOW:
             return _unsplit(Detail.LOW, width, height, settings)
         high = _plan(detail or Detail.HIGH, width, height, settings, ())

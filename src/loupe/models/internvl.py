@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from loupe.domain import Detail
-from loupe.errors import InvalidImageSize, ModelLoadError
 from loupe.models import config as cfg
-from loupe.models.geometry import ImagePlan, OverrideValue
+from loupe.models.geometry import ImagePlan, OverrideValue, check_not_empty
 
 # The class defaults of transformers' GotOcr2 image processor and InternVL processor.
 _HF_TILE = 384
@@ -115,8 +114,7 @@ class InternVLRules:
         settings: InternVLSettings,
         budget: int,
     ) -> ImagePlan:
-        if width < 1 or height < 1:
-            raise InvalidImageSize(f"An image must be at least 1x1 pixels, got {width}x{height}.")
+        check_not_empty(width, height)
         if detail is Detail.LOW:
             return _plan(Detail.LOW, (1, 1), settings, (("crop_to_patches", False),))
         layout = grid(height, width, settings, settings.max_patches)

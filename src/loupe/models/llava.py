@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from loupe.domain import Detail
-from loupe.errors import InvalidImageSize, ModelLoadError
+from loupe.errors import ModelLoadError
 from loupe.models import config as cfg
-from loupe.models.geometry import ImagePlan
+from loupe.models.geometry import ImagePlan, check_not_empty
 
 # The class default of transformers' CLIP and LLaVA image processors, for a file without one.
 _HF_CROP = 224
@@ -95,8 +95,7 @@ class LlavaRules:
     def plan(
         self, width: int, height: int, detail: Detail | None, settings: LlavaSettings, budget: int
     ) -> ImagePlan:
-        if width < 1 or height < 1:
-            raise InvalidImageSize(f"An image must be at least 1x1 pixels, got {width}x{height}.")
+        check_not_empty(width, height)
         return ImagePlan(
             detail or Detail.HIGH, settings.crop_width, settings.crop_height, settings.tokens
         )

@@ -45,9 +45,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from loupe.domain import Detail
-from loupe.errors import InvalidImageSize, ModelLoadError
+from loupe.errors import ModelLoadError
 from loupe.models import config as cfg
-from loupe.models.geometry import ImageRequest, ImagePlan
+from loupe.models.geometry import ImagePlan, ImageRequest, check_not_empty
 
 Pinpoint = tuple[int, int]
 """A (height, width) canvas the processor may tile an image onto."""
@@ -190,8 +190,7 @@ class OnevisionRules:
         settings: OnevisionSettings,
         budget: int,
     ) -> ImagePlan:
-        if width < 1 or height < 1:
-            raise InvalidImageSize(f"An image must be at least 1x1 pixels, got {width}x{height}.")
+        check_not_empty(width, height)
         fit = (settings.tile_height, settings.tile_width)
         if detail is Detail.LOW:
             return _plan(Detail.LOW, height, width, _fitted(height, width, *fit), settings)
@@ -214,8 +213,7 @@ class OnevisionRules:
         base = settings.num_image_tokens + 1 - (1 if settings.drops_first_token else 0)
         plans = []
         for width, height, _detail in images:
-            if width < 1 or height < 1:
-                raise InvalidImageSize(f"An image must be at least 1x1 pixels, got {width}x{height}.")
+            check_not_empty(width, height)
             plans.append(ImagePlan(Detail.LOW, settings.tile_width, settings.tile_height, base))
         return plans
 

@@ -9,7 +9,6 @@ is exactly what the model sees. See docs/image-tokens.md.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,15 +16,18 @@ from typing import Any
 from loupe.domain import Detail
 from loupe.errors import InvalidImageSize, ModelLoadError
 from loupe.models import config as cfg
-from loupe.models.geometry import ImagePlan
-
-MAX_ASPECT_RATIO = 200
-"""The processor refuses an image whose longer side exceeds 200 times its shorter side."""
+from loupe.models.geometry import ImagePlan, check_not_empty
+from loupe.models.resize import (
+    check_aspect_ratio,
+    grid_tokens,
+    largest_downscale,
+    resized_plan,
+    round_to_grid,
+    settle,
+)
 
 LOW_DETAIL_TOKENS_PER_SIDE = 16
 """`detail: low` is a square of 16 x 16 merged patches: 256 tokens (448 x 448 for Qwen2-VL)."""
-
-_SETTLE_LIMIT = 32
 
 # The class defaults of transformers' Qwen2VLImageProcessor, which apply to keys a config lacks.
 _HF_MIN_PIXELS = 56 * 56
@@ -77,18 +79,8 @@ QWEN3_VL_PUBLISHED = QwenSettings(min_pixels=65536, max_pixels=16777216, patch_s
 
 def smart_resize(height: int, width: int, settings: QwenSettings) -> tuple[int, int]:
     """The processor's own resize rule, float for float, without its aspect-ratio check."""
-    factor = settings.factor
-    h_bar = round(height / factor) * factor
-    w_bar = round(width / factor) * factor
-    if h_bar * w_bar > settings.max_pixels:
-        beta = math.sqrt((height * width) / settings.max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < settings.min_pixels:
-        beta = math.sqrt(settings.min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
+    factor, low, high = settings.factor, settings.min_pixels, settings.max_pixels
+    return round_to_grid(height, width, factor, low, high)
 
 
 def settled_size(height: int, width: int, settings: QwenSettings) -> tuple[int, int]:
@@ -97,31 +89,20 @@ def settled_size(height: int, width: int, settings: QwenSettings) -> tuple[int, 
     One pass suffices unless the area bounds are tight for the aspect ratio (shrinking to
     max_pixels clamps the short side to one factor, or the min_pixels rounding overshoots
     max_pixels); then Loupe hands over the settled size, which the processor keeps, rather than
-    one it would shrink again. Raises `InvalidImageSize` where no size settles or the processor would refuse
-    the settled size's aspect ratio.
+    one it would shrink again. Raises `InvalidImageSize` where no size settles or the processor
+    would refuse the settled size's aspect ratio.
     """
     size = _settle(height, width, settings)
     if size is None:
         raise InvalidImageSize(
             f"An image of {width}x{height} cannot be sized within this model's pixel limits."
         )
-    _check_aspect_ratio(*size)
+    check_aspect_ratio(*size)
     return size
 
 
 def _settle(height: int, width: int, settings: QwenSettings) -> tuple[int, int] | None:
-    size = smart_resize(height, width, settings)
-    for _ in range(_SETTLE_LIMIT):
-        again = smart_resize(*size, settings)
-        if again == size:
-            return size
-        size = again
-    return None
-
-
-def image_tokens(height: int, width: int, settings: QwenSettings) -> int:
-    """Tokens of an image the processor leaves at `height` x `width` (multiples of the factor)."""
-    return (height // settings.factor) * (width // settings.factor)
+    return settle(height, width, lambda h, w: smart_resize(h, w, settings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,58 +121,23 @@ class QwenRules:
     def plan(
         self, width: int, height: int, detail: Detail | None, settings: QwenSettings, budget: int
     ) -> ImagePlan:
-        _check_size(width, height)
-        _check_aspect_ratio(height, width)
+        check_not_empty(width, height)
+        check_aspect_ratio(height, width)
+        factor = settings.factor
         if detail is Detail.LOW:
-            side = LOW_DETAIL_TOKENS_PER_SIDE * settings.factor
-            return _plan(Detail.LOW, settled_size(side, side, settings), settings)
+            side = LOW_DETAIL_TOKENS_PER_SIDE * factor
+            return resized_plan(Detail.LOW, settled_size(side, side, settings), factor)
         high = settled_size(height, width, settings)
-        if detail is not Detail.AUTO or image_tokens(*high, settings) <= budget:
-            return _plan(detail or Detail.HIGH, high, settings)
-        return _plan(Detail.AUTO, _within_budget(height, width, settings, budget), settings)
+        if detail is not Detail.AUTO or grid_tokens(*high, factor) <= budget:
+            return resized_plan(detail or Detail.HIGH, high, factor)
+        return resized_plan(Detail.AUTO, _within_budget(height, width, settings, budget), factor)
 
 
 def _within_budget(height: int, width: int, settings: QwenSettings, budget: int) -> tuple[int, int]:
-    """The settled size of the largest downscale (aspect kept) whose tokens fit `budget`.
+    """The settled size of the largest downscale whose tokens fit `budget` (or the smallest)."""
 
-    The search runs over the longer side; tokens grow with it, so bisection finds the largest
-    fitting one. Below the smallest downscale nothing fits, and that smallest one is returned.
-    """
+    def fits(downscaled_height: int, downscaled_width: int) -> bool:
+        size = _settle(downscaled_height, downscaled_width, settings)
+        return size is not None and grid_tokens(*size, settings.factor) <= budget
 
-    def fits(longer: int) -> bool:
-        size = _settle(*_downscale(height, width, longer), settings)
-        return size is not None and image_tokens(*size, settings) <= budget
-
-    fitting, too_big = 1, max(height, width)
-    while too_big - fitting > 1:
-        middle = (fitting + too_big) // 2
-        if fits(middle):
-            fitting = middle
-        else:
-            too_big = middle
-    return settled_size(*_downscale(height, width, fitting), settings)
-
-
-def _downscale(height: int, width: int, longer: int) -> tuple[int, int]:
-    """`height` x `width` scaled so its longer side is `longer`; the shorter side rounds half up."""
-    if width >= height:
-        return max(1, (2 * height * longer + width) // (2 * width)), longer
-    return longer, max(1, (2 * width * longer + height) // (2 * height))
-
-
-def _plan(detail: Detail, size: tuple[int, int], settings: QwenSettings) -> ImagePlan:
-    height, width = size
-    return ImagePlan(detail, width, height, image_tokens(height, width, settings), loupe_resizes=True)
-
-
-def _check_size(width: int, height: int) -> None:
-    if width < 1 or height < 1:
-        raise InvalidImageSize(f"An image must be at least 1x1 pixels, got {width}x{height}.")
-
-
-def _check_aspect_ratio(height: int, width: int) -> None:
-    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
-        raise InvalidImageSize(
-            f"An image of {width}x{height} is too elongated for this model: its longer side may be "
-            f"at most {MAX_ASPECT_RATIO} times its shorter side."
-        )
+    return settled_size(*largest_downscale(height, width, fits), settings)
