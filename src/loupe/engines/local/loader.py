@@ -134,12 +134,3 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot read {path}: {exc}") from None
     return data if isinstance(data, dict) else {}
-
-
-def context_size_of(config: Any) -> int:
-    """The language model's context window, from whichever sub-config carries it."""
-    for cfg in (getattr(config, "text_config", None), config):
-        size = getattr(cfg, "max_position_embeddings", None) if cfg is not None else None
-        if isinstance(size, int) and size > 0:
-            return size
-    raise ModelLoadError("the checkpoint's config does not state max_position_embeddings")
