@@ -3,9 +3,6 @@ every token of the expanded image text counted, and the fixed cost for every det
 
 from __future__ import annotations
 
-import json
-import random
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,10 +17,10 @@ from loupe.engines.local.processor import load_processor
 from loupe.errors import InvalidImageSize, ModelLoadError
 from loupe.models import config as cfg
 from loupe.models.gemma3 import GEMMA3_PUBLISHED, Gemma3Rules, Gemma3Settings
+from tests.models.support import FAST, SIDES, changed_copy, sample_sizes
 
 RULES = Gemma3Rules()
 BUDGET = 1024
-FAST = {"do_rescale": False, "do_normalize": False, "resample": 0}
 
 EDGE_SIZES = [
     (1, 1), (2, 1), (1, 2), (896, 896), (10000, 20), (20, 10000), (5000, 1), (1, 5000),
@@ -46,12 +43,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-def sample_sizes(seed: int, count: int) -> list[tuple[int, int]]:
-    """Sizes spread log-uniformly from 1 to 3000 a side, any aspect ratio."""
-    rng = random.Random(seed)
-    return [(round(10 ** rng.uniform(0, 3.5)), round(10 ** rng.uniform(0, 3.5))) for _ in range(count)]
-
-
 @pytest.fixture(scope="module")
 def variant(
     tiny_checkpoint: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
@@ -60,13 +51,8 @@ def variant(
     tokenizer, as the engine does) of a copy of the tiny checkpoint changed as the variant says."""
 
     def get(name: str) -> tuple[Any, Gemma3Settings]:
-        copy = tmp_path_factory.mktemp("gemma3") / "checkpoint"
-        shutil.copytree(tiny_checkpoint("gemma3"), copy)
-        files = []
-        for file, changes in zip(("preprocessor", "processor"), VARIANTS[name], strict=True):
-            path = copy / f"{file}_config.json"
-            files.append({**json.loads(path.read_text()), **changes})
-            path.write_text(json.dumps(files[-1]))
+        parent = tmp_path_factory.mktemp("gemma3")
+        copy, files = changed_copy(tiny_checkpoint("gemma3"), parent, VARIANTS[name])
         processor = load_processor(str(copy))
         newlines = len(processor.tokenizer("\n\n", add_special_tokens=False)["input_ids"])
         config = {**cfg.merged(*files), "double_newline_tokens": newlines}
@@ -121,11 +107,8 @@ def test_the_soft_tokens_are_the_processors_own_count(
     assert counted == settings_.image_seq_length == 256
 
 
-sides = st.integers(min_value=1, max_value=20000)
-
-
 @settings(max_examples=200, deadline=None, derandomize=True)
-@given(sides, sides, st.sampled_from([None, *Detail]), st.integers(min_value=1, max_value=4096))
+@given(SIDES, SIDES, st.sampled_from([None, *Detail]), st.integers(min_value=1, max_value=4096))
 def test_every_image_and_detail_costs_the_same(
     width: int, height: int, detail: Detail | None, budget: int
 ) -> None:

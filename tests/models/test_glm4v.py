@@ -20,11 +20,10 @@ from loupe.models.glm4v import (
     settled_size,
     smart_resize,
 )
+from tests.models.support import SIDES, grid_processed
 
 RULES = Glm4vRules("glm4v", GLM4V_PUBLISHED)
 BUDGET = 1024
-# Geometry does not depend on pixel values: skip the arithmetic that does, to keep runs cheap.
-FAST = {"do_rescale": False, "do_normalize": False, "resample": 0}
 
 SETTINGS = {
     "glm-4.1v published": GLM4V_PUBLISHED,
@@ -49,13 +48,6 @@ def processor(settings_: Glm4vSettings) -> Glm4vImageProcessorPil:
     )
 
 
-def processed(proc: Glm4vImageProcessorPil, width: int, height: int) -> tuple[int, int, int]:
-    """(tokens, resized height, resized width) as the processor makes them of a blank image."""
-    grid = proc(Image.new("RGB", (width, height)), **FAST)["image_grid_thw"][0].tolist()
-    patch = proc.patch_size
-    return grid[0] * grid[1] * grid[2] // proc.merge_size**2, grid[1] * patch, grid[2] * patch
-
-
 def sample_sizes(seed: int, count: int) -> list[tuple[int, int]]:
     """Sizes log-uniform from 1 to 5000 a side, a fifth of them near the 200 aspect-ratio limit;
     at most 30 megapixels, so the processor's own run stays cheap."""
@@ -77,7 +69,7 @@ def test_high_plan_equals_processor_on_the_original_image(name: str) -> None:
     mismatches = []
     for width, height in EDGE_SIZES + sample_sizes(seed=len(name), count=150):
         try:
-            expected: tuple[int, int, int] | None = processed(proc, width, height)
+            expected: tuple[int, int, int] | None = grid_processed(proc, width, height)
         except ValueError:
             expected = None  # the processor refuses the original
         try:
@@ -107,7 +99,7 @@ def test_every_plan_is_a_size_the_processor_keeps(name: str) -> None:
                 continue
             assert plan.loupe_resizes and plan.processor_overrides == ()
             size = (plan.tokens, plan.resized_height, plan.resized_width)
-            if processed(proc, plan.resized_width, plan.resized_height) != size:
+            if grid_processed(proc, plan.resized_width, plan.resized_height) != size:
                 mismatches.append((width, height, detail))
     assert mismatches == []
 
@@ -146,7 +138,7 @@ def test_tight_bounds_settle_to_a_size_the_processor_keeps() -> None:
     assert smart_resize(20, 3000, tight) == (28, 336)  # above max_pixels: not yet settled
     assert settled_size(20, 3000, tight) == (28, 28)
     plan = RULES.plan(3000, 20, Detail.HIGH, tight, BUDGET)
-    assert processed(processor(tight), plan.resized_width, plan.resized_height) == (1, 28, 28)
+    assert grid_processed(processor(tight), plan.resized_width, plan.resized_height) == (1, 28, 28)
 
 
 WORKED_EXAMPLES = [
@@ -169,10 +161,7 @@ def test_worked_examples(
     plan = RULES.plan(width, height, detail, GLM4V_PUBLISHED, BUDGET)
     assert (plan.resized_width, plan.resized_height, plan.tokens) == (rw, rh, tokens)
     assert plan.detail_applied is (detail or Detail.HIGH)
-    assert processed(processor(GLM4V_PUBLISHED), rw, rh) == (tokens, rh, rw)
-
-
-sides = st.integers(min_value=1, max_value=20000)
+    assert grid_processed(processor(GLM4V_PUBLISHED), rw, rh) == (tokens, rh, rw)
 
 
 def _plans(width: int, height: int, budget: int) -> dict[Detail, Any]:
@@ -180,7 +169,7 @@ def _plans(width: int, height: int, budget: int) -> dict[Detail, Any]:
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
-@given(sides, sides, st.integers(min_value=64, max_value=4096))
+@given(SIDES, SIDES, st.integers(min_value=64, max_value=4096))
 def test_detail_rules_hold_for_any_size(width: int, height: int, budget: int) -> None:
     try:
         plans = _plans(width, height, budget)

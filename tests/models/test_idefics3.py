@@ -3,7 +3,6 @@ rules. Token counts come from the processors' own prompt strings, split into tok
 
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import replace
 from types import SimpleNamespace
@@ -27,11 +26,13 @@ from loupe.models.idefics3 import (
     Idefics3Rules,
     Idefics3Settings,
 )
+from tests.models.support import FAST as NO_PIXEL_MATH
+from tests.models.support import SIDES, sample_sizes
 
 RULES = Idefics3Rules("smolvlm", SMOLVLM_PUBLISHED)
 BUDGET = 1024
-# Geometry does not depend on pixel values: skip the arithmetic that does, to keep runs cheap.
-FAST = {"do_rescale": False, "do_normalize": False, "do_pad": False, "resample": 0}
+# Padding, like the pixel arithmetic, leaves the geometry as it is: skip both.
+FAST = {**NO_PIXEL_MATH, "do_pad": False}
 
 SETTINGS = {
     "smolvlm-256m published": SMOLVLM_PUBLISHED,
@@ -103,16 +104,6 @@ def processed(
     return prompt_tokens(rows, cols, settings_), rows, cols
 
 
-def sample_sizes(seed: int, count: int) -> list[tuple[int, int]]:
-    """Sizes spread log-uniformly from 1 to 3000 a side, any aspect ratio."""
-    rng = random.Random(seed)
-    sizes = []
-    for _ in range(count):
-        width, height = (round(10 ** rng.uniform(0, 3.5)) for _ in range(2))
-        sizes.append((width, height))
-    return sizes
-
-
 @pytest.mark.parametrize("name", SETTINGS)
 def test_plans_equal_processor_for_every_detail(name: str) -> None:
     settings_ = SETTINGS[name]
@@ -174,11 +165,8 @@ def test_token_formula() -> None:
     assert RULES.plan(1920, 1080, None, merged, BUDGET).tokens == 12 * 66 + 3 + 67
 
 
-sides = st.integers(min_value=1, max_value=20000)
-
-
 @settings(max_examples=400, deadline=None, derandomize=True)
-@given(sides, sides, st.integers(min_value=67, max_value=4096))
+@given(SIDES, SIDES, st.integers(min_value=67, max_value=4096))
 def test_detail_rules_hold_for_any_size(width: int, height: int, budget: int) -> None:
     low, auto, high = (
         RULES.plan(width, height, d, SMOLVLM_PUBLISHED, budget)

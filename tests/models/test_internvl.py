@@ -4,7 +4,6 @@ and the detail rules."""
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,11 +20,10 @@ from loupe.engines.local.processor import load_processor
 from loupe.errors import InvalidImageSize, ModelLoadError
 from loupe.models import config as cfg
 from loupe.models.internvl import INTERNVL_PUBLISHED, InternVLRules, InternVLSettings
+from tests.models.support import FAST, SIDES, sample_sizes
 
 RULES = InternVLRules()
 BUDGET = 1024
-# Geometry does not depend on pixel values: skip the arithmetic that does, to keep runs cheap.
-FAST = {"do_rescale": False, "do_normalize": False, "resample": 0}
 
 EDGE_SIZES = [
     (1, 1), (2, 1), (1, 2), (448, 448), (449, 448), (896, 448), (10000, 20), (20, 10000),
@@ -38,12 +36,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "class defaults (384, 1..12)": {"size": None, "max_patches": None, "min_patches": None},
     "max 1": {"max_patches": 1},
 }
-
-
-def sample_sizes(seed: int, count: int) -> list[tuple[int, int]]:
-    """Sizes spread log-uniformly from 1 to 3000 a side, any aspect ratio."""
-    rng = random.Random(seed)
-    return [(round(10 ** rng.uniform(0, 3.5)), round(10 ** rng.uniform(0, 3.5))) for _ in range(count)]
 
 
 @pytest.fixture(scope="module")
@@ -139,11 +131,8 @@ def test_worked_examples(
     assert not plan.loupe_resizes
 
 
-sides = st.integers(min_value=1, max_value=20000)
-
-
 @settings(max_examples=400, deadline=None, derandomize=True)
-@given(sides, sides, st.integers(min_value=258, max_value=4096))
+@given(SIDES, SIDES, st.integers(min_value=258, max_value=4096))
 def test_detail_rules_hold_for_any_size(width: int, height: int, budget: int) -> None:
     low, auto, high = (
         RULES.plan(width, height, d, INTERNVL_PUBLISHED, budget)

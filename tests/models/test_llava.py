@@ -3,9 +3,6 @@ checkpoint's tokenizer): one fixed cost for every image and every detail."""
 
 from __future__ import annotations
 
-import json
-import random
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,17 +10,16 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from loupe.domain import Detail
 from loupe.engines.local.processor import load_processor
 from loupe.errors import InvalidImageSize, ModelLoadError
 from loupe.models import config as cfg
 from loupe.models.llava import LLAVA_PUBLISHED, LlavaRules, LlavaSettings
+from tests.models.support import SIDES, changed_copy, image_token_count, sample_sizes
 
 RULES = LlavaRules()
 BUDGET = 1024
-FAST = {"do_rescale": False, "do_normalize": False, "resample": 0}
 
 # CLIP resizes the shorter side to 336 first, so a 1 x 200 image is 336 x 67,200 for a moment:
 # the ratios run to 200, not beyond, to keep the run light.
@@ -43,17 +39,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-def sample_sizes(seed: int, count: int) -> list[tuple[int, int]]:
-    """Sizes spread log-uniformly from 1 to 2000 a side, aspect ratios up to 20."""
-    rng = random.Random(seed)
-    sizes: list[tuple[int, int]] = []
-    while len(sizes) < count:
-        width, height = (round(10 ** rng.uniform(0, 3.3)) for _ in range(2))
-        if max(width, height) <= 20 * min(width, height):
-            sizes.append((width, height))
-    return sizes
-
-
 @pytest.fixture(scope="module")
 def variant(
     tiny_checkpoint: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
@@ -62,22 +47,11 @@ def variant(
     processor files are changed as the variant says."""
 
     def get(name: str) -> tuple[Any, LlavaSettings]:
-        copy = tmp_path_factory.mktemp("llava") / "checkpoint"
-        shutil.copytree(tiny_checkpoint("llava"), copy)
-        files = []
-        for file, changes in zip(("preprocessor", "processor"), VARIANTS[name], strict=True):
-            path = copy / f"{file}_config.json"
-            files.append({**json.loads(path.read_text()), **changes})
-            path.write_text(json.dumps(files[-1]))
+        parent = tmp_path_factory.mktemp("llava")
+        copy, files = changed_copy(tiny_checkpoint("llava"), parent, VARIANTS[name])
         return load_processor(str(copy)), RULES.settings(cfg.merged(*files))
 
     return get
-
-
-def processor_tokens(processor: Any, width: int, height: int) -> int:
-    """`<image>` tokens the processor inserts for a blank image."""
-    out = processor(text=["<image>"], images=[[Image.new("RGB", (width, height))]], **FAST)
-    return list(out["input_ids"][0]).count(processor.image_token_id)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -86,8 +60,10 @@ def test_plans_equal_the_processor_for_every_detail(
 ) -> None:
     processor, settings_ = variant(name)
     mismatches = []
-    for width, height in EDGE_SIZES + sample_sizes(seed=len(name), count=200):
-        expected = processor_tokens(processor, width, height)
+    # Sizes from 1 to 2000 a side, aspect ratios up to 20.
+    sizes = sample_sizes(seed=len(name), count=200, decades=3.3, max_aspect=20)
+    for width, height in EDGE_SIZES + sizes:
+        expected = image_token_count(processor, width, height)
         counted = processor._get_num_multimodal_tokens([(height, width)])["num_image_tokens"][0]
         for detail in (None, *Detail):
             plan = RULES.plan(width, height, detail, settings_, BUDGET)
@@ -102,11 +78,8 @@ def test_the_published_count_is_576(variant: Callable[[str], tuple[Any, LlavaSet
     assert settings_.tokens == 24 * 24 == 576
 
 
-sides = st.integers(min_value=1, max_value=20000)
-
-
 @settings(max_examples=200, deadline=None, derandomize=True)
-@given(sides, sides, st.sampled_from([None, *Detail]), st.integers(min_value=1, max_value=4096))
+@given(SIDES, SIDES, st.sampled_from([None, *Detail]), st.integers(min_value=1, max_value=4096))
 def test_every_image_and_detail_costs_the_same(
     width: int, height: int, detail: Detail | None, budget: int
 ) -> None:

@@ -3,9 +3,6 @@ tokenizer), and the detail rules."""
 
 from __future__ import annotations
 
-import json
-import random
-import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -26,11 +23,10 @@ from loupe.models.llava_onevision import (
     OnevisionRules,
     OnevisionSettings,
 )
+from tests.models.support import FAST, SIDES, changed_copy, image_token_count, sample_sizes
 
 RULES = OnevisionRules()
 BUDGET = 4096
-# Geometry does not depend on pixel values: skip the arithmetic that does, to keep runs cheap.
-FAST = {"do_rescale": False, "do_normalize": False, "resample": 0}
 
 EDGE_SIZES = [
     (1, 1), (2, 1), (1, 2), (384, 384), (385, 384), (384, 385), (10000, 20), (20, 10000),
@@ -49,12 +45,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-def sample_sizes(seed: int, count: int) -> list[tuple[int, int]]:
-    """Sizes spread log-uniformly from 1 to 3000 a side, any aspect ratio."""
-    rng = random.Random(seed)
-    return [(round(10 ** rng.uniform(0, 3.5)), round(10 ** rng.uniform(0, 3.5))) for _ in range(count)]
-
-
 @pytest.fixture(scope="module")
 def variant(
     tiny_checkpoint: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
@@ -63,23 +53,11 @@ def variant(
     processor files are changed as the variant says."""
 
     def get(name: str) -> tuple[Any, OnevisionSettings]:
-        copy = tmp_path_factory.mktemp("onevision") / "checkpoint"
-        shutil.copytree(tiny_checkpoint("llava-onevision"), copy)
-        files = []
-        for file, changes in zip(("preprocessor", "processor"), VARIANTS[name], strict=True):
-            path = copy / f"{file}_config.json"
-            files.append({**json.loads(path.read_text()), **changes})
-            path.write_text(json.dumps(files[-1]))
+        parent = tmp_path_factory.mktemp("onevision")
+        copy, files = changed_copy(tiny_checkpoint("llava-onevision"), parent, VARIANTS[name])
         return load_processor(str(copy)), RULES.settings(cfg.merged(*files))
 
     return get
-
-
-def processor_tokens(processor: Any, width: int, height: int) -> int:
-    """`<image>` tokens the processor inserts for a prompt's only image, a blank one."""
-    image = Image.new("RGB", (width, height))
-    out = processor(text=["<image>"], images=[[image]], **FAST)
-    return list(out["input_ids"][0]).count(processor.image_token_id)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -107,7 +85,7 @@ def test_the_expanded_text_agrees(
     mismatches = []
     for width, height in EDGE_SIZES[:12] + sample_sizes(seed=100 + len(name), count=12):
         plan = RULES.plan(width, height, Detail.HIGH, settings_, BUDGET)
-        if plan.tokens != processor_tokens(processor, width, height):
+        if plan.tokens != image_token_count(processor, width, height):
             mismatches.append((width, height))
     assert mismatches == []
 
@@ -150,11 +128,8 @@ def test_worked_examples(
     assert plan.detail_applied is (detail or Detail.HIGH)
 
 
-sides = st.integers(min_value=1, max_value=20000)
-
-
 @settings(max_examples=400, deadline=None, derandomize=True)
-@given(sides, sides, st.integers(min_value=64, max_value=8192))
+@given(SIDES, SIDES, st.integers(min_value=64, max_value=8192))
 def test_detail_rules_hold_for_any_size(width: int, height: int, budget: int) -> None:
     low, auto, high = (
         RULES.plan(width, height, d, ONEVISION_PUBLISHED, budget)

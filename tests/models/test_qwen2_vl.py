@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pytest
@@ -21,11 +20,10 @@ from loupe.models.qwen2_vl import (
     settled_size,
     smart_resize,
 )
+from tests.models.support import SIDES, grid_processed, sample_sizes
 
 RULES = QwenRules("qwen2-vl", QWEN2_VL_PUBLISHED)
 BUDGET = 1024
-# Geometry does not depend on pixel values: skip the arithmetic that does, to keep runs cheap.
-FAST = {"do_rescale": False, "do_normalize": False, "resample": 0}
 
 SETTINGS = {
     "qwen2-vl published": QWEN2_VL_PUBLISHED,
@@ -49,31 +47,13 @@ def processor(settings: QwenSettings) -> Qwen2VLImageProcessorPil:
     )
 
 
-def processed(proc: Qwen2VLImageProcessorPil, width: int, height: int) -> tuple[int, int, int]:
-    """(tokens, resized height, resized width) as the processor makes them of a blank image."""
-    grid = proc(Image.new("RGB", (width, height)), **FAST)["image_grid_thw"][0].tolist()
-    patch = proc.patch_size
-    return grid[0] * grid[1] * grid[2] // proc.merge_size**2, grid[1] * patch, grid[2] * patch
-
-
-def sample_sizes(seed: int, count: int) -> list[tuple[int, int]]:
-    """Sizes spread log-uniformly from 1 to 3000 a side, aspect ratios up to 200 included."""
-    rng = random.Random(seed)
-    sizes = []
-    while len(sizes) < count:
-        width, height = (round(10 ** rng.uniform(0, 3.5)) for _ in range(2))
-        if max(width, height) / min(width, height) <= 200:
-            sizes.append((width, height))
-    return sizes
-
-
 @pytest.mark.parametrize("name", SETTINGS)
 def test_high_plan_equals_processor_on_the_original_image(name: str) -> None:
     settings_ = SETTINGS[name]
     proc = processor(settings_)
     mismatches = []
-    for width, height in EDGE_SIZES + sample_sizes(seed=len(name), count=150):
-        expected = processed(proc, width, height)
+    for width, height in EDGE_SIZES + sample_sizes(seed=len(name), count=150, max_aspect=200):
+        expected = grid_processed(proc, width, height)
         try:
             plan = RULES.plan(width, height, Detail.HIGH, settings_, BUDGET)
         except InvalidImageSize:
@@ -92,14 +72,14 @@ def test_every_plan_is_a_size_the_processor_keeps(name: str) -> None:
     settings_ = SETTINGS[name]
     proc = processor(settings_)
     mismatches = []
-    for width, height in sample_sizes(seed=100 + len(name), count=60):
+    for width, height in sample_sizes(seed=100 + len(name), count=60, max_aspect=200):
         for detail in (Detail.LOW, Detail.AUTO, Detail.HIGH):
             try:
                 plan = RULES.plan(width, height, detail, settings_, BUDGET)
             except InvalidImageSize:
                 continue
             size = (plan.tokens, plan.resized_height, plan.resized_width)
-            if processed(proc, plan.resized_width, plan.resized_height) != size:
+            if grid_processed(proc, plan.resized_width, plan.resized_height) != size:
                 mismatches.append((width, height, detail))
     assert mismatches == []
 
@@ -133,7 +113,7 @@ def test_tight_bounds_settle_to_a_size_the_processor_keeps() -> None:
     settled = settled_size(20, 3000, tight)
     assert settled == (28, 112)
     plan = RULES.plan(3000, 20, Detail.HIGH, tight, BUDGET)
-    assert processed(processor(tight), plan.resized_width, plan.resized_height) == (4, 28, 112)
+    assert grid_processed(processor(tight), plan.resized_width, plan.resized_height) == (4, 28, 112)
 
 
 WORKED_EXAMPLES = [
@@ -184,7 +164,7 @@ def test_worked_examples_of_other_settings(
 ) -> None:
     plan = RULES.plan(width, height, detail, settings_, BUDGET)
     assert (plan.resized_width, plan.resized_height, plan.tokens) == (rw, rh, tokens)
-    assert processed(processor(settings_), rw, rh) == (tokens, rh, rw)
+    assert grid_processed(processor(settings_), rw, rh) == (tokens, rh, rw)
 
 
 def test_low_detail_shrinks_when_max_pixels_is_below_448_squared() -> None:
@@ -194,15 +174,12 @@ def test_low_detail_shrinks_when_max_pixels_is_below_448_squared() -> None:
     assert plan.tokens == 121
 
 
-sides = st.integers(min_value=1, max_value=20000)
-
-
 def _plans(width: int, height: int, budget: int, settings_: QwenSettings) -> dict[Detail, Any]:
     return {d: RULES.plan(width, height, d, settings_, budget) for d in Detail}
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
-@given(sides, sides, st.integers(min_value=64, max_value=4096))
+@given(SIDES, SIDES, st.integers(min_value=64, max_value=4096))
 def test_detail_rules_hold_for_any_size(width: int, height: int, budget: int) -> None:
     try:
         plans = _plans(width, height, budget, QWEN2_VL_PUBLISHED)

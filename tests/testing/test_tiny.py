@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,29 @@ from transformers import AutoModelForImageTextToText, AutoTokenizer
 
 from loupe.engines.local.processor import load_processor
 from loupe.testing.tiny import FAMILIES, build_tiny_checkpoint
+from loupe.testing.tiny.gemma3 import SPECIAL_TOKENS as GEMMA3_SPECIAL
+from loupe.testing.tiny.internvl import SPECIAL_TOKENS as INTERNVL_SPECIAL
+from loupe.testing.tiny.llava import SPECIAL_TOKENS as LLAVA_SPECIAL
+from loupe.testing.tiny.llava_onevision import SPECIAL_TOKENS as ONEVISION_SPECIAL
 from loupe.testing.tiny.qwen2_vl import SPECIAL_TOKENS as QWEN_SPECIAL
 from loupe.testing.tiny.size import TextSize
 from loupe.testing.tiny.smolvlm import SPECIAL_TOKENS as SMOL_SPECIAL
 from tests.helpers import PHOTOS
+from tests.testing.support import USER_IMAGE_TURN, read_json
 
 PHOTO = PHOTOS / "extreme_ironing.jpg"
-SPECIAL = {"qwen2-vl": QWEN_SPECIAL, "smolvlm": SMOL_SPECIAL}
-USER_IMAGE_TURN = [
-    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is this?"}]}
-]
+SPECIAL = {
+    "qwen2-vl": QWEN_SPECIAL,
+    "smolvlm": SMOL_SPECIAL,
+    "llava": LLAVA_SPECIAL,
+    "llava-onevision": ONEVISION_SPECIAL,
+    "gemma3": GEMMA3_SPECIAL,
+    "internvl": INTERNVL_SPECIAL,
+}
 
 
 def config_of(path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((path / "config.json").read_text())
-    return loaded
+    return read_json(path / "config.json")
 
 
 def generate(path: Path, image: Image.Image) -> None:
@@ -67,7 +74,7 @@ def test_qwen_has_the_published_vision_geometry(tiny_checkpoint: Callable[[str],
     head_dim = text["hidden_size"] // text["num_attention_heads"]
     assert sum(text["rope_parameters"]["mrope_section"]) == head_dim // 2
     assert vision["hidden_size"] == text["hidden_size"]
-    pre = json.loads((path / "preprocessor_config.json").read_text())
+    pre = read_json(path / "preprocessor_config.json")
     assert (pre["min_pixels"], pre["max_pixels"], pre["merge_size"]) == (3136, 12845056, 2)
 
 
@@ -76,9 +83,9 @@ def test_smolvlm_has_the_published_vision_geometry(tiny_checkpoint: Callable[[st
     config = config_of(path)
     vision = config["vision_config"]
     assert (vision["image_size"], vision["patch_size"], config["scale_factor"]) == (512, 16, 4)
-    seq_len = json.loads((path / "processor_config.json").read_text())["image_seq_len"]
+    seq_len = read_json(path / "processor_config.json")["image_seq_len"]
     assert seq_len == (512 // 16) ** 2 // 4**2 == 64
-    pre = json.loads((path / "preprocessor_config.json").read_text())
+    pre = read_json(path / "preprocessor_config.json")
     assert pre["size"] == {"longest_edge": 2048}
     assert pre["max_image_size"] == {"longest_edge": 512}
     assert pre["resample"] == Image.Resampling.LANCZOS

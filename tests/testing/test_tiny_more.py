@@ -4,7 +4,6 @@ path: published geometry, faithful templates, and image tokens equal to the pure
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from PIL import Image
 from loupe.domain import Detail, PreparedImage, PromptMessage, Role, TextPart
 from loupe.engines.local.loader import LoadedModel, load_model
 from loupe.engines.local.prompt import build_prompt
-from loupe.models import config as cfg
 from loupe.models.geometry import FamilyRules
 from loupe.models.glm4v import GLM4V_PUBLISHED, Glm4vRules
 from loupe.models.idefics3 import IDEFICS3_PUBLISHED, Idefics3Rules
@@ -23,6 +21,7 @@ from loupe.models.qwen2_vl import QWEN2_VL_PUBLISHED, QWEN3_VL_PUBLISHED, QwenRu
 from loupe.testing.tiny import build_tiny_checkpoint
 from loupe.testing.tiny.tokenizer import SpecialTokens
 from tests.helpers import PHOTOS
+from tests.testing.support import USER_IMAGE_TURN, planned_tokens, read_json
 
 RULES: dict[str, FamilyRules[Any]] = {
     "qwen2.5-vl": QwenRules("qwen2.5-vl", QWEN2_VL_PUBLISHED),
@@ -31,9 +30,6 @@ RULES: dict[str, FamilyRules[Any]] = {
     "idefics3": Idefics3Rules("idefics3", IDEFICS3_PUBLISHED),
 }
 FAMILIES = tuple(RULES)
-USER_IMAGE_TURN = [
-    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is this?"}]}
-]
 FOLLOW_UP = [
     {"role": "assistant", "content": [{"type": "text", "text": "A man ironing."}]},
     {"role": "user", "content": "Why?"},
@@ -89,11 +85,6 @@ def module_of(family: str) -> Any:
     return importlib.import_module(f"loupe.testing.tiny.{name}")
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(path.read_text())
-    return loaded
-
-
 @pytest.fixture(scope="module")
 def loaded(tiny_checkpoint: Callable[[str], Path]) -> Callable[[str], LoadedModel]:
     models: dict[str, LoadedModel] = {}
@@ -104,16 +95,6 @@ def loaded(tiny_checkpoint: Callable[[str], Path]) -> Callable[[str], LoadedMode
         return models[family]
 
     return get
-
-
-def planned_tokens(family: str, path: Path, tokenizer: Any, width: int, height: int) -> int:
-    """The family counter's tokens at detail high, with settings read from the checkpoint."""
-    config = cfg.merged(
-        read_json(path / "preprocessor_config.json"), read_json(path / "processor_config.json")
-    )
-    config["double_newline_tokens"] = len(tokenizer("\n\n", add_special_tokens=False).input_ids)
-    rules = RULES[family]
-    return rules.plan(width, height, Detail.HIGH, rules.settings(config), 1024).tokens
 
 
 @pytest.mark.parametrize("photo", ["extreme_ironing.jpg", "bus.jpg"])
@@ -139,7 +120,7 @@ def test_prompt_image_tokens_equal_the_counter_and_the_model_generates(
     message = PromptMessage(role=Role.USER, content=(image, TextPart("What is this?")))
     prompt = build_prompt(model.processor, [message])
     tokenizer = model.processor.tokenizer
-    planned = planned_tokens(family, tiny_checkpoint(family), tokenizer, *pixels.size)
+    planned = planned_tokens(RULES[family], tiny_checkpoint(family), tokenizer, *pixels.size)
     assert prompt.stats.image_tokens == planned
     assert prompt.stats.prompt_tokens == prompt.inputs["input_ids"].shape[1]
     out = model.model.generate(**prompt.inputs, max_new_tokens=3, do_sample=False)

@@ -3,7 +3,6 @@ photo through the engine's prompt builder, generate, and count images as the cou
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,13 @@ from transformers import AutoTokenizer
 from loupe.domain import Detail, PreparedImage, PromptMessage, Role, TextPart
 from loupe.engines.local.loader import load_model
 from loupe.engines.local.prompt import build_prompt
-from loupe.models import config as cfg
 from loupe.models.gemma3 import Gemma3Rules
 from loupe.models.internvl import InternVLRules
 from loupe.models.llava import LlavaRules
 from loupe.models.llava_onevision import OnevisionRules
 from loupe.testing.tiny import FAMILIES
-from loupe.testing.tiny.gemma3 import SPECIAL_TOKENS as GEMMA3_SPECIAL
-from loupe.testing.tiny.internvl import SPECIAL_TOKENS as INTERNVL_SPECIAL
-from loupe.testing.tiny.llava import SPECIAL_TOKENS as LLAVA_SPECIAL
-from loupe.testing.tiny.llava_onevision import SPECIAL_TOKENS as ONEVISION_SPECIAL
 from tests.helpers import PHOTOS
+from tests.testing.support import USER_IMAGE_TURN, planned_tokens, read_json
 
 PHOTO = PHOTOS / "extreme_ironing.jpg"
 RULES: dict[str, Any] = {
@@ -34,18 +29,9 @@ RULES: dict[str, Any] = {
     "gemma3": Gemma3Rules(),
     "internvl": InternVLRules(),
 }
-SPECIAL = {
-    "llava": LLAVA_SPECIAL,
-    "llava-onevision": ONEVISION_SPECIAL,
-    "gemma3": GEMMA3_SPECIAL,
-    "internvl": INTERNVL_SPECIAL,
-}
 # 570 x 380 at detail high: 576 fixed; anyres 2 x 1 tiles unpadded; 256 + wrappers + 2 x 2
 # newline tokens (the tiny tokenizer splits "\n\n"); 3 x 2 tiles + thumbnail, wrapped.
 PHOTO_TOKENS = {"llava": 576, "llava-onevision": 1836, "gemma3": 262, "internvl": 1794}
-USER_IMAGE_TURN = [
-    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is this?"}]}
-]
 
 
 def test_the_families_are_registered() -> None:
@@ -58,18 +44,6 @@ def prepared(path: Path) -> PreparedImage:
     return PreparedImage(rgb, rgb.width, rgb.height, rgb.width, rgb.height, Detail.HIGH, "photo")
 
 
-def planned_tokens(family: str, path: Path, width: int, height: int) -> int:
-    """The counter's plan at detail high, from the checkpoint's files as the engine reads them."""
-    pre = json.loads((path / "preprocessor_config.json").read_text())
-    proc = json.loads((path / "processor_config.json").read_text())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    newlines = len(tokenizer("\n\n", add_special_tokens=False)["input_ids"])
-    rules = RULES[family]
-    settings = rules.settings({**cfg.merged(pre, proc), "double_newline_tokens": newlines})
-    tokens: int = rules.plan(width, height, Detail.HIGH, settings, 1024).tokens
-    return tokens
-
-
 @pytest.mark.parametrize("family", RULES)
 def test_a_photo_goes_through_the_engine_and_counts_as_planned(
     family: str, tiny_checkpoint: Callable[[str], Path]
@@ -79,26 +53,11 @@ def test_a_photo_goes_through_the_engine_and_counts_as_planned(
     image = prepared(PHOTO)
     message = PromptMessage(Role.USER, (image, TextPart("Describe this image.")))
     prompt = build_prompt(loaded.processor, [message])
-    planned = planned_tokens(family, path, image.width, image.height)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    planned = planned_tokens(RULES[family], path, tokenizer, image.width, image.height)
     assert prompt.stats.image_tokens == planned == PHOTO_TOKENS[family]
     out = loaded.model.generate(**prompt.inputs, max_new_tokens=3, do_sample=False)
     assert prompt.stats.prompt_tokens < out.shape[1] <= prompt.stats.prompt_tokens + 3
-
-
-@pytest.mark.parametrize("family", RULES)
-def test_tokenizer_round_trips_and_keeps_special_tokens_whole(
-    family: str, tiny_checkpoint: Callable[[str], Path]
-) -> None:
-    path = tiny_checkpoint(family)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    text = "Describe the photo: 3 people, 1 taxi — naïve café 🙂!"
-    assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
-    for token in SPECIAL[family].tokens:
-        ids = tokenizer(f"a{token}b", add_special_tokens=False)["input_ids"]
-        assert tokenizer.convert_ids_to_tokens(ids)[1] == token and len(ids) == 3
-        assert token in tokenizer.all_special_tokens
-    config = json.loads((path / "config.json").read_text())
-    assert config["text_config"]["vocab_size"] == len(tokenizer)
 
 
 def render(path: Path, chat: list[dict[str, Any]], generate: bool = True) -> str:
@@ -172,6 +131,6 @@ def test_internvl_template_matches_the_published_format(
 def test_vision_towers_have_the_published_geometry(
     family: str, tile: int, patch: int, tiny_checkpoint: Callable[[str], Path]
 ) -> None:
-    vision = json.loads((tiny_checkpoint(family) / "config.json").read_text())["vision_config"]
+    vision = read_json(tiny_checkpoint(family) / "config.json")["vision_config"]
     geometry = (vision["image_size"], vision["patch_size"])
     assert geometry in ((tile, patch), ([tile, tile], [patch, patch]))
