@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -37,6 +38,12 @@ def image_part(url: str, detail: str | None = None) -> dict[str, object]:
     if detail is not None:
         image_url["detail"] = detail
     return {"type": "image_url", "image_url": image_url}
+
+
+def billed(usage: dict[str, Any]) -> dict[str, Any]:
+    """A usage object without `cached_tokens`, which depends on what earlier calls left in the cache."""
+    details = {k: v for k, v in usage["prompt_tokens_details"].items() if k != "cached_tokens"}
+    return {**usage, "prompt_tokens_details": details}
 
 
 def user(text: str, *urls: str) -> dict[str, object]:

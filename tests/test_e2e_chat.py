@@ -232,3 +232,26 @@ def test_client_disconnect_stops_generation(qwen_server: RunningServer) -> None:
     assert httpx.get(f"{qwen_server.base_url}/health").json()["queue"][model] == 0
     after = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
     assert after.choices[0].message.content is not None
+
+
+def test_second_turn_reuses_the_first_and_answers_the_same(
+    client: openai.OpenAI, model: str, family: str, serve: Callable[..., RunningServer],
+    tiny_checkpoint: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    first = [user("What is this?", photo_url("extreme_ironing.jpg"))]
+    turn1 = client.chat.completions.create(model=model, messages=first, max_tokens=5, temperature=0)
+    history = [
+        *first,
+        {"role": "assistant", "content": turn1.choices[0].message.content or ""},
+        {"role": "user", "content": "Tell me more."},
+    ]
+    turn2 = client.chat.completions.create(model=model, messages=history, max_tokens=5, temperature=0)
+    cached = turn2.usage.prompt_tokens_details.cached_tokens
+    assert turn1.usage.prompt_tokens_details.image_tokens <= cached < turn2.usage.prompt_tokens
+    # A cold server (no cache) gives the same answer: the cache is invisible in the output.
+    config = tmp_path_factory.mktemp(f"cold-{family}") / "loupe.toml"
+    config.write_text(f'[[models]]\nid = "{model}"\ncheckpoint = "{tiny_checkpoint(family)}"\n')
+    cold = client_for(serve("--config", str(config)))
+    again = cold.chat.completions.create(model=model, messages=history, max_tokens=5, temperature=0)
+    assert again.usage.prompt_tokens_details.cached_tokens == 0
+    assert again.choices[0].message.content == turn2.choices[0].message.content

@@ -47,6 +47,7 @@ def serve(
 
     from loupe.compose import build_app, check_exposure, load_models, open_billing
     from loupe.logs import configure as configure_logs
+    from loupe.service.metrics import Metrics
     from loupe.settings import load_settings
 
     overrides: dict[str, Any] = {"db": db, "redis": redis}
@@ -62,9 +63,10 @@ def serve(
         settings = load_settings(config, models=tuple(model or ()), overrides=overrides)
         billing = open_billing(settings)
         runs_open = check_exposure(settings, billing)
+        metrics = Metrics()
         with console.status("loading models") as status:
-            served = load_models(settings, lambda m: status.update(f"loading {m.id} from {m.checkpoint}"))
-        web = build_app(settings, served, billing)
+            served = load_models(settings, metrics, lambda m: status.update(f"loading {m.id} from {m.checkpoint}"))
+        web = build_app(settings, served, billing, metrics)
     except LoupeError as exc:
         raise _fail(exc) from None
     for model in served.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from loupe.api.app import create_app
 from loupe.api.state import AppState
 from loupe.billing import Billing, InProcessRateLimiter, Limits, RateLimiter, RedisRateLimiter, open_database, upgrade
 from loupe.domain import Prices
-from loupe.engines.local.engine import LocalEngine
+from loupe.engines.local.engine import BatchingLimits, LocalEngine
 from loupe.engines.local.loader import load_model
 from loupe.engines.protocol import Engine
 from loupe.engines.upstream import UpstreamEngine, load_upstream_model
@@ -28,6 +29,9 @@ from loupe.service.images import ImageService, limits_for
 from loupe.settings import ModelSettings, Settings
 
 
+MiB = 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class ServedModel:
     """A loaded model: its engine and the counter that plans its images."""
@@ -36,7 +40,7 @@ class ServedModel:
     counter: TokenCounter
 
 
-def load_local_model(model: ModelSettings, settings: Settings) -> ServedModel:
+def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics) -> ServedModel:
     """Load one model's weights (this is where start-up time goes) and wrap it as an engine."""
     loaded = load_model(model.checkpoint, device=settings.engine.device, dtype=settings.engine.dtype)
     counter = checkpoint_counter(loaded.checkpoint, model.images.auto_detail_token_budget)
@@ -44,6 +48,7 @@ def load_local_model(model: ModelSettings, settings: Settings) -> ServedModel:
         model.id,
         model.checkpoint,
         counter,
+        created=int(time.time()),
         native_context=loaded.checkpoint.context_size,
         context_size=model.context_size,
         max_images=model.images.max_images,
@@ -51,14 +56,23 @@ def load_local_model(model: ModelSettings, settings: Settings) -> ServedModel:
         owned_by=model.owned_by,
         family=model.family,
     )
-    return ServedModel(LocalEngine(card, loaded, max_queue=settings.engine.max_queue), counter)
+    engine = settings.engine
+    limits = BatchingLimits(
+        max_running=engine.max_running,
+        prefill_budget=engine.prefill_budget,
+        vision_cache_bytes=engine.vision_cache_mb * MiB,
+        prefix_cache_bytes=engine.prefix_cache_mb * MiB,
+    )
+    batch_sizes = metrics.batch_size.labels(model.id)
+    local = LocalEngine(card, loaded, max_queue=engine.max_queue, limits=limits, observe_batch=batch_sizes.observe)
+    return ServedModel(local, counter)
 
 
 def prices_of(model: ModelSettings, settings: Settings) -> Prices:
     return Prices(model.input_price_per_m, model.output_price_per_m, settings.currency)
 
 
-def load_upstream(model: ModelSettings, settings: Settings) -> ServedModel:
+def load_upstream(model: ModelSettings, settings: Settings, metrics: Metrics) -> ServedModel:
     """A model served by OpenAI-compatible upstream replicas; its checkpoint is read without weights."""
     options = model.upstream_options
     engine, counter = load_upstream_model(
@@ -82,14 +96,14 @@ def load_upstream(model: ModelSettings, settings: Settings) -> ServedModel:
 
 
 def load_models(
-    settings: Settings, on_model: Callable[[ModelSettings], None] | None = None
+    settings: Settings, metrics: Metrics, on_model: Callable[[ModelSettings], None] | None = None
 ) -> dict[str, ServedModel]:
     served: dict[str, ServedModel] = {}
     for model in settings.models:
         if on_model is not None:
             on_model(model)
         load = load_upstream if model.engine == "upstream" else load_local_model
-        served[model.id] = load(model, settings)
+        served[model.id] = load(model, settings, metrics)
     return served
 
 
@@ -112,15 +126,23 @@ def image_service(settings: Settings, served: Mapping[str, ServedModel], metrics
     return ImageService(intakes, counters, fetcher, metrics)
 
 
-def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Billing) -> FastAPI:
+def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Billing, metrics: Metrics) -> FastAPI:
     engines = {model_id: s.engine for model_id, s in served.items()}
-    metrics = Metrics()
     chat = ChatService(engines, image_service(settings, served, metrics))
     metrics.add_gauge(
         "loupe_queue_depth",
         "Requests queued or running, per model",
         ["model"],
         lambda: {(model,): float(depth) for model, depth in chat.queue_depths().items()},
+    )
+    locals_ = {m: s.engine for m, s in served.items() if isinstance(s.engine, LocalEngine)}
+    metrics.add_counter(
+        "loupe_vision_cache_lookups",
+        "Vision-cache lookups of the embedded engine, by result",
+        ["model", "result"],
+        lambda: {
+            (m, result): float(e.cache_stats[f"vision_{result}"]) for m, e in locals_.items() for result in ("hits", "misses")
+        },
     )
     upstreams = {m: s.engine for m, s in served.items() if isinstance(s.engine, UpstreamEngine)}
     metrics.add_gauge(

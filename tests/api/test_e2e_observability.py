@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -106,9 +107,13 @@ def test_logs_are_json_with_request_ids_and_hold_no_image_or_key(fresh: RunningS
         timeout=120,
     )
     assert response.status_code == 200
-    log = fresh.log()
-    entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    mine = [e for e in entries if e.get("request_id") == "trace-logcheck-1"]
+    for _ in range(100):  # the access line is written once the response has gone out
+        log = fresh.log()
+        entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        mine = [e for e in entries if e.get("request_id") == "trace-logcheck-1"]
+        if mine:
+            break
+        time.sleep(0.05)
     assert mine and mine[-1]["path"] == "/v1/chat/completions" and mine[-1]["status"] == 200
     payload = url.split(",", 1)[1]
     assert payload[:200] not in log and payload[-200:] not in log

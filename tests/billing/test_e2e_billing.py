@@ -35,15 +35,23 @@ def loupe(*args: str, db: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+def query(db: str, sql: str) -> list[Any]:
+    """Rows of a query on a database the server also uses; the connection is closed after."""
+    database = open_database(db)
+    try:
+        with database.read() as conn:
+            return list(conn.execute(sa.text(sql)).mappings())
+    finally:
+        database.dispose()
+
+
 def key_id(secret: str, db: str) -> str:
-    with open_database(db).read() as conn:
-        rows = conn.execute(sa.text("select id, secret_hint from api_keys")).all()
-    return next(row.id for row in rows if secret.startswith(row.secret_hint))
+    rows = query(db, "select id, secret_hint from api_keys")
+    return next(row["id"] for row in rows if secret.startswith(row["secret_hint"]))
 
 
 def ledger(db: str) -> list[Any]:
-    with open_database(db).read() as conn:
-        return list(conn.execute(sa.text("select * from ledger")).mappings())
+    return query(db, "select * from ledger")
 
 
 @pytest.fixture(scope="module")

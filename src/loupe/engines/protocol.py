@@ -14,6 +14,11 @@ class PreparedPrompt(Protocol):
     @property
     def stats(self) -> PromptStats: ...
 
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens whose states the engine reused (known once generation has started)."""
+        ...
+
 
 class Engine(Protocol):
     """One served model.

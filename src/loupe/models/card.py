@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -38,6 +37,7 @@ def model_card(
     checkpoint: str,
     counter: TokenCounter,
     *,
+    created: int,
     native_context: int,
     context_size: int | None,
     max_images: int,
@@ -48,7 +48,7 @@ def model_card(
     """The card `/v1/models` shows; a configured context can only lower the checkpoint's."""
     return ModelCard(
         id=model_id,
-        created=int(time.time()),
+        created=created,
         owned_by=owned_by,
         family=family or counter.family,
         checkpoint=checkpoint,

@@ -97,6 +97,7 @@ class ChatRun:
             prompt_tokens=self.stats.prompt_tokens,
             completion_tokens=self.completion_tokens,
             image_tokens=self.stats.image_tokens,
+            cached_tokens=self.prompt.cached_tokens,
         )
 
     async def events(self) -> AsyncIterator[GenerationEvent]:

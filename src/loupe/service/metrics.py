@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from loupe.domain import Usage
@@ -15,16 +16,29 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
+Reader = Callable[[], Mapping[tuple[str, ...], float]]
+
+
+def _source(kind: type[Any], name: str, doc: str, labels: list[str], read: Reader) -> Callable[[], Iterator[Metric]]:
+    def collect() -> Iterator[Metric]:
+        family = kind(name, doc, labels=labels)
+        for label_values, value in read().items():
+            family.add_metric(list(label_values), value)
+        yield family
+
+    return collect
+
+
 class _Gauges(Collector):
     """Gauges read at scrape time from live objects (queues, caches, replicas)."""
 
     def __init__(self) -> None:
-        self._sources: list[Callable[[], Iterator[GaugeMetricFamily]]] = []
+        self._sources: list[Callable[[], Iterator[Metric]]] = []
 
-    def add(self, source: Callable[[], Iterator[GaugeMetricFamily]]) -> None:
+    def add(self, source: Callable[[], Iterator[Metric]]) -> None:
         self._sources.append(source)
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         for source in self._sources:
             yield from source()
 
@@ -52,20 +66,16 @@ class Metrics:
         self.batch_size = Histogram(
             "loupe_engine_batch_size", "Sequences per decode step", ["model"], buckets=BATCH_BUCKETS, registry=r
         )
-        self.vision_cache = Counter("loupe_vision_cache_lookups", "Vision cache lookups", ["model", "result"], registry=r)
         self._gauges = _Gauges()
         r.register(self._gauges)
 
-    def add_gauge(self, name: str, doc: str, labels: list[str], read: Callable[[], Mapping[tuple[str, ...], float]]) -> None:
+    def add_gauge(self, name: str, doc: str, labels: list[str], read: Reader) -> None:
         """A gauge whose values (label values -> value) are read when Prometheus scrapes."""
+        self._gauges.add(_source(GaugeMetricFamily, name, doc, labels, read))
 
-        def source() -> Iterator[GaugeMetricFamily]:
-            family = GaugeMetricFamily(name, doc, labels=labels)
-            for label_values, value in read().items():
-                family.add_metric(list(label_values), value)
-            yield family
-
-        self._gauges.add(source)
+    def add_counter(self, name: str, doc: str, labels: list[str], read: Reader) -> None:
+        """A counter kept by a live object (cumulative values), read when Prometheus scrapes."""
+        self._gauges.add(_source(CounterMetricFamily, name, doc, labels, read))
 
     def run_finished(
         self, model: str, status: int, usage: Usage, seconds: float, ttft: float | None

@@ -56,3 +56,14 @@ def test_fast_and_plain_processors_give_the_same_inputs(
 def test_families_without_a_fast_path_keep_their_processor(tiny_checkpoint: Callable[[str], Path]) -> None:
     assert "llava" not in fast_images.FAMILIES
     assert not isinstance(read_checkpoint(str(tiny_checkpoint("llava"))).processor, _FastImages)
+
+
+def test_an_image_not_sized_by_the_planner_falls_back_to_the_hf_processor(
+    tiny_checkpoint: Callable[[str], Path],
+) -> None:
+    odd = Image.new("RGB", (64, 64), "red")  # not a multiple of 28: the planner would have resized it
+    fast = read_checkpoint(str(tiny_checkpoint("qwen2-vl")))
+    plain = read_checkpoint(str(tiny_checkpoint("qwen2-vl")), fast=False)
+    quick, slow = build_prompt(fast.processor, messages(odd)), build_prompt(plain.processor, messages(odd))
+    assert quick.stats == slow.stats
+    assert torch.equal(quick.inputs["pixel_values"], slow.inputs["pixel_values"])

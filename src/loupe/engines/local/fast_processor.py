@@ -41,7 +41,10 @@ class _FastImages:
         if not set(overrides) <= _UNDERSTOOD:
             return super()._process_images(images, **kwargs)  # type: ignore[misc]
         flat = make_flat_list_of_images(images)
-        processed = fast_images.preprocess(flat, self._settings(overrides))
+        try:
+            processed = fast_images.preprocess(flat, self._settings(overrides))
+        except ValueError:  # not sized by Loupe's planner (a direct caller): the processor sizes it
+            return super()._process_images(images, **kwargs)  # type: ignore[misc]
         replace = self.replace_image_token  # type: ignore[attr-defined]
         return processed, [replace(processed, image_idx=i) for i in range(len(flat))]
 

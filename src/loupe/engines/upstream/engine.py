@@ -43,6 +43,7 @@ class UpstreamPrompt:
 
     messages: list[dict[str, Any]]
     stats: PromptStats
+    cached_tokens: int = 0  # an upstream's prefix caching is its own business
 
 
 class UpstreamEngine:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import httpx
@@ -52,6 +53,7 @@ def load_upstream_model(
         model_id,
         checkpoint,
         counter,
+        created=int(time.time()),
         native_context=found.context_size,
         context_size=context_size,
         max_images=max_images,

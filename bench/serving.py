@@ -1,0 +1,243 @@
+"""Streaming throughput and latency of Loupe against Hugging Face `transformers serve`.
+
+    python -m bench.serving [--concurrency 1 4 16] [--rounds 1] [--tokens 64] [--device cpu]
+
+Builds a tiny Qwen2-VL (hidden size 512, 4 layers) with `loupe tiny-model`, serves it on
+loopback with `loupe serve` and with `transformers serve` (through bench.transformers_serve),
+then for each concurrency level runs that many streaming clients at once, each sending its own
+448x448 crop of a real photo and asking for a fixed number of tokens at temperature 0. Reports
+output tokens per second, time to first token and total latency (p50/p95), and Loupe's ratio to
+transformers serve. Prints a markdown section; `run()` returns it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "images" / "photos"
+CROP = 448
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    ttft: float
+    latency: float
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One concurrency level's samples and its wall time."""
+
+    concurrency: int
+    samples: list[Sample]
+    wall: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return sum(s.tokens for s in self.samples) / self.wall
+
+    def p(self, field: str, q: float) -> float:
+        return percentile([getattr(s, field) for s in self.samples], q)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def crops(count: int) -> list[str]:
+    """`count` distinct 448x448 crops of the shared photos, as PNG data URLs."""
+    photos = sorted(p for p in PHOTOS.iterdir() if p.suffix in (".jpg", ".png"))
+    urls = []
+    for i in range(count):
+        with Image.open(photos[i % len(photos)]) as img:
+            rgb = img.convert("RGB")
+        step = i // len(photos)
+        x = min(step * 37, max(0, rgb.width - CROP))
+        y = min(step * 23, max(0, rgb.height - CROP))
+        tile = rgb.crop((x, y, x + CROP, y + CROP))
+        if tile.size != (CROP, CROP):
+            tile = tile.resize((CROP, CROP))
+        buf = io.BytesIO()
+        tile.save(buf, format="PNG")
+        urls.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
+    return urls
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def build_checkpoint(out: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "loupe", "tiny-model", "qwen2-vl", str(out), "--hidden-size", "512", "--layers", "4"],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+@contextmanager
+def server(command: list[str], health: str, log: Path) -> Iterator[None]:
+    """Run a server process until the block ends; wait until `health` answers 200."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[2]} exited:\n{log.read_text(errors='replace')[-3000:]}")
+            try:
+                if httpx.get(health, timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        else:
+            raise RuntimeError(f"{command[2]} did not become healthy")
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def loupe_command(checkpoint: Path, port: int, device: str) -> list[str]:
+    return [sys.executable, "-m", "loupe", "serve", "--host", "127.0.0.1", "--port", str(port), "--model", str(checkpoint), "--device", device]
+
+
+def hf_command(checkpoint: Path, port: int, device: str) -> list[str]:
+    return [sys.executable, "-m", "bench.transformers_serve", str(checkpoint), "--port", str(port), "--device", device]
+
+
+async def stream_chat(client: httpx.AsyncClient, api: str, model: str, messages: list[dict[str, object]], tokens: int) -> tuple[Sample, str]:
+    """One streaming request: its timings and the text it produced."""
+    body = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": tokens,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    start = time.perf_counter()
+    first: float | None = None
+    chunks, usage_tokens, text = 0, None, []
+    async with client.stream("POST", f"{api}/chat/completions", json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            data = json.loads(line[6:])
+            if data.get("usage"):
+                usage_tokens = data["usage"].get("completion_tokens")
+            for choice in data.get("choices") or []:
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    first = first or time.perf_counter()
+                    chunks += 1
+                    text.append(content)
+    end = time.perf_counter()
+    return Sample(ttft=(first or end) - start, latency=end - start, tokens=usage_tokens or chunks), "".join(text)
+
+
+def image_message(url: str) -> list[dict[str, object]]:
+    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "Describe this photo in detail."}]}]
+
+
+async def level(api: str, model: str, concurrency: int, rounds: int, tokens: int, urls: list[str]) -> Level:
+    async with httpx.AsyncClient(timeout=600) as client:
+        await stream_chat(client, api, model, image_message(urls[-1]), 4)  # warm-up
+        samples: list[Sample] = []
+        start = time.perf_counter()
+        for _ in range(rounds):
+            results = await asyncio.gather(
+                *(stream_chat(client, api, model, image_message(urls[i]), tokens) for i in range(concurrency))
+            )
+            samples.extend(sample for sample, _ in results)
+        return Level(concurrency, samples, time.perf_counter() - start)
+
+
+def measure(command: list[str], health: str, api: str, model: str, levels: list[int], rounds: int, tokens: int, log: Path) -> list[Level]:
+    urls = crops(max(levels) + 1)
+    with server(command, health, log):
+        return [asyncio.run(level(api, model, c, rounds, tokens, urls)) for c in levels]
+
+
+def table(loupe: list[Level], hf: list[Level] | None, tokens: int) -> str:
+    lines = [
+        f"### Streaming, tiny Qwen2-VL (hidden 512, 4 layers), 448x448 photo crops, {tokens} tokens at temperature 0",
+        "",
+        "| clients | server | output tok/s | TTFT p50 | TTFT p95 | latency p50 | latency p95 |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for i, ours in enumerate(loupe):
+        rows = [("Loupe", ours)] + ([("transformers serve", hf[i])] if hf else [])
+        for name, lv in rows:
+            lines.append(
+                f"| {lv.concurrency} | {name} | {lv.tokens_per_s:.1f} | {lv.p('ttft', .5):.3f} s | {lv.p('ttft', .95):.3f} s "
+                f"| {lv.p('latency', .5):.3f} s | {lv.p('latency', .95):.3f} s |"
+            )
+        if hf:
+            theirs = hf[i]
+            lines.append(
+                f"| {ours.concurrency} | **Loupe / transformers serve** | **{ours.tokens_per_s / theirs.tokens_per_s:.2f}x** "
+                f"| {ours.p('ttft', .5) / theirs.p('ttft', .5):.2f}x | {ours.p('ttft', .95) / theirs.p('ttft', .95):.2f}x "
+                f"| {ours.p('latency', .5) / theirs.p('latency', .5):.2f}x | {ours.p('latency', .95) / theirs.p('latency', .95):.2f}x |"
+            )
+    lines.append("")
+    lines.append("Throughput ratio above 1 is better for Loupe; time ratios below 1 are better for Loupe.")
+    return "\n".join(lines)
+
+
+def run(levels: list[int] | None = None, rounds: int = 1, tokens: int = 64, device: str = "cpu", with_hf: bool = True) -> str:
+    levels = levels or [1, 4, 16]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        checkpoint = build_checkpoint(work / "tiny-qwen2-vl-512")
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        loupe = measure(loupe_command(checkpoint, port, device), f"{base}/health", f"{base}/v1", checkpoint.name, levels, rounds, tokens, work / "loupe.log")
+        hf = None
+        if with_hf:
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            hf = measure(hf_command(checkpoint, port, device), f"{base}/v1/models", f"{base}/v1", str(checkpoint), levels, rounds, tokens, work / "hf.log")
+        return table(loupe, hf, tokens)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--rounds", type=int, default=1, help="batches of concurrent requests per level")
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--loupe-only", action="store_true")
+    args = parser.parse_args(argv)
+    print(run(args.concurrency, args.rounds, args.tokens, args.device, not args.loupe_only))
+
+
+if __name__ == "__main__":
+    main()

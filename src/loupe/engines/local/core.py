@@ -1,0 +1,189 @@
+"""The continuous-batching loop: one inference thread that steps the scheduler and the runner.
+
+Requests arrive from the event loop through a thread-safe inbox; each step admits them, drops
+the ones whose consumer went away, prefills what the scheduler admits and decodes every running
+sequence in one batched forward pass, then streams each new token back as events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from loupe.domain import ChoiceFinished, GenerationEvent, SamplingParams, TextDelta
+from loupe.engines.local.scheduler import Scheduler
+from loupe.engines.local.sequence import Request, Sequence
+from loupe.engines.local.text_stream import Decode
+from loupe.errors import EngineFailure, LoupeError, ServiceUnavailable
+
+_DONE = object()
+_log = logging.getLogger(__name__)
+
+
+class Runner(Protocol):
+    def prefill(self, request: Request) -> list[int]: ...
+    def decode(self, seqs: list[Sequence]) -> list[int]: ...
+    def release(self, seq: Sequence) -> None: ...
+
+
+class EngineCore:
+    def __init__(
+        self,
+        runner: Runner,
+        scheduler: Scheduler,
+        max_queue: int,
+        decode: Decode,
+        eos: frozenset[int],
+        observe_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._observe_batch = observe_batch or (lambda size: None)
+        self._runner = runner
+        self._scheduler = scheduler
+        self._max_queue = max_queue
+        self._decode = decode
+        self._eos = eos
+        self._inbox: queue.Queue[Request | None] = queue.Queue()
+        self._finishers: dict[int, Callable[[BaseException | None], None]] = {}
+        self._outstanding = 0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    @property
+    def outstanding(self) -> int:
+        """Requests queued or running."""
+        return self._outstanding
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="loupe-inference", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stopping = True
+            self._inbox.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    async def generate(
+        self, prompt_ids: list[int], payload: object, sampling: SamplingParams, max_tokens: int
+    ) -> AsyncIterator[GenerationEvent]:
+        """Queue a request and yield its events; closing the iterator cancels the request."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[object] = asyncio.Queue()
+
+        def emit(event: GenerationEvent) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        def finish(error: BaseException | None) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, _DONE if error is None else error)
+            except RuntimeError:  # the event loop is gone (shutdown): nobody is waiting
+                pass
+
+        request = Request.create(prompt_ids, sampling, max_tokens, self._eos, self._decode, emit, payload)
+        self._admit(request, finish)
+        try:
+            while (item := await events.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item  # type: ignore[misc]
+        finally:
+            request.cancelled = True  # read by the inference thread between steps
+
+    def step(self) -> None:
+        """One iteration of continuous batching."""
+        self._drop_cancelled()
+        step = self._scheduler.schedule()
+        for request in step.prefill:
+            self._guarded([request], lambda r=request: self._emit(r.sequences, self._runner.prefill(r)))
+        seqs = [s for s in step.decode if not s.finished]
+        if seqs:
+            self._observe_batch(len(seqs))
+            requests = list({id(s.request): s.request for s in seqs}.values())
+            self._guarded(requests, lambda: self._emit(seqs, self._runner.decode(seqs)))
+
+    def _emit(self, seqs: list[Sequence], tokens: list[int]) -> None:
+        for seq, token in zip(seqs, tokens, strict=True):
+            text = seq.append(token)
+            # Emitted even when the text is held back (a partial character or stop string), so
+            # the tokens generated are known at every moment, e.g. when a client goes away.
+            seq.request.emit(TextDelta(index=seq.index, text=text, tokens=1))
+            if seq.finished:
+                self._retire(seq)
+
+    def _retire(self, seq: Sequence) -> None:
+        tail = seq.stream.finish()
+        if tail:
+            seq.request.emit(TextDelta(index=seq.index, text=tail, tokens=0))
+        assert seq.finish_reason is not None and seq.finish_reason != "cancelled"
+        seq.request.emit(ChoiceFinished(index=seq.index, reason=seq.finish_reason, completion_tokens=seq.generated))
+        self._scheduler.retire(seq)
+        self._runner.release(seq)
+        if seq.request.finished:
+            self._done(seq.request, None)
+
+    def _guarded(self, requests: list[Request], work: Callable[[], None]) -> None:
+        """Run `work`; if it fails, fail these requests (and only these) and carry on."""
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001 - the boundary where torch failures become ours
+            if not isinstance(exc, LoupeError):
+                _log.exception("inference step failed")
+            error = exc if isinstance(exc, LoupeError) else EngineFailure(
+                "generation failed inside the engine; the server log has details"
+            )
+            for request in requests:
+                for seq in self._scheduler.abort(request):
+                    self._runner.release(seq)
+                self._done(request, error)
+
+    def _drop_cancelled(self) -> None:
+        for request in self._scheduler.requests():
+            if request.cancelled or self._stopping:
+                for seq in self._scheduler.abort(request):
+                    self._runner.release(seq)
+                self._done(request, ServiceUnavailable("the engine is closing") if self._stopping else None)
+
+    def _admit(self, request: Request, finish: Callable[[BaseException | None], None]) -> None:
+        if self._thread is None or self._stopping:
+            raise ServiceUnavailable("the engine is not running")
+        with self._lock:
+            if self._outstanding >= self._max_queue:
+                raise ServiceUnavailable(
+                    f"the server is at capacity ({self._max_queue} requests queued); retry shortly"
+                )
+            self._outstanding += 1
+        self._finishers[request.id] = finish
+        self._inbox.put(request)
+
+    def _done(self, request: Request, error: BaseException | None) -> None:
+        finish = self._finishers.pop(request.id, None)
+        if finish is None:
+            return
+        with self._lock:
+            self._outstanding -= 1
+        finish(error)
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._take_inbox(block=self._scheduler.idle)
+            self.step()
+        self._take_inbox(block=False)
+        self._drop_cancelled()
+
+    def _take_inbox(self, block: bool) -> None:
+        try:
+            item = self._inbox.get(block=block)
+            while True:
+                if item is not None:
+                    self._scheduler.add(item)
+                item = self._inbox.get_nowait()
+        except queue.Empty:
+            pass

@@ -1,0 +1,220 @@
+"""The model under the scheduler: prefill one request at a time, decode every sequence at once.
+
+Each running sequence owns one row of a left-padded batch cache; the attention mask hides the
+padding and each row gets its own position ids, so a batched step computes what each sequence
+would alone. Rows join (after their prefill) and leave (when finished) between steps. A prefill
+reuses the key/value states of the longest cached token prefix and the embeddings of images the
+vision encoder has already seen, so only the rest of the prompt is computed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+
+from loupe.domain import PromptStats
+from loupe.engines.local.families import Family, ImageGroup
+from loupe.engines.local.loader import LoadedModel
+from loupe.engines.local.lru import ByteLRU
+from loupe.engines.local.prefix_cache import PrefixCache
+from loupe.engines.local.prompt import LocalPrompt
+from loupe.engines.local.sampler import Sampler
+from loupe.engines.local.sequence import Request, Sequence
+
+_log = logging.getLogger(__name__)
+Layers = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1 or B, heads, length, dim]
+
+
+@dataclass(slots=True)
+class KeyedPrompt:
+    """A processed prompt with the cache keys of its images (content hash and geometry).
+
+    `cached_tokens` is set when its prefill starts: prompt tokens whose states were reused.
+    """
+
+    local: LocalPrompt
+    image_keys: tuple[str, ...]
+    cached_tokens: int = 0
+
+    @property
+    def stats(self) -> PromptStats:
+        return self.local.stats
+
+
+@dataclass(slots=True)
+class _Row:
+    layers: Layers | None  # states of a sequence not yet in the batch (fresh from its prefill)
+    length: int  # tokens with states
+    delta: int  # position offset of text after the prompt (M-RoPE)
+    match: list[Hashable]  # the prompt as the prefix cache matches it
+
+
+class ModelRunner:
+    def __init__(self, loaded: LoadedModel, family: Family, vision_cache_bytes: int, prefix_cache_bytes: int) -> None:
+        self._model = loaded.model
+        self._device = loaded.device
+        self._family = family
+        self._image_token = int(loaded.model.config.image_token_id)
+        self._vision: ByteLRU[str, torch.Tensor] = ByteLRU(vision_cache_bytes)
+        self._prefix: PrefixCache[Layers] = PrefixCache(prefix_cache_bytes)
+        self._sampler = Sampler()
+        self._rows: dict[int, _Row] = {}
+        self._batch: list[int] = []  # sequence ids, in cache row order
+        self._cache: DynamicCache | None = None
+        self._mask: torch.Tensor | None = None
+
+    @torch.inference_mode()
+    def prefill(self, request: Request) -> list[int]:
+        """Compute the prompt's states (reusing what the caches hold); a first token per choice."""
+        prompt = request.payload
+        assert isinstance(prompt, KeyedPrompt)
+        inputs = {k: v.to(self._device) for k, v in prompt.local.inputs.items()}
+        ids = inputs["input_ids"]
+        groups = self._family.groups(self._model, inputs, prompt.image_keys)
+        match = self._match_tokens(ids[0].tolist(), groups)
+        states, reused = self._prefix.lookup(match)
+        reused = min(reused, len(match) - 1)
+        prompt.cached_tokens = request.cached_tokens = reused
+        cache = DynamicCache(ddp_cache_data=_cropped(states, reused)) if states and reused else DynamicCache()
+        positions, delta = self._family.positions(self._model, inputs)
+        embeds = self._embed(ids[:, reused:], groups, ids[0, :reused])
+        out = self._model(
+            inputs_embeds=embeds,
+            position_ids=positions[..., reused:],
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        for seq in request.sequences:
+            self._rows[seq.id] = _Row(layers, len(match), delta, match)
+        logits = out.logits[:, -1].expand(len(request.sequences), -1)
+        return self._sampler.sample(logits, request.sequences)
+
+    @torch.inference_mode()
+    def decode(self, seqs: Seq[Sequence]) -> list[int]:
+        """One batched forward pass: the next token of every sequence in `seqs`."""
+        try:
+            return self._decode(seqs)
+        except BaseException:
+            self._clear_batch()  # the cache may hold a half-applied step; its sequences are failed
+            raise
+
+    def _decode(self, seqs: Seq[Sequence]) -> list[int]:
+        self._arrange([s.id for s in seqs])
+        assert self._cache is not None and self._mask is not None
+        rows = [self._rows[s.id] for s in seqs]
+        ids = torch.tensor([[s.tokens[-1]] for s in seqs], device=self._device)
+        places = torch.tensor([[len(s.tokens) - 1 + r.delta] for s, r in zip(seqs, rows, strict=True)])
+        positions = places.to(self._device)
+        if self._family.mrope:
+            positions = positions[None].expand(3, -1, -1)
+        self._mask = torch.cat([self._mask, self._mask.new_ones(len(seqs), 1)], dim=1)
+        out = self._model(
+            input_ids=ids,
+            attention_mask=self._mask,
+            position_ids=positions,
+            past_key_values=self._cache,
+            use_cache=True,
+        )
+        for row in rows:
+            row.length += 1
+        return self._sampler.sample(out.logits[:, -1], seqs)
+
+    def release(self, seq: Sequence) -> None:
+        """A sequence is done: keep its states for a later turn (first choice only), free its row."""
+        row = self._rows.pop(seq.id, None)
+        if row is None:
+            return
+        if seq.index == 0 and (row.layers is not None or seq.id in self._batch):
+            layers = row.layers if row.layers is not None else self._batch_row(seq.id, row.length)
+            tokens = row.match + seq.tokens[len(row.match) : row.length]
+            kept = [(k[..., : row.length, :].clone(), v[..., : row.length, :].clone()) for k, v in layers]
+            self._prefix.store(tokens, kept, sum(k.nbytes + v.nbytes for k, v in kept))
+        if seq.request.finished:
+            self._sampler.release(seq.request.id)
+        if not any(sid in self._rows for sid in self._batch):
+            self._clear_batch()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {
+            "vision_hits": self._vision.hits,
+            "vision_misses": self._vision.misses,
+            "vision_bytes": self._vision.size,
+            "prefix_entries": len(self._prefix),
+        }
+
+    def _match_tokens(self, ids: list[int], groups: list[ImageGroup]) -> list[Hashable]:
+        """Token ids, with each image placeholder replaced by its image group's key."""
+        keys = iter([g.key for g in groups for _ in range(g.tokens)])
+        return [next(keys) if t == self._image_token else t for t in ids]
+
+    def _embed(self, ids: torch.Tensor, groups: list[ImageGroup], reused_ids: torch.Tensor) -> torch.Tensor:
+        embeds = self._model.get_input_embeddings()(ids)
+        wanted = ids == self._image_token
+        if not bool(wanted.any()):
+            return embeds
+        skip = int((reused_ids == self._image_token).sum())  # placeholders whose states are reused
+        rows, start, first = [], 0, 0
+        for group in groups:
+            if start + group.tokens > skip:
+                first = start if not rows else first
+                rows.append(self._features(group))
+            start += group.tokens
+        features = torch.cat(rows)[skip - first :].to(embeds.dtype)
+        return embeds.masked_scatter(wanted[..., None], features)
+
+    def _features(self, group: ImageGroup) -> torch.Tensor:
+        features = self._vision.get(group.key)
+        if features is None:
+            features = self._family.encode(self._model, group)
+            self._vision.put(group.key, features, features.nbytes)
+        return features
+
+    def _arrange(self, order: list[int]) -> None:
+        """Make the batch cache hold exactly these sequences' rows, in this order."""
+        if order == self._batch:
+            return
+        per_row = [self._states(sid) for sid in order]
+        lengths = [self._rows[sid].length for sid in order]
+        width = max(lengths)
+        layers = []
+        for layer in range(len(per_row[0])):
+            keys = torch.cat([_left_pad(row[layer][0], width) for row in per_row])
+            values = torch.cat([_left_pad(row[layer][1], width) for row in per_row])
+            layers.append((keys, values))
+        self._cache = DynamicCache(ddp_cache_data=layers)
+        self._mask = torch.tensor(
+            [[0] * (width - n) + [1] * n for n in lengths], dtype=torch.long, device=self._device
+        )
+        self._batch = list(order)
+        for sid in order:
+            self._rows[sid].layers = None
+
+    def _states(self, sid: int) -> Layers:
+        row = self._rows[sid]
+        return row.layers if row.layers is not None else self._batch_row(sid, row.length)
+
+    def _batch_row(self, sid: int, length: int) -> Layers:
+        assert self._cache is not None
+        i = self._batch.index(sid)
+        return [(layer.keys[i : i + 1, :, -length:], layer.values[i : i + 1, :, -length:]) for layer in self._cache.layers]
+
+    def _clear_batch(self) -> None:
+        self._batch, self._cache, self._mask = [], None, None
+
+
+def _cropped(states: Layers | None, length: int) -> Layers:
+    return [(k[..., :length, :], v[..., :length, :]) for k, v in states or []]
+
+
+def _left_pad(states: torch.Tensor, width: int) -> torch.Tensor:
+    return F.pad(states, (0, 0, width - states.shape[-2], 0))

@@ -1,0 +1,81 @@
+"""Which requests run in the next engine step: continuous batching in plain Python (no torch).
+
+Every step decodes one token for each running sequence in one batched forward pass. New requests
+join between steps: their prefill (vision encoding included) is admitted against a token budget,
+at least one request per step, so long prompts cannot stall the running streams for long and
+running streams cannot starve the queue.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from loupe.engines.local.sequence import Request, Sequence, Status
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one engine step does: prefill these requests, then decode these sequences."""
+
+    prefill: tuple[Request, ...]
+    decode: tuple[Sequence, ...]
+
+
+class Scheduler:
+    def __init__(self, max_running: int, prefill_budget: int) -> None:
+        self._max_running = max_running
+        self._prefill_budget = prefill_budget
+        self._waiting: deque[Request] = deque()
+        self._running: list[Sequence] = []
+
+    @property
+    def idle(self) -> bool:
+        return not self._waiting and not self._running
+
+    @property
+    def running(self) -> tuple[Sequence, ...]:
+        return tuple(self._running)
+
+    def requests(self) -> list[Request]:
+        """Every request waiting or running, once each."""
+        seen = {id(r): r for r in self._waiting}
+        seen.update((id(s.request), s.request) for s in self._running)
+        return list(seen.values())
+
+    def add(self, request: Request) -> None:
+        self._waiting.append(request)
+
+    def schedule(self) -> Step:
+        decode = tuple(self._running)
+        prefill: list[Request] = []
+        budget = self._prefill_budget
+        while self._waiting:
+            request = self._waiting[0]
+            if len(self._running) + len(request.sequences) > self._max_running and self._running:
+                break
+            if prefill and request.prompt_length > budget:
+                break
+            self._waiting.popleft()
+            budget -= request.prompt_length
+            prefill.append(request)
+            for seq in request.sequences:
+                seq.status = Status.RUNNING
+                self._running.append(seq)
+        return Step(prefill=tuple(prefill), decode=decode)
+
+    def retire(self, seq: Sequence) -> None:
+        """Take a finished sequence out of the running batch."""
+        if seq in self._running:
+            self._running.remove(seq)
+
+    def abort(self, request: Request) -> list[Sequence]:
+        """Drop a request wherever it is; return its sequences that were running."""
+        if request in self._waiting:
+            self._waiting.remove(request)
+        dropped = [s for s in request.sequences if s in self._running]
+        for seq in request.sequences:
+            if not seq.finished:
+                seq.finish("cancelled")
+        self._running = [s for s in self._running if s.request is not request]
+        return dropped
