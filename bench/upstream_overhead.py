@@ -3,12 +3,12 @@
     python -m bench.upstream_overhead [--requests 30] [--checkpoint PATH] [--detail high]
 
 Starts a `loupe serve` on loopback (a tiny Qwen2-VL checkpoint unless --checkpoint is given) as
-the upstream, then times the same request sent to it directly and sent through an
-UpstreamEngine with Loupe's intake in front (decode, detail, resize, PNG re-encode, exact
-count), in process. Requests run one at a time with `max_tokens=1` and `detail: low` by default,
-so the figures are the fixed cost per request rather than the model's prefill (on a CPU, a
-tiny model's prefill of a high-detail image takes seconds and drowns the difference). Prints a
-markdown table.
+the upstream, and a second `loupe serve` in front of it with `engine = "upstream"` (the gateway:
+decode, detail, resize, PNG re-encode, exact count, routing). The same request goes to each over
+HTTP, in interleaved rounds. Requests run one at a time with `max_tokens=1` and `detail: low` by
+default, so the figures are the fixed cost per request rather than the model's prefill. Note
+that the gateway sends the upstream the image already sized for the detail applied, so the
+upstream decodes a small PNG instead of the original JPEG: part of the gateway's cost comes back.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import aclosing
 from pathlib import Path
 
 import httpx
@@ -45,10 +44,12 @@ def image_data_url() -> str:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode()
 
 
-def start_upstream(checkpoint: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_upstream(args: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`loupe serve ARGS` on a loopback port, in the log's directory (its own database)."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "loupe", "serve", "--host", "127.0.0.1", "--port", str(port), "--model", str(checkpoint)],
+            [sys.executable, "-m", "loupe", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            cwd=log.parent,
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
@@ -76,45 +77,22 @@ async def timed(call: Callable[[], Awaitable[object]], requests: int) -> list[fl
     return out
 
 
-async def measure(checkpoint: Path, api: str, model: str, url: str, detail: str | None, requests: int) -> dict[str, list[float]]:
-    from loupe.domain import ChatRequest, Detail, ImageRef, Message, Role, SamplingParams, TextPart
-    from loupe.engines.upstream import load_upstream_model
-    from loupe.media import ImageLimits, MediaIntake
-    from loupe.service.chat import ChatService
-    from loupe.service.images import ImageService
-
+async def measure(api: str, gateway: str, model: str, url: str, detail: str | None, requests: int) -> dict[str, list[float]]:
+    """The same request to the upstream directly and to a Loupe gateway in front of it (HTTP both)."""
     image_url: dict[str, object] = {"url": url} | ({"detail": detail} if detail else {})
-    body = {
-        "model": model,
-        "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": image_url}, {"type": "text", "text": "Hi"}]}],
-        "max_tokens": 1,
-        "temperature": 0,
-    }
-    engine, counter = load_upstream_model("gw", str(checkpoint), [api], model, context_size=None, max_images=1, budget=1024)
-    chat = ChatService({"gw": engine}, ImageService({"gw": MediaIntake(ImageLimits())}, {"gw": counter}))
-    part = ImageRef(url=url, detail=Detail(detail) if detail else None, param="messages[0].content[0].image_url")
-    request = ChatRequest(
-        model="gw",
-        messages=(Message(Role.USER, (part, TextPart("Hi"))),),
-        sampling=SamplingParams(max_tokens=1, temperature=0.0),
-    )
+    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": image_url}, {"type": "text", "text": "Hi"}]}]
 
     async with httpx.AsyncClient(timeout=120, trust_env=False) as http:
 
-        async def direct() -> None:
-            (await http.post(f"{api}/chat/completions", json=body)).raise_for_status()
+        async def call(base: str, name: str) -> None:
+            body = {"model": name, "messages": messages, "max_tokens": 1, "temperature": 0}
+            (await http.post(f"{base}/chat/completions", json=body)).raise_for_status()
 
-        async def through_loupe() -> None:
-            run = await chat.start(request)
-            async with aclosing(run.events()) as events:
-                async for _ in events:
-                    pass
-
-        await engine.start()
-        try:
-            return {"direct": await timed(direct, requests), "through Loupe": await timed(through_loupe, requests)}
-        finally:
-            await engine.close()
+        results = {"direct": [], "through Loupe": []}  # type: dict[str, list[float]]
+        for _ in range(3):  # interleaved rounds, so drift on a noisy machine hits both paths alike
+            results["direct"] += await timed(lambda: call(api, model), requests // 3)
+            results["through Loupe"] += await timed(lambda: call(gateway, "gw"), requests // 3)
+        return results
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -139,32 +117,47 @@ def table(results: dict[str, list[float]], image_bytes: int, requests: int, deta
     return "\n".join(lines)
 
 
+def run(requests: int = 30, detail: str | None = "low", checkpoint: Path | None = None) -> str:
+    """Start an upstream Loupe and a gateway Loupe (engine = "upstream") on loopback; time both."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    with tempfile.TemporaryDirectory(prefix="loupe-bench-") as tmp:
+        root = Path(tmp)
+        if checkpoint is None:
+            from loupe.testing.tiny import build_tiny_checkpoint
+
+            checkpoint = build_tiny_checkpoint("qwen2-vl", root / "tiny-qwen2-vl")
+        port, gateway_port = _free_port(), _free_port()
+        upstream = start_upstream(["--model", str(checkpoint)], port, root / "upstream.log")
+        try:
+            model = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=10).json()["data"][0]["id"]
+            config = root / "gateway.toml"
+            config.write_text(
+                f'[[models]]\nid = "gw"\nengine = "upstream"\nupstream = ["http://127.0.0.1:{port}/v1"]\n'
+                f'upstream_model = "{model}"\ncheckpoint = "{checkpoint}"\n'
+            )
+            gateway = start_upstream(["--config", str(config)], gateway_port, root / "gateway.log")
+            try:
+                url = image_data_url()
+                results = asyncio.run(
+                    measure(f"http://127.0.0.1:{port}/v1", f"http://127.0.0.1:{gateway_port}/v1", model, url, detail, requests)
+                )
+            finally:
+                gateway.terminate()
+                gateway.wait(timeout=20)
+        finally:
+            upstream.terminate()
+            upstream.wait(timeout=20)
+    image_bytes = len(base64.b64decode(url.partition(",")[2]))
+    return table(results, image_bytes, requests, detail)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--checkpoint", type=Path, help="default: a tiny random Qwen2-VL built in a temporary directory")
     parser.add_argument("--detail", choices=["low", "high", "auto"], default="low")
-    parser.add_argument("--port", type=int, default=0, help="the upstream's loopback port (default: a free one)")
     args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-    with tempfile.TemporaryDirectory(prefix="loupe-bench-") as tmp:
-        checkpoint = args.checkpoint
-        if checkpoint is None:
-            from loupe.testing.tiny import build_tiny_checkpoint
-
-            checkpoint = build_tiny_checkpoint("qwen2-vl", Path(tmp) / "tiny-qwen2-vl")
-        port = args.port or _free_port()
-        upstream = start_upstream(checkpoint, port, Path(tmp) / "upstream.log")
-        try:
-            model = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=10).json()["data"][0]["id"]
-            url = image_data_url()
-            results = asyncio.run(measure(checkpoint, f"http://127.0.0.1:{port}/v1", model, url, args.detail, args.requests))
-        finally:
-            upstream.terminate()
-            upstream.wait(timeout=20)
-    image_bytes = len(base64.b64decode(url.partition(",")[2]))
-    print(table(results, image_bytes, args.requests, args.detail))
+    print(run(args.requests, args.detail, args.checkpoint))
 
 
 def _free_port() -> int:
