@@ -176,7 +176,10 @@ def test_detail_rules_hold_for_any_size(width: int, height: int, budget: int) ->
     except InvalidImageSize:
         return
     low, auto, high = plans[Detail.LOW], plans[Detail.AUTO], plans[Detail.HIGH]
-    assert (low.resized_width, low.resized_height, low.tokens) == (448, 448, 256)
+    if high.tokens <= 256:  # low never enlarges an image to make it "cheaper"
+        assert (low.resized_width, low.resized_height, low.tokens) == (high.resized_width, high.resized_height, high.tokens)
+    else:
+        assert (low.resized_width, low.resized_height, low.tokens) == (448, 448, 256)
     assert auto.tokens <= high.tokens
     assert auto.tokens <= budget or auto.tokens == high.tokens
     if high.tokens <= budget:

@@ -22,14 +22,12 @@ from loupe.models.resize import (
     check_aspect_ratio,
     grid_tokens,
     largest_downscale,
+    low_size,
     resized_plan,
     round_to_grid,
     settle,
 )
 
-LOW_DETAIL_TOKENS_PER_SIDE = 16
-"""`detail: low` is a square of 16 x 16 merged patches: 256 tokens, 448 x 448 at the published
-factor of 28 (shrunk or grown only where the configured pixel bounds exclude it)."""
 
 # The class defaults of transformers' Glm4vImageProcessor, which apply to keys a config lacks.
 _HF_MIN_PIXELS = 112 * 112
@@ -137,8 +135,7 @@ class Glm4vRules:
         factor = settings.factor
         high = settled_size(height, width, settings)
         if detail is Detail.LOW:
-            side = LOW_DETAIL_TOKENS_PER_SIDE * factor
-            return resized_plan(Detail.LOW, settled_size(side, side, settings), factor)
+            return resized_plan(Detail.LOW, low_size(high, settings, factor, settled_size), factor)
         if detail is not Detail.AUTO or grid_tokens(*high, factor) <= budget:
             return resized_plan(detail or Detail.HIGH, high, factor)
         return resized_plan(Detail.AUTO, _within_budget(height, width, settings, budget), factor)

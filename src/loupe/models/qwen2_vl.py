@@ -21,13 +21,12 @@ from loupe.models.resize import (
     check_aspect_ratio,
     grid_tokens,
     largest_downscale,
+    low_size,
     resized_plan,
     round_to_grid,
     settle,
 )
 
-LOW_DETAIL_TOKENS_PER_SIDE = 16
-"""`detail: low` is a square of 16 x 16 merged patches: 256 tokens (448 x 448 for Qwen2-VL)."""
 
 # The class defaults of transformers' Qwen2VLImageProcessor, which apply to keys a config lacks.
 _HF_MIN_PIXELS = 56 * 56
@@ -124,10 +123,9 @@ class QwenRules:
         check_not_empty(width, height)
         check_aspect_ratio(height, width)
         factor = settings.factor
-        if detail is Detail.LOW:
-            side = LOW_DETAIL_TOKENS_PER_SIDE * factor
-            return resized_plan(Detail.LOW, settled_size(side, side, settings), factor)
         high = settled_size(height, width, settings)
+        if detail is Detail.LOW:
+            return resized_plan(Detail.LOW, low_size(high, settings, factor, settled_size), factor)
         if detail is not Detail.AUTO or grid_tokens(*high, factor) <= budget:
             return resized_plan(detail or Detail.HIGH, high, factor)
         return resized_plan(Detail.AUTO, _within_budget(height, width, settings, budget), factor)

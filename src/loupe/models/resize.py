@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TypeVar
 
 from loupe.domain import Detail
 from loupe.errors import InvalidImageSize
@@ -67,6 +68,23 @@ def check_aspect_ratio(height: int, width: int, named: tuple[int, int] | None = 
 def grid_tokens(height: int, width: int, factor: int) -> int:
     """Tokens of an image the processor leaves at `height` x `width` (multiples of `factor`)."""
     return (height // factor) * (width // factor)
+
+
+S = TypeVar("S")
+
+LOW_DETAIL_TOKENS_PER_SIDE = 16
+"""`detail: low` is a square of 16 x 16 merged patches: 256 tokens (448 x 448 for Qwen2-VL)."""
+
+
+def low_size(
+    high: tuple[int, int], settings: S, factor: int, settled: Callable[[int, int, S], tuple[int, int]]
+) -> tuple[int, int]:
+    """`low`: the fixed square, unless the full resolution already costs no more (a small image
+    is not enlarged to be made "cheaper")."""
+    if grid_tokens(*high, factor) <= LOW_DETAIL_TOKENS_PER_SIDE**2:
+        return high
+    side = LOW_DETAIL_TOKENS_PER_SIDE * factor
+    return settled(side, side, settings)
 
 
 def resized_plan(detail: Detail, size: tuple[int, int], factor: int) -> ImagePlan:
