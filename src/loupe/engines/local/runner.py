@@ -2,7 +2,8 @@
 
 Each running sequence owns one row of a left-padded batch cache; the attention mask hides the
 padding and each row gets its own position ids, so a batched step computes what each sequence
-would alone. Rows join (after their prefill) and leave (when finished) between steps. A prefill
+would alone. Rows join (after their prefill) and leave (when finished) between steps; the batch
+cache is rebuilt only then, and keeps room so that a decode step writes in place. A prefill
 reuses the key/value states of the longest cached token prefix and the embeddings of images the
 vision encoder has already seen, so only the rest of the prompt is computed.
 """
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from transformers import DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
 
 from loupe.domain import PromptStats
 from loupe.engines.local.families import Family, ImageGroup
@@ -67,7 +68,7 @@ class ModelRunner:
         self._sampler = Sampler()
         self._rows: dict[int, _Row] = {}
         self._batch: list[int] = []  # sequence ids, in cache row order
-        self._cache: DynamicCache | None = None
+        self._cache: Cache | None = None
         self._mask: torch.Tensor | None = None
 
     @torch.inference_mode()
@@ -186,12 +187,8 @@ class ModelRunner:
         per_row = [self._states(sid) for sid in order]
         lengths = [self._rows[sid].length for sid in order]
         width = max(lengths)
-        layers = []
-        for layer in range(len(per_row[0])):
-            keys = torch.cat([_left_pad(row[layer][0], width) for row in per_row])
-            values = torch.cat([_left_pad(row[layer][1], width) for row in per_row])
-            layers.append((keys, values))
-        self._cache = DynamicCache(ddp_cache_data=layers)
+        layers = range(len(per_row[0]))
+        self._cache = Cache(layers=[_RoomyLayer.of_rows([row[i] for row in per_row], width) for i in layers])
         self._mask = torch.tensor(
             [[0] * (width - n) + [1] * n for n in lengths], dtype=torch.long, device=self._device
         )
@@ -212,9 +209,48 @@ class ModelRunner:
         self._batch, self._cache, self._mask = [], None, None
 
 
+class _RoomyLayer(DynamicLayer):
+    """One layer of the batch cache, with room to grow: a decode step writes its column in place
+    (DynamicLayer concatenates, copying the whole cache of every layer at every step)."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+        super().__init__()
+        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+        self._room, self._length = (keys, values), length
+        self.keys, self.values = keys[..., :length, :], values[..., :length, :]
+
+    @classmethod
+    def of_rows(cls, rows: Layers, width: int) -> _RoomyLayer:
+        """Each row's states left-padded (with zeros, which the mask hides) to `width` positions."""
+        return cls(_padded([k for k, _ in rows], width), _padded([v for _, v in rows], width), width)
+
+    def update(
+        self, keys: torch.Tensor, values: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        start, end = self._length, self._length + keys.shape[-2]
+        if end > self._room[0].shape[-2]:
+            self._room = (_padded([self.keys], end, start), _padded([self.values], end, start))
+        self._room[0][..., start:end, :] = keys
+        self._room[1][..., start:end, :] = values
+        self._length = end
+        self.keys, self.values = self._room[0][..., :end, :], self._room[1][..., :end, :]
+        return self.keys, self.values
+
+
+def _padded(rows: list[torch.Tensor], width: int, end: int | None = None) -> torch.Tensor:
+    """The rows stacked into a buffer that ends each at `end` (default `width`), then has room to
+    grow past `width` by a margin, so that a reallocation is rare."""
+    end = width if end is None else end
+    first = rows[0]
+    capacity = width + max(64, width // 2)
+    room = first.new_zeros(sum(r.shape[0] for r in rows), first.shape[1], capacity, first.shape[-1])
+    at = 0
+    for row in rows:
+        room[at : at + row.shape[0], :, end - row.shape[-2] : end] = row
+        at += row.shape[0]
+    return room
+
+
 def _cropped(states: Layers | None, length: int) -> Layers:
     return [(k[..., :length, :], v[..., :length, :]) for k, v in states or []]
 
-
-def _left_pad(states: torch.Tensor, width: int) -> torch.Tensor:
-    return F.pad(states, (0, 0, width - states.shape[-2], 0))
