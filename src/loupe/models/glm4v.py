@@ -22,8 +22,7 @@ from loupe.models.resize import (
     check_aspect_ratio,
     grid_tokens,
     largest_downscale,
-    low_size,
-    resized_plan,
+    planned,
     round_to_grid,
     settle,
 )
@@ -132,13 +131,10 @@ class Glm4vRules:
         self, width: int, height: int, detail: Detail | None, settings: Glm4vSettings, budget: int
     ) -> ImagePlan:
         check_not_empty(width, height)
-        factor = settings.factor
         high = settled_size(height, width, settings)
-        if detail is Detail.LOW:
-            return resized_plan(Detail.LOW, low_size(high, settings, factor, settled_size), factor)
-        if detail is not Detail.AUTO or grid_tokens(*high, factor) <= budget:
-            return resized_plan(detail or Detail.HIGH, high, factor)
-        return resized_plan(Detail.AUTO, _within_budget(height, width, settings, budget), factor)
+        return planned(
+            detail, high, settings, budget, settled_size, lambda: _within_budget(height, width, settings, budget)
+        )
 
 
 def _within_budget(

@@ -21,8 +21,7 @@ from loupe.models.resize import (
     check_aspect_ratio,
     grid_tokens,
     largest_downscale,
-    low_size,
-    resized_plan,
+    planned,
     round_to_grid,
     settle,
 )
@@ -122,13 +121,10 @@ class QwenRules:
     ) -> ImagePlan:
         check_not_empty(width, height)
         check_aspect_ratio(height, width)
-        factor = settings.factor
         high = settled_size(height, width, settings)
-        if detail is Detail.LOW:
-            return resized_plan(Detail.LOW, low_size(high, settings, factor, settled_size), factor)
-        if detail is not Detail.AUTO or grid_tokens(*high, factor) <= budget:
-            return resized_plan(detail or Detail.HIGH, high, factor)
-        return resized_plan(Detail.AUTO, _within_budget(height, width, settings, budget), factor)
+        return planned(
+            detail, high, settings, budget, settled_size, lambda: _within_budget(height, width, settings, budget)
+        )
 
 
 def _within_budget(height: int, width: int, settings: QwenSettings, budget: int) -> tuple[int, int]:

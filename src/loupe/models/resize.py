@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from loupe.domain import Detail
 from loupe.errors import InvalidImageSize
@@ -70,7 +70,14 @@ def grid_tokens(height: int, width: int, factor: int) -> int:
     return (height // factor) * (width // factor)
 
 
-S = TypeVar("S")
+class Gridded(Protocol):
+    """Settings with a token grid: `patch_size * merge_size` pixels per token side."""
+
+    @property
+    def factor(self) -> int: ...
+
+
+S = TypeVar("S", bound=Gridded)
 
 LOW_DETAIL_TOKENS_PER_SIDE = 16
 """`detail: low` is a square of 16 x 16 merged patches: 256 tokens (448 x 448 for Qwen2-VL)."""
@@ -85,6 +92,23 @@ def low_size(
         return high
     side = LOW_DETAIL_TOKENS_PER_SIDE * factor
     return settled(side, side, settings)
+
+
+def planned(
+    detail: Detail | None,
+    high: tuple[int, int],
+    settings: S,
+    budget: int,
+    settled: Callable[[int, int, S], tuple[int, int]],
+    within_budget: Callable[[], tuple[int, int]],
+) -> ImagePlan:
+    """The plan for `detail`, from the family's settled full-resolution size and budget search."""
+    factor = settings.factor
+    if detail is Detail.LOW:
+        return resized_plan(Detail.LOW, low_size(high, settings, factor, settled), factor)
+    if detail is not Detail.AUTO or grid_tokens(*high, factor) <= budget:
+        return resized_plan(detail or Detail.HIGH, high, factor)
+    return resized_plan(Detail.AUTO, within_budget(), factor)
 
 
 def resized_plan(detail: Detail, size: tuple[int, int], factor: int) -> ImagePlan:
