@@ -72,8 +72,13 @@ def card() -> ModelCard:
     return ModelCard(id="tiny", created=0, owned_by="test", family="tiny", checkpoint="tiny", context_size=32768, max_images=8)
 
 
-def run(loaded: LoadedModel, jobs: list[tuple[list[PromptMessage], SamplingParams, int]]) -> list[list[GenerationEvent]]:
-    """Run every job concurrently through a fresh engine; the events of each."""
+def run(
+    loaded: LoadedModel,
+    jobs: list[tuple[list[PromptMessage], SamplingParams, int]],
+    keep: list[KeyedPrompt] | None = None,
+) -> list[list[GenerationEvent]]:
+    """Run every job concurrently through a fresh engine; the events of each (and, into `keep`,
+    the prepared prompts)."""
 
     async def scenario() -> list[list[GenerationEvent]]:
         engine = LocalEngine(card(), loaded, max_queue=64)
@@ -81,6 +86,8 @@ def run(loaded: LoadedModel, jobs: list[tuple[list[PromptMessage], SamplingParam
         await engine.start()
         try:
             prompts = [await engine.prepare(messages) for messages, _, _ in jobs]
+            if keep is not None:
+                keep.extend(prompts)
 
             async def collect(prompt: KeyedPrompt, sampling: SamplingParams, max_tokens: int) -> list[GenerationEvent]:
                 return [e async for e in engine.generate(prompt, sampling, max_tokens)]
@@ -175,7 +182,7 @@ def test_next_turn_reuses_the_prefix_and_stays_exact(loaded: LoadedModel) -> Non
 
 
 def test_families_the_runner_does_not_know_generate_per_request(tiny_checkpoint: Callable[[str], Path]) -> None:
-    other = load_model(str(tiny_checkpoint("qwen2.5-vl")), device="cpu", dtype="float32")
+    other = load_model(str(tiny_checkpoint("qwen3-vl")), device="cpu", dtype="float32")
     messages = conversations()[1]
 
     async def scenario() -> list[GenerationEvent]:

@@ -91,7 +91,10 @@ class SmolVLM:
 
 def family_for(model_type: str) -> Family | None:
     """The batched runner's description of `model_type`, or None: use `generate` per request."""
-    if model_type == "qwen2_vl":
+    # Qwen2.5-VL and GLM-4.1V share Qwen2-VL's M-RoPE and per-image grids (tests compare their
+    # logits with `generate`). Qwen3-VL does not: it injects "deepstack" visual features into
+    # early decoder layers, which a prefill from `inputs_embeds` would skip.
+    if model_type in ("qwen2_vl", "qwen2_5_vl", "glm4v"):
         return Qwen2VL()
     if model_type == "smolvlm":
         return SmolVLM()
