@@ -18,14 +18,14 @@ from loupe.engines.local.engine import BatchingLimits, LocalEngine
 from loupe.engines.local.loader import load_model
 from loupe.engines.protocol import Engine
 from loupe.engines.upstream import UpstreamEngine, load_upstream_model
-from loupe.media import ImageFetcher, ImageLimits, MediaIntake, SystemResolver, network_transport
+from loupe.media import ImageFetcher, MediaIntake, SystemResolver, network_transport
 from loupe.models import TokenCounter
 from loupe.models.card import checkpoint_counter, model_card
 from loupe.errors import ConfigError
 from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
 from loupe.service.metrics import Metrics
-from loupe.service.images import ImageService, limits_for
+from loupe.service.images import ImageService, fetch_limits, limits_for
 from loupe.settings import ModelSettings, Settings
 
 
@@ -109,18 +109,7 @@ def load_models(
 
 def image_service(settings: Settings, served: Mapping[str, ServedModel], metrics: Metrics) -> ImageService:
     fetch = settings.fetch
-    fetcher = ImageFetcher(
-        ImageLimits(
-            connect_timeout=fetch.connect_timeout_s,
-            read_timeout=fetch.read_timeout_s,
-            total_timeout=fetch.total_timeout_s,
-            max_redirects=fetch.max_redirects,
-            allowed_domains=fetch.allowed_domains,
-            allowed_private_hosts=fetch.allow_media_hosts,
-        ),
-        transport=network_transport(),
-        resolver=SystemResolver(),
-    )
+    fetcher = ImageFetcher(fetch_limits(fetch), transport=network_transport(), resolver=SystemResolver())
     intakes = {m.id: MediaIntake(limits_for(m, fetch), fetcher=fetcher) for m in settings.models}
     counters = {model_id: s.counter for model_id, s in served.items()}
     return ImageService(intakes, counters, fetcher, metrics)

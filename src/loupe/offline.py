@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from loupe.domain import Detail, Estimate, PlannedImage, Prices, PromptMessage, Role, TextPart
+from loupe.domain import Detail, Estimate, ImageRef, Prices, PromptMessage, Role, TextPart
 from loupe.engines.local.loader import read_checkpoint
 from loupe.engines.local.prompt import count_prompt
 from loupe.errors import ImageError, InvalidRequest
 from loupe.media import probe_image
-from loupe.models.card import checkpoint_counter
+from loupe.models.card import checkpoint_counter, fitted_context
 from loupe.service.chat import fit_max_tokens
-from loupe.service.images import limits_for
+from loupe.service.images import limits_for, plan_all, planned_images
 from loupe.settings import Settings
 
 
@@ -32,30 +32,19 @@ def estimate_files(
     checkpoint = read_checkpoint(model.checkpoint)
     counter = checkpoint_counter(checkpoint, model.images.auto_detail_token_budget)
     limits = limits_for(model, settings.fetch)
-    planned = []
-    for index, path in enumerate(images):
+    refs = [ImageRef(url=str(path), detail=detail, param=str(path)) for path in images]
+    sizes = []
+    for path in images:
         try:
             header = probe_image(path.read_bytes(), limits)
-            plan = counter.plan(header.width, header.height, detail)
         except ImageError as exc:
             raise exc.with_param(str(path)) from None
         except OSError as exc:
             raise InvalidRequest(f"cannot read {path}: {exc.strerror}", param=str(path)) from None
-        planned.append(
-            PlannedImage(
-                index=index,
-                width=header.width,
-                height=header.height,
-                detail=detail,
-                detail_applied=plan.detail_applied,
-                resized_width=plan.resized_width,
-                resized_height=plan.resized_height,
-                tokens=plan.tokens,
-            )
-        )
+        sizes.append((header.width, header.height))
+    planned = planned_images(refs, sizes, plan_all(counter, refs, sizes))
     stats = count_prompt(checkpoint.processor, [PromptMessage(Role.USER, (*planned, TextPart(text)))])
-    native = checkpoint.context_size
-    context = native if model.context_size is None else min(model.context_size, native)
+    context = fitted_context(checkpoint.context_size, model.context_size)
     return Estimate(
         model=model.id,
         prompt_tokens=stats.prompt_tokens,

@@ -32,6 +32,11 @@ def checkpoint_counter(checkpoint: CheckpointFiles, budget: int) -> TokenCounter
     )
 
 
+def fitted_context(native: int, configured: int | None) -> int:
+    """A configured context can only lower the checkpoint's."""
+    return native if configured is None else min(configured, native)
+
+
 def model_card(
     model_id: str,
     checkpoint: str,
@@ -52,7 +57,7 @@ def model_card(
         owned_by=owned_by,
         family=family or counter.family,
         checkpoint=checkpoint,
-        context_size=native_context if context_size is None else min(context_size, native_context),
+        context_size=fitted_context(native_context, context_size),
         max_images=max_images,
         prices=prices,
         detail_rules=tuple(DetailRule(**rule) for rule in detail_rules(counter)),

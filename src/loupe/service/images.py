@@ -7,6 +7,7 @@ rules bound to its processor settings). Decoding and resizing run off the event 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from collections.abc import Mapping, Sequence
 
 from loupe.domain import ImageRef, ModelCard, PlannedImage, PreparedImage
@@ -17,13 +18,9 @@ from loupe.service.metrics import Metrics
 from loupe.settings import FetchSettings, ModelSettings
 
 
-def limits_for(model: ModelSettings, fetch: FetchSettings) -> ImageLimits:
-    images = model.images
+def fetch_limits(fetch: FetchSettings) -> ImageLimits:
+    """The fetch policy every model shares (timeouts, redirects, allowed hosts)."""
     return ImageLimits(
-        max_bytes=images.max_image_bytes,
-        max_pixels=images.max_image_pixels,
-        max_side=images.max_image_side,
-        min_side=images.min_image_side,
         connect_timeout=fetch.connect_timeout_s,
         read_timeout=fetch.read_timeout_s,
         total_timeout=fetch.total_timeout_s,
@@ -31,6 +28,49 @@ def limits_for(model: ModelSettings, fetch: FetchSettings) -> ImageLimits:
         allowed_domains=fetch.allowed_domains,
         allowed_private_hosts=fetch.allow_media_hosts,
     )
+
+
+def limits_for(model: ModelSettings, fetch: FetchSettings) -> ImageLimits:
+    """One model's image limits on top of the shared fetch policy."""
+    images = model.images
+    return replace(
+        fetch_limits(fetch),
+        max_bytes=images.max_image_bytes,
+        max_pixels=images.max_image_pixels,
+        max_side=images.max_image_side,
+        min_side=images.min_image_side,
+    )
+
+
+def plan_all(counter: TokenCounter, refs: Sequence[ImageRef], sizes: Sequence[tuple[int, int]]) -> list[ImagePlan]:
+    """Plan a request's images together (a family may count an image by its company)."""
+    for ref, (width, height) in zip(refs, sizes, strict=True):
+        try:  # each image alone first, so a refusal names its part
+            counter.plan(width, height, ref.detail)
+        except LoupeError as exc:
+            raise exc.with_param(ref.param) from None
+    plans = counter.plan_all([(w, h, ref.detail) for ref, (w, h) in zip(refs, sizes, strict=True)])
+    _one_processor_setting(plans)
+    return plans
+
+
+def planned_images(
+    refs: Sequence[ImageRef], sizes: Sequence[tuple[int, int]], plans: Sequence[ImagePlan]
+) -> list[PlannedImage]:
+    """What the estimate reports of each image: its size, the detail asked and applied, its plan."""
+    return [
+        PlannedImage(
+            index=index,
+            width=width,
+            height=height,
+            detail=ref.detail,
+            detail_applied=plan.detail_applied,
+            resized_width=plan.resized_width,
+            resized_height=plan.resized_height,
+            tokens=plan.tokens,
+        )
+        for index, (ref, (width, height), plan) in enumerate(zip(refs, sizes, plans, strict=True))
+    ]
 
 
 class ImageService:
@@ -58,7 +98,7 @@ class ImageService:
             raise
         for image in decoded:
             self._metrics.image_accepted(card.id, image.byte_size)
-        plans = self._plan_all(counter, refs, [(img.width, img.height) for img in decoded])
+        plans = plan_all(counter, refs, [(img.width, img.height) for img in decoded])
         return list(
             await asyncio.gather(
                 *(asyncio.to_thread(_sized, ref, img, plan) for ref, img, plan in zip(refs, decoded, plans, strict=True))
@@ -68,23 +108,8 @@ class ImageService:
     async def plan(self, card: ModelCard, refs: Sequence[ImageRef]) -> list[PlannedImage]:
         """Plan every image from its header alone: no pixel is decoded."""
         intake, counter = self._for(card)
-        headers = await intake.probe(refs)
-        plans = self._plan_all(counter, refs, [(h.width, h.height) for h in headers])
-        planned = []
-        for index, (ref, header, plan) in enumerate(zip(refs, headers, plans, strict=True)):
-            planned.append(
-                PlannedImage(
-                    index=index,
-                    width=header.width,
-                    height=header.height,
-                    detail=ref.detail,
-                    detail_applied=plan.detail_applied,
-                    resized_width=plan.resized_width,
-                    resized_height=plan.resized_height,
-                    tokens=plan.tokens,
-                )
-            )
-        return planned
+        sizes = [(h.width, h.height) for h in await intake.probe(refs)]
+        return planned_images(refs, sizes, plan_all(counter, refs, sizes))
 
     async def aclose(self) -> None:
         if self._fetcher is not None:
@@ -95,18 +120,6 @@ class ImageService:
         if intake is None or counter is None:
             raise ServiceUnavailable(f"model {card.id!r} has no image pipeline configured")
         return intake, counter
-
-    @staticmethod
-    def _plan_all(counter: TokenCounter, refs: Sequence[ImageRef], sizes: Sequence[tuple[int, int]]) -> list[ImagePlan]:
-        """Plan the request's images together (a family may count an image by its company)."""
-        for ref, (width, height) in zip(refs, sizes, strict=True):
-            try:  # each image alone first, so a refusal names its part
-                counter.plan(width, height, ref.detail)
-            except LoupeError as exc:
-                raise exc.with_param(ref.param) from None
-        plans = counter.plan_all([(w, h, ref.detail) for ref, (w, h) in zip(refs, sizes, strict=True)])
-        _one_processor_setting(plans)
-        return plans
 
 
 def _one_processor_setting(plans: Sequence[ImagePlan]) -> None:

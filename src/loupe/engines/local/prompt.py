@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from loupe.domain import PlannedImage, PreparedImage, PromptMessage, PromptStats, TextPart, nested_overrides
+from loupe.domain import PreparedImage, PromptMessage, PromptStats, TextPart, nested_overrides
 from loupe.errors import InvalidRequest
 
 
@@ -69,7 +69,7 @@ def build_prompt(processor: Any, messages: Sequence[PromptMessage]) -> LocalProm
 
 def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptStats:
     """Exact prompt tokens without the image processor: the text around each image marker
-    tokenized as the processor would, plus each image's planned tokens."""
+    tokenized as the processor would, plus each image's planned tokens (planned or prepared)."""
     text = templated(processor, messages)
     marker = processor.image_token
     spans = []
@@ -79,7 +79,7 @@ def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptSta
         start = text.find(marker, start + len(marker))
     offsets = processor.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
     text_tokens = len(offsets) - _tokens_within(offsets, spans)
-    image_tokens = sum(p.tokens for m in messages for p in m.content if isinstance(p, PlannedImage))
+    image_tokens = sum(p.tokens for m in messages for p in m.content if not isinstance(p, TextPart))
     return PromptStats(prompt_tokens=text_tokens + image_tokens, image_tokens=image_tokens)
 
 

@@ -19,12 +19,9 @@ from typing import Any
 from loupe.domain import (
     GenerationEvent,
     ModelCard,
-    PlannedImage,
-    PreparedImage,
     PromptMessage,
     PromptStats,
     SamplingParams,
-    TextPart,
 )
 from loupe.engines.local.prompt import count_prompt
 from loupe.engines.upstream.choices import ChoiceStream, UpstreamCounters, merge
@@ -128,38 +125,10 @@ class UpstreamEngine:
         )
 
     def _prepare(self, messages: Sequence[PromptMessage]) -> UpstreamPrompt:
-        stats = count_prompt(self._processor, planned(messages))
+        stats = count_prompt(self._processor, messages)
         return UpstreamPrompt(messages=openai_messages(messages, data_url), stats=stats)
 
     def _count_text(self, text: str) -> int:
         """Completion tokens of an upstream that reported no usage: the checkpoint's tokenizer's count."""
         return len(self._processor.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-
-def planned(messages: Sequence[PromptMessage]) -> list[PromptMessage]:
-    """The messages with each prepared image as the plan `count_prompt` reads (its planned tokens)."""
-    out = []
-    index = 0
-    for message in messages:
-        parts: list[TextPart | PreparedImage | PlannedImage] = []
-        for part in message.content:
-            if isinstance(part, PreparedImage):
-                parts.append(_as_planned(part, index))
-                index += 1
-            else:
-                parts.append(part)
-        out.append(PromptMessage(role=message.role, content=tuple(parts)))
-    return out
-
-
-def _as_planned(image: PreparedImage, index: int) -> PlannedImage:
-    return PlannedImage(
-        index=index,
-        width=image.original_width,
-        height=image.original_height,
-        detail=image.detail,
-        detail_applied=image.detail,
-        resized_width=image.width,
-        resized_height=image.height,
-        tokens=image.tokens,
-    )
