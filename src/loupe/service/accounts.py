@@ -16,7 +16,7 @@ import anyio
 from loupe.billing import Admission, ApiKey, Billing, UsageReport
 from loupe.billing.facade import CHARGED_STATUSES
 from loupe.domain import RateLimitInfo, Usage
-from loupe.errors import AccessDenied
+from loupe.errors import AccessDenied, FailedToAuth, InvalidApiKey
 from loupe.service.chat import ChatRun
 
 
@@ -55,9 +55,15 @@ class Accounts:
     async def caller(self, secret: str | None) -> Caller:
         """The caller behind a bearer secret. While no live key exists at all the server runs
         open and any secret (clients like `openai` insist on sending one) is accepted."""
-        if not await anyio.to_thread.run_sync(self._billing.keys.any_active):
+        return await anyio.to_thread.run_sync(self._resolve, secret)
+
+    def _resolve(self, secret: str | None) -> Caller:
+        try:
+            return Caller(key=self._billing.authenticate(secret))
+        except (InvalidApiKey, FailedToAuth):
+            if self._billing.keys.any_active():
+                raise
             return Caller(key=None)
-        return Caller(key=await anyio.to_thread.run_sync(self._billing.authenticate, secret))
 
     def check_model(self, caller: Caller, model: str) -> None:
         if caller.key is not None:
