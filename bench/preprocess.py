@@ -9,9 +9,10 @@ one run (interleaved, medians over the repeats, so a noisy machine shifts all th
 - hf: full decode, then what Loupe hands the HF image processor today (Qwen-VL: the image
   resized by Loupe to the planned size, bicubic; SmolVLM: the original image), then the PIL-backend
   image processor with the published settings, `return_tensors="pt"`;
-- loupe: `fast_images.load_resized` (draft decoding where the target is at most half the
-  source) to that same planned size (SmolVLM: the processor's first resize), then
-  `fast_images.preprocess`.
+- loupe: what `loupe serve` runs: `media.decode_image` for the planned size (a JPEG planned at
+  most half its size decodes at a DCT scale), the embedded engine's `fast_images.resized`
+  (torch's uint8 bicubic) to that size, then `fast_images.preprocess` (SmolVLM: the full decode,
+  then the fast path's tiles, one resize to the canvas).
 
 Qwen2-VL runs at detail high (the settled size of the original) and low (448 x 448); SmolVLM
 with its published splitting. The issue's target: loupe / hf at most 0.5.
@@ -33,13 +34,16 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
 
 from loupe.engines.local import fast_images
-from loupe.models.qwen2_vl import QWEN2_VL_PUBLISHED, LOW_DETAIL_TOKENS_PER_SIDE, settled_size
+from loupe.media import ImageLimits, decode_image
+from loupe.domain import Detail
+from loupe.models.qwen2_vl import QWEN2_VL_PUBLISHED, QwenRules
 from loupe.testing.tiny.qwen2_vl import PREPROCESSOR_CONFIG as QWEN_CONFIG
 from loupe.testing.tiny.smolvlm import PREPROCESSOR_CONFIG as SMOLVLM_CONFIG
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "images" / "photos"
 NAMES = ("boats.jpg", "bus.jpg", "zidane.jpg")
 _CLASS_KEYS = ("image_processor_type", "processor_class")
+LIMITS = ImageLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +60,13 @@ def full_decode(data: bytes) -> Image.Image:
 def qwen_cases() -> list[Case]:
     processor = Qwen2VLImageProcessorPil(**{k: v for k, v in QWEN_CONFIG.items() if k not in _CLASS_KEYS})
     settings = fast_images.settings_for("qwen2-vl", processor)
-    low_side = LOW_DETAIL_TOKENS_PER_SIDE * QWEN2_VL_PUBLISHED.factor
+    rules = QwenRules("qwen2-vl", QWEN2_VL_PUBLISHED)
 
     def size(data: bytes, detail: str) -> tuple[int, int]:
-        if detail == "low":
-            height, width = settled_size(low_side, low_side, QWEN2_VL_PUBLISHED)
-        else:
-            width, height = Image.open(io.BytesIO(data)).size
-            height, width = settled_size(height, width, QWEN2_VL_PUBLISHED)
-        return width, height
+        """The size Loupe's planner resizes to for `detail` (no token budget in the way)."""
+        width, height = Image.open(io.BytesIO(data)).size
+        plan = rules.plan(width, height, Detail(detail), QWEN2_VL_PUBLISHED, budget=1 << 30)
+        return plan.resized_width, plan.resized_height
 
     def hf(detail: str) -> Callable[[bytes], Any]:
         def run(data: bytes) -> Any:
@@ -77,8 +79,9 @@ def qwen_cases() -> list[Case]:
 
     def loupe(detail: str) -> Callable[[bytes], Any]:
         def run(data: bytes) -> Any:
-            image = fast_images.load_resized(Image.open(io.BytesIO(data)), size(data, detail), Image.Resampling.BICUBIC)
-            return fast_images.preprocess([image], settings)
+            target = size(data, detail)
+            decoded = decode_image(data, LIMITS, target)
+            return fast_images.preprocess([fast_images.resized(decoded.pixels, target)], settings)
 
         return run
 
@@ -94,10 +97,7 @@ def smolvlm_case() -> Case:
         return processor([[full_decode(data)]], return_tensors="pt", return_row_col_info=True)
 
     def loupe(data: bytes) -> Any:
-        opened = Image.open(io.BytesIO(data))
-        target = fast_images.first_size(*opened.size, settings)
-        image = fast_images.load_resized(opened, target, settings.resample)
-        return fast_images.preprocess([image], settings, resized=True)
+        return fast_images.preprocess([decode_image(data, LIMITS).pixels], settings)
 
     return Case("SmolVLM", hf, loupe)
 

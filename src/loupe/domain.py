@@ -46,9 +46,12 @@ class ImageRef:
 
 @dataclass(frozen=True, slots=True)
 class PreparedImage:
-    """A decoded RGB image, validated and sized for the detail applied.
+    """A decoded RGB image, validated and planned for the detail applied.
 
-    `pixels` is a PIL image (typed loosely so this module needs no Pillow import).
+    `pixels` is a PIL image (typed loosely so this module needs no Pillow import), upright RGB;
+    `width` x `height` is the size the model sees it at. The pixels may be larger (the decoded
+    picture, or a DCT-scaled decode of it): each engine resizes them there, bicubic, with its
+    fastest faithful resize.
     `content_hash` is a digest of the decoded pixels, for caches keyed by content.
     `tokens` is what the model family's counter planned for it; `processor_overrides` are the
     per-image processor arguments the plan needs (`do_image_splitting=False` for SmolVLM low).

@@ -137,8 +137,23 @@ def test_decoding_runs_in_the_given_executor(images: Path, recording: RecordingT
             ref(data_url(images / "pillow" / "hopper.png"), 1),
         ]
         loaded = run(intake_with(recording, executor=executor).load(refs))
-    assert executor.submitted == 2
+    assert executor.submitted == 4  # per image: reading the header, then decoding
     assert (loaded[0].width, loaded[0].height) == (1920, 1080)
+
+
+def test_fetched_images_decode_for_their_targets(images: Path, recording: RecordingTransport) -> None:
+    recording.routes[(PUBLIC_IP, "/a.jpg")] = httpx.Response(
+        200, content=(images / "photos" / "boats.jpg").read_bytes()
+    )
+    refs = [ref("http://images.example/a.jpg", 0), ref(data_url(images / "pillow" / "hopper.png"), 1)]
+    intake = intake_with(recording)
+    encoded = run(intake.fetch(refs))
+    assert [(e.header.width, e.header.height) for e in encoded] == [(1920, 1080), (128, 128)]
+    decoded = run(intake.decode(refs, encoded, [(448, 448), (64, 64)]))
+    assert decoded[0].pixels.size == (960, 540)  # the JPEG at half scale still covers 448 x 448
+    assert decoded[1].pixels.size == (128, 128)  # a PNG has no DCT to scale
+    assert [(d.width, d.height) for d in decoded] == [(1920, 1080), (128, 128)]
+    assert len(recording.requests) == 1  # decoding does not fetch again
 
 
 def test_a_failure_cancels_the_other_images(images: Path) -> None:

@@ -1,15 +1,16 @@
 """Images in: data URLs and SSRF-safe http(s) fetches, validated and decoded to upright RGB."""
 
 from loupe.media.address_policy import IPAddress, forbidden_reason, parse_ip_host
-from loupe.media.decode import DecodedImage, decode_image, resize
+from loupe.media.decode import DecodedImage, decode_image
 from loupe.media.fetch import ImageFetcher, network_transport
-from loupe.media.intake import MediaIntake
+from loupe.media.intake import EncodedImage, MediaIntake
 from loupe.media.limits import ImageLimits
 from loupe.media.probe import ImageHeader, probe_image
 from loupe.media.resolver import Resolver, SystemResolver
 
 __all__ = [
     "DecodedImage",
+    "EncodedImage",
     "IPAddress",
     "ImageFetcher",
     "ImageHeader",
@@ -22,5 +23,4 @@ __all__ = [
     "network_transport",
     "parse_ip_host",
     "probe_image",
-    "resize",
 ]

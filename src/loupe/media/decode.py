@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
 from loupe.errors import (
     ImageExceedsMaxResolution,
@@ -20,10 +20,23 @@ from loupe.errors import (
     InvalidImageFormat,
     InvalidImageSize,
 )
+from loupe.media.draft import draft
 from loupe.media.formats import PILLOW_FORMATS, sniff_format
 from loupe.media.limits import ImageLimits
 
 _WHITE = (255, 255, 255)
+# EXIF orientation -> the transpose that makes the stored picture upright.
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+QUARTER_TURNS = frozenset({5, 6, 7, 8})
+"""EXIF orientations that turn the picture a quarter: width and height swap once upright."""
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 # Each progressive JPEG scan re-walks the whole image: thousands of tiny scans make a small file
@@ -43,9 +56,13 @@ _WARNINGS_LOCK = threading.Lock()
 class DecodedImage:
     """A fully loaded RGB image with EXIF orientation applied.
 
-    `format` is what the bytes were (jpeg, png, webp, gif, bmp); `content_hash` is the sha256 of
-    the decoded pixels and size, so the same picture hashes equal whatever carried it;
-    `byte_size` is the size of the encoded image.
+    `width` x `height` is the picture's upright size; `pixels` has that size unless it was
+    decoded for a smaller target (`decode_image`), when it is a DCT-scaled decode no smaller
+    than the target. `format` is what the bytes were (jpeg, png, webp, gif, bmp);
+    `content_hash` is the sha256 of the encoded bytes, which decide the pixels (for a given
+    target): the same file hashes equal whether a data URL or a fetch carried it, at a
+    hundredth of the cost of hashing a photo's pixels; `byte_size` is the size of the encoded
+    image.
     """
 
     pixels: Image.Image
@@ -56,8 +73,11 @@ class DecodedImage:
     byte_size: int
 
 
-def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
+def decode_image(data: bytes, limits: ImageLimits, target: tuple[int, int] | None = None) -> DecodedImage:
     """Validate and decode one encoded image. CPU-bound: call it off the event loop.
+
+    `target` is the upright (width, height) the image will be resized to, when known: a JPEG is
+    then decoded at the smallest DCT scale that still covers it (see `media.draft`).
 
     Raises ImageFileExceedsMaxSize, InvalidImageFormat (unsupported, truncated or corrupt),
     ImageExceedsMaxResolution (refused from the header, before any pixel is decoded) and
@@ -78,14 +98,20 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
     with _pillow_failures_as_invalid(fmt):
         image = _open_header(data, fmt)
         check_dimensions(image.width, image.height, limits)
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        quarter_turn = orientation in QUARTER_TURNS
+        full = (image.height, image.width) if quarter_turn else image.size
+        covered = draft(image, target, quarter_turn) if target is not None else None
         image.load()
-        rgb = _detached(to_rgb(_upright(image)))
+        if covered is not None and covered != image.size:
+            image = image.crop((0, 0, *covered))
+        rgb = _detached(to_rgb(_upright(image, orientation)))
     return DecodedImage(
         pixels=rgb,
-        width=rgb.width,
-        height=rgb.height,
+        width=full[0],
+        height=full[1],
         format=fmt,
-        content_hash=content_hash(rgb),
+        content_hash=hashlib.sha256(data).hexdigest(),
         byte_size=len(data),
     )
 
@@ -121,20 +147,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def content_hash(image: Image.Image) -> str:
-    """sha256 of an RGB image's size and pixels."""
-    digest = hashlib.sha256(f"{image.width}x{image.height}:".encode())
-    digest.update(image.tobytes())
-    return digest.hexdigest()
-
-
-def resize(image: Image.Image, width: int, height: int) -> Image.Image:
-    """Resize with bicubic filtering; the same image back when it already has that size."""
-    if image.size == (width, height):
-        return image
-    return image.resize((width, height), Image.Resampling.BICUBIC)
-
-
 def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
     """Parse only the header, turning Pillow's decompression-bomb alarms into refusals."""
     try:
@@ -147,16 +159,15 @@ def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
         ) from None
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    if orientation in (2, 3, 4, 5, 6, 7, 8):
-        return ImageOps.exif_transpose(image)
-    return image
+def _upright(image: Image.Image, orientation: int) -> Image.Image:
+    transpose = _ORIENTATIONS.get(orientation)
+    return image.transpose(transpose) if transpose is not None else image
 
 
 def _detached(image: Image.Image) -> Image.Image:
-    # An ImageFile still holds the encoded bytes (and, for animations, its frames): drop them.
-    return image.copy() if isinstance(image, ImageFile.ImageFile) else image
+    # An animation's ImageFile keeps its file open to decode later frames: keep the first only.
+    # A still image's pixels are all loaded; copying them to drop the file would cost more.
+    return image.copy() if getattr(image, "is_animated", False) else image
 
 
 def _to_eight_bit(image: Image.Image) -> Image.Image:

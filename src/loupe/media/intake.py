@@ -1,10 +1,16 @@
-"""The public entry of media: turn a request's image references into decoded images."""
+"""The public entry of media: turn a request's image references into decoded images.
+
+Two steps, so that a caller can plan from the headers before any pixel is decoded: `fetch`
+gets each image's bytes and reads its header; `decode` decodes them, each for the size it will
+be resized to (a JPEG headed for a much smaller size decodes at a fraction of the cost).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import TypeVar
 
 from loupe.domain import ImageRef
@@ -16,6 +22,15 @@ from loupe.media.limits import ImageLimits
 from loupe.media.probe import ImageHeader, probe_image
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedImage:
+    """An image's bytes, with what its header says (format, upright size)."""
+
+    data: bytes
+    header: ImageHeader
 
 
 class MediaIntake:
@@ -40,23 +55,41 @@ class MediaIntake:
         self._executor = executor
 
     async def load(self, refs: Sequence[ImageRef]) -> list[DecodedImage]:
-        """Fetch, validate and decode every image, in the order given.
+        """Fetch, validate and decode every image at its full size, in the order given.
 
         Raises the first ImageError met, located at its ImageRef's `param`; the other images
         of the request are then cancelled.
         """
-        return await self._each(refs, self._load_one)
+        encoded = await self.fetch(refs)
+        return await self.decode(refs, encoded, [None] * len(refs))
+
+    async def fetch(self, refs: Sequence[ImageRef]) -> list[EncodedImage]:
+        """Every image's bytes and header, in the order given; no pixel is decoded. Raises as
+        `load` does, for what the bytes and the header can show."""
+        return await self._each(refs, refs, lambda ref, _: self._fetch_one(ref))
+
+    async def decode(
+        self,
+        refs: Sequence[ImageRef],
+        encoded: Sequence[EncodedImage],
+        targets: Sequence[tuple[int, int] | None],
+    ) -> list[DecodedImage]:
+        """Decode fetched images; `targets` holds the upright size each will be resized to, or
+        None for a full decode. Raises as `load` does."""
+        pairs = list(zip(encoded, targets, strict=True))
+        return await self._each(refs, pairs, self._decode_one)
 
     async def probe(self, refs: Sequence[ImageRef]) -> list[ImageHeader]:
         """Like `load`, but read only each image's header: format and upright size."""
-        return await self._each(refs, self._probe_one)
+        return [image.header for image in await self.fetch(refs)]
 
     async def _each(
-        self, refs: Sequence[ImageRef], one: Callable[[ImageRef], Awaitable[T]]
-    ) -> list[T]:
+        self, refs: Sequence[ImageRef], items: Sequence[T], one: Callable[[ImageRef, T], Awaitable[R]]
+    ) -> list[R]:
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(one(ref)) for ref in refs]  # type: ignore[arg-type]
+                pairs = zip(refs, items, strict=True)
+                tasks = [group.create_task(_located(ref, one(ref, item))) for ref, item in pairs]
         except* ImageError as failures:
             raise failures.exceptions[0] from None
         return [task.result() for task in tasks]
@@ -65,28 +98,20 @@ class MediaIntake:
         if self._fetcher is not None:
             await self._fetcher.aclose()
 
-    async def _load_one(self, ref: ImageRef) -> DecodedImage:
+    async def _fetch_one(self, ref: ImageRef) -> EncodedImage:
         loop = asyncio.get_running_loop()
-        try:
-            if is_data_url(ref.url):
-                return await loop.run_in_executor(self._executor, self._decode_data_url, ref.url)
-            data = await self._fetch(ref.url)
-            return await loop.run_in_executor(self._executor, decode_image, data, self._limits)
-        except ImageError as exc:
-            raise exc.with_param(ref.param)
+        if is_data_url(ref.url):
+            return await loop.run_in_executor(self._executor, self._read_data_url, ref.url)
+        data = await self._fetch(ref.url)
+        return EncodedImage(data, await loop.run_in_executor(self._executor, probe_image, data, self._limits))
 
-    async def _probe_one(self, ref: ImageRef) -> ImageHeader:
-        try:
-            if is_data_url(ref.url):
-                data = decode_data_url(ref.url, max_bytes=self._limits.max_bytes)
-            else:
-                data = await self._fetch(ref.url)
-            return probe_image(data, self._limits)
-        except ImageError as exc:
-            raise exc.with_param(ref.param)
+    def _read_data_url(self, url: str) -> EncodedImage:
+        data = decode_data_url(url, max_bytes=self._limits.max_bytes)
+        return EncodedImage(data, probe_image(data, self._limits))
 
-    def _decode_data_url(self, url: str) -> DecodedImage:
-        return decode_image(decode_data_url(url, max_bytes=self._limits.max_bytes), self._limits)
+    async def _decode_one(self, ref: ImageRef, item: tuple[EncodedImage, tuple[int, int] | None]) -> DecodedImage:
+        (image, target), loop = item, asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, decode_image, image.data, self._limits, target)
 
     async def _fetch(self, url: str) -> bytes:
         if self._fetcher is None:
@@ -94,3 +119,11 @@ class MediaIntake:
                 "This server does not fetch image URLs; send the image as a base64 data URL."
             )
         return await self._fetcher.fetch(url, max_bytes=self._limits.max_bytes)
+
+
+async def _located(ref: ImageRef, work: Awaitable[T]) -> T:
+    """`work`, with an ImageError it raises located at the image's part of the request."""
+    try:
+        return await work
+    except ImageError as exc:
+        raise exc.with_param(ref.param) from None

@@ -1,18 +1,19 @@
-"""A request's images: fetched or decoded, validated, planned for their detail, and sized.
+"""A request's images: fetched, validated, planned for their detail, and decoded for that plan.
 
 Each model has its own limits (one `MediaIntake`) and its own image-token counter (its family's
-rules bound to its processor settings). Decoding and resizing run off the event loop.
+rules bound to its processor settings). Plans come from the headers, so a JPEG planned far below
+its size decodes at a fraction of the cost; the engine resizes each image to its planned size
+(`PreparedImage`), with the fastest exact-enough resize it has. Decoding runs off the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import replace
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from loupe.domain import ImageRef, ModelCard, PlannedImage, PreparedImage
 from loupe.errors import ImageError, InvalidRequest, LoupeError, ServiceUnavailable
-from loupe.media import DecodedImage, ImageFetcher, ImageLimits, MediaIntake, resize
+from loupe.media import DecodedImage, ImageFetcher, ImageLimits, MediaIntake
 from loupe.models import ImagePlan, TokenCounter
 from loupe.service.metrics import Metrics
 from loupe.settings import FetchSettings, ModelSettings
@@ -89,21 +90,19 @@ class ImageService:
         self._metrics = metrics or Metrics()
 
     async def prepare(self, card: ModelCard, refs: Sequence[ImageRef]) -> list[PreparedImage]:
-        """Decode every image, then size it as its detail's plan says."""
+        """Plan every image from its header, then decode it for its planned size (the engine
+        resizes it there)."""
         intake, counter = self._for(card)
         try:
-            decoded = await intake.load(refs)
+            encoded = await intake.fetch(refs)
+            plans = plan_all(counter, refs, [(e.header.width, e.header.height) for e in encoded])
+            decoded = await intake.decode(refs, encoded, [_target(plan) for plan in plans])
         except ImageError as exc:
             self._metrics.image_refused(exc.code)
             raise
         for image in decoded:
             self._metrics.image_accepted(card.id, image.byte_size)
-        plans = plan_all(counter, refs, [(img.width, img.height) for img in decoded])
-        return list(
-            await asyncio.gather(
-                *(asyncio.to_thread(_sized, ref, img, plan) for ref, img, plan in zip(refs, decoded, plans, strict=True))
-            )
-        )
+        return [_prepared(img, plan) for img, plan in zip(decoded, plans, strict=True)]
 
     async def plan(self, card: ModelCard, refs: Sequence[ImageRef]) -> list[PlannedImage]:
         """Plan every image from its header alone: no pixel is decoded."""
@@ -133,14 +132,16 @@ def _one_processor_setting(plans: Sequence[ImagePlan]) -> None:
         )
 
 
-def _sized(ref: ImageRef, image: DecodedImage, plan: ImagePlan) -> PreparedImage:
-    pixels = image.pixels
-    if plan.loupe_resizes:
-        pixels = resize(pixels, plan.resized_width, plan.resized_height)
+def _target(plan: ImagePlan) -> tuple[int, int] | None:
+    return (plan.resized_width, plan.resized_height) if plan.loupe_resizes else None
+
+
+def _prepared(image: DecodedImage, plan: ImagePlan) -> PreparedImage:
+    width, height = (plan.resized_width, plan.resized_height) if plan.loupe_resizes else (image.width, image.height)
     return PreparedImage(
-        pixels=pixels,
-        width=pixels.width,
-        height=pixels.height,
+        pixels=image.pixels,
+        width=width,
+        height=height,
         original_width=image.width,
         original_height=image.height,
         detail=plan.detail_applied,

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from loupe.domain import PreparedImage, PromptMessage, PromptStats, TextPart, nested_overrides
+from loupe.engines.local.fast_images import resized
 from loupe.errors import InvalidRequest
 
 
@@ -48,7 +49,7 @@ def build_prompt(processor: Any, messages: Sequence[PromptMessage]) -> LocalProm
     try:
         out = processor(
             text=[templated(processor, messages)],
-            images=[[p.pixels for p in prepared]] if prepared else None,
+            images=[[resized(p.pixels, (p.width, p.height)) for p in prepared]] if prepared else None,
             return_tensors="pt",
             return_offsets_mapping=True,
             return_text_replacement_offsets=True,

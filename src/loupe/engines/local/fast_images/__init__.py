@@ -3,9 +3,8 @@
 `preprocess` returns what the checkpoint's image processor returns for one prompt's images
 (`pixel_values` plus `image_grid_thw`, or `pixel_attention_mask` and `rows`/`cols`), so the
 processor's own `replace_image_token` can expand the prompt's placeholders from it. Images come
-in as Loupe hands them to the processor today: at their final size for the Qwen-VL layouts,
-original (or at `first_size`, with `resized=True`) for Idefics3. `load_resized` decodes them
-there from the encoded bytes, draft-decoding JPEGs when the target is at most half the source.
+in as Loupe hands them to the processor: at their final size for the Qwen-VL layouts (`resized`
+brings them there from the decoded picture), as decoded for Idefics3.
 """
 
 from __future__ import annotations
@@ -15,21 +14,21 @@ from typing import Any
 
 from PIL import Image
 
+import torch
+
 from loupe.engines.local.fast_images import idefics3, qwen
-from loupe.engines.local.fast_images.decode import draft_scale, load_resized
-from loupe.engines.local.fast_images.idefics3 import TileSettings, first_size
+from loupe.engines.local.fast_images.idefics3 import TileSettings
 from loupe.engines.local.fast_images.pixels import Normalization
 from loupe.engines.local.fast_images.qwen import QwenPatching
+from loupe.engines.local.fast_images.resize import resized
 
 __all__ = [
     "FAMILIES",
     "Normalization",
     "QwenPatching",
     "TileSettings",
-    "draft_scale",
-    "first_size",
-    "load_resized",
     "preprocess",
+    "resized",
     "settings_for",
 ]
 
@@ -57,12 +56,14 @@ def settings_for(
     raise ValueError(f"no fast image path for {family!r}; choose one of {', '.join(sorted(FAMILIES))}")
 
 
-def preprocess(
-    images: Sequence[Image.Image], settings: QwenPatching | TileSettings, *, resized: bool = False
-) -> dict[str, Any]:
-    """The image processor's output for one prompt's RGB images, as torch tensors (and, for
-    Idefics3, `rows`/`cols` lists). CPU-bound: call it off the event loop. Raises ValueError for
-    an image the fast path cannot take (not RGB; a Qwen-VL image not at a multiple of a token)."""
+def preprocess(images: Sequence[Image.Image | torch.Tensor], settings: QwenPatching | TileSettings) -> dict[str, Any]:
+    """The image processor's output for one prompt's images, as torch tensors (and, for
+    Idefics3, `rows`/`cols` lists). Images are RGB Pillow images or, for the Qwen-VL layouts,
+    uint8 [3, H, W] tensors from `resized`. CPU-bound: call it off the event loop. Raises
+    ValueError for an image the fast path cannot take (not RGB; a Qwen-VL image not at a
+    multiple of a token)."""
     if isinstance(settings, QwenPatching):
         return qwen.preprocess(images, settings)
-    return idefics3.preprocess(images, settings, resized=resized)
+    if any(isinstance(image, torch.Tensor) for image in images):
+        raise ValueError("Idefics3 images come as decoded Pillow images")
+    return idefics3.preprocess(images, settings)  # type: ignore[arg-type]

@@ -1,12 +1,17 @@
-"""Idefics3 / SmolVLM pixel inputs without the image processor, equal to what it returns.
+"""Idefics3 / SmolVLM pixel inputs without the image processor, from the same resized image.
 
 The processor's steps, each resize a Pillow resize of uint8 pixels with its filter (LANCZOS as
 published): the longer side to `size.longest_edge` (capped at 4096); when splitting, both sides
-grown to multiples of the tile edge, cut into rows x cols tiles in row-major order, followed by
-the grown image resized to one tile (the global image); without splitting, the image resized to
-one tile. Frames are then rescaled, normalised and padded to the largest frame. The resizes are
-the processor's own calls, so their pixels are the same; the rest writes each frame once, as
-float32, from a strided uint8 view straight into the batch tensor.
+grown to multiples of the tile edge (the canvas), cut into rows x cols tiles in row-major order,
+followed by the canvas resized to one tile (the global image); without splitting, the image
+resized to one tile. Frames are then rescaled, normalised and padded to the largest frame.
+
+Loupe makes each frame in one resize from the decoded image, with the same filter: the canvas
+(or the single tile), and the global image, which the processor makes from its canvas. The same
+geometry, one resampling fewer, and the costliest steps of a photo's preprocessing done on the
+smaller picture. Given an image already at its canvas size, the output equals the processor's
+(tests compare them). The frames are written once, as float32, from a strided uint8 view
+straight into the batch tensor.
 """
 
 from __future__ import annotations
@@ -20,15 +25,9 @@ import torch
 from PIL import Image
 
 from loupe.engines.local.fast_images.pixels import Normalization
-from loupe.models.idefics3 import (
-    MAX_IMAGE_SIZE,
-    Idefics3Settings,
-    _cap_longest_edge,
-    _rescale_to_longest_edge,
-    layout,
-)
+from loupe.models.idefics3 import Idefics3Settings, layout
 
-__all__ = ["TileSettings", "first_size", "preprocess"]
+__all__ = ["TileSettings", "preprocess"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,30 +69,16 @@ class TileSettings:
         )
 
 
-def first_size(width: int, height: int, settings: TileSettings) -> tuple[int, int]:
-    """(width, height) after the processor's first resize; the same size when it does none."""
-    if not settings.geometry.do_resize:
-        return width, height
-    h, w = _rescale_to_longest_edge(height, width, settings.geometry.longest_edge)
-    h, w = _cap_longest_edge(h, w, MAX_IMAGE_SIZE)
-    return w, h
-
-
-def preprocess(
-    images: Sequence[Image.Image], settings: TileSettings, *, resized: bool = False
-) -> dict[str, Any]:
+def preprocess(images: Sequence[Image.Image], settings: TileSettings) -> dict[str, Any]:
     """The processor's output for one prompt's RGB images: `pixel_values` [1, frames, 3, H, W]
     float32, `pixel_attention_mask` [1, frames, H, W] int64 (when padding), and `rows`/`cols`
-    as nested lists for its placeholder text. `resized`: the images are already at
-    `first_size` (decoded at that size by `decode.load_resized`), so the first resize is skipped.
-    """
+    as nested lists for its placeholder text."""
     frames: list[np.ndarray] = []
     rows, cols = [], []
     for image in images:
         if image.mode != "RGB":
             raise ValueError(f"expected an RGB image, got mode {image.mode}")
-        first = image if resized else _resized(image, first_size(*image.size, settings), settings)
-        image_frames, r, c = _frames(first, settings)
+        image_frames, r, c = _frames(image, settings)
         frames.extend(image_frames)
         rows.append(r)
         cols.append(c)
@@ -105,15 +90,13 @@ def preprocess(
 def _frames(image: Image.Image, settings: TileSettings) -> tuple[list[np.ndarray], int, int]:
     """The image's frames as uint8 [n, 3, H, W] views, in the processor's order."""
     tile = settings.geometry.tile_edge
-    if not settings.geometry.do_image_splitting:
-        return [_chw(_resized(image, (tile, tile), settings))], 0, 0
-    grown = layout(*image.size, replace(settings.geometry, do_resize=False))
-    canvas = _resized(image, (grown.width, grown.height), settings)
-    if grown.rows == 0:
+    grid = layout(*image.size, settings.geometry)
+    canvas = _resized(image, (grid.width, grid.height), settings)
+    if grid.rows == 0:
         return [_chw(canvas)], 0, 0
-    hwc = np.asarray(canvas).reshape(grown.rows, tile, grown.cols, tile, 3)
+    hwc = np.asarray(canvas).reshape(grid.rows, tile, grid.cols, tile, 3)
     tiles = hwc.transpose(0, 2, 4, 1, 3).reshape(-1, 3, tile, tile)
-    return [tiles, _chw(_resized(canvas, (tile, tile), settings))], grown.rows, grown.cols
+    return [tiles, _chw(_resized(image, (tile, tile), settings))], grid.rows, grid.cols
 
 
 def _batch(frames: Sequence[np.ndarray], settings: TileSettings) -> dict[str, Any]:
@@ -125,7 +108,7 @@ def _batch(frames: Sequence[np.ndarray], settings: TileSettings) -> dict[str, An
     if not settings.do_pad and not uniform:
         raise ValueError("frames of different sizes need do_pad")
     pixels = (np.empty if uniform else np.zeros)((count, 3, height, width), dtype=np.float32)
-    mask = np.zeros((count, height, width), dtype=np.int64)
+    mask = (np.ones if uniform else np.zeros)((count, height, width), dtype=np.int64)
     start = 0
     for f in frames:
         n, h, w = f.shape[0], f.shape[-2], f.shape[-1]
@@ -135,7 +118,7 @@ def _batch(frames: Sequence[np.ndarray], settings: TileSettings) -> dict[str, An
             target = np.empty((n, 3, h * w), dtype=np.float32)
             settings.normalization.apply(f.reshape(n, 3, h * w), target)
             pixels[start : start + n, :, :h, :w] = target.reshape(n, 3, h, w)
-        mask[start : start + n, :h, :w] = 1
+            mask[start : start + n, :h, :w] = 1
         start += n
     out: dict[str, Any] = {"pixel_values": torch.from_numpy(pixels).unsqueeze(0)}
     if settings.do_pad:

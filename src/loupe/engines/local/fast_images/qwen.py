@@ -62,10 +62,11 @@ def grid(width: int, height: int, patching: QwenPatching) -> tuple[int, int, int
     return 1, height // patching.patch_size, width // patching.patch_size
 
 
-def preprocess(images: Sequence[Image.Image], patching: QwenPatching) -> dict[str, torch.Tensor]:
+def preprocess(images: Sequence[Image.Image | torch.Tensor], patching: QwenPatching) -> dict[str, torch.Tensor]:
     """`pixel_values` [patches, 3 * T * P * P] float32 and `image_grid_thw` [images, 3] int64,
-    as the processor returns them for these RGB images when it keeps their size."""
-    grids = [grid(*image.size, patching) for image in images]
+    as the processor returns them for these images when it keeps their size. An image is a
+    Pillow RGB image or a uint8 tensor [3, height, width] (`resize.resized`)."""
+    grids = [grid(*size_of(image), patching) for image in images]
     total = sum(t * h * w for t, h, w in grids)
     out = np.empty((total, patching.patch_dim), dtype=np.float32)
     start = 0
@@ -75,16 +76,32 @@ def preprocess(images: Sequence[Image.Image], patching: QwenPatching) -> dict[st
     return {"pixel_values": torch.from_numpy(out), "image_grid_thw": torch.tensor(grids, dtype=torch.int64).view(-1, 3)}
 
 
-def _patchify_into(image: Image.Image, out: np.ndarray, patching: QwenPatching) -> None:
-    if image.mode != "RGB":
-        raise ValueError(f"expected an RGB image, got mode {image.mode}")
+def size_of(image: Image.Image | torch.Tensor) -> tuple[int, int]:
+    """(width, height) of a Pillow image or a [3, height, width] tensor."""
+    if isinstance(image, torch.Tensor):
+        return int(image.shape[-1]), int(image.shape[-2])
+    return image.size
+
+
+def _patchify_into(image: Image.Image | torch.Tensor, out: np.ndarray, patching: QwenPatching) -> None:
     p, m, frames = patching.patch_size, patching.merge_size, patching.temporal_patch_size
-    width, height = image.size
+    width, height = size_of(image)
     rows, cols = height // (p * m), width // (p * m)
-    hwc = np.asarray(image)
-    # (rows, m, p, cols, m, p, C) -> (rows, cols, m, m, C, 1, p, p): the processor's patch order.
-    ordered = hwc.reshape(rows, m, p, cols, m, p, 3).transpose(0, 3, 1, 4, 6, 2, 5)[:, :, :, :, :, None]
+    ordered = _groups(image, rows, cols, p, m)[:, :, :, :, :, None]
     patches = np.empty((rows, cols, m, m, 3, frames, p, p), dtype=np.uint8)
     patches[...] = ordered
     shape = (-1, 3, frames * p * p)
     patching.normalization.apply(patches.reshape(shape), out.reshape(shape))
+
+
+def _groups(image: Image.Image | torch.Tensor, rows: int, cols: int, p: int, m: int) -> np.ndarray:
+    """The image's uint8 values viewed as (rows, cols, m, m, C, p, p): the processor's order."""
+    if isinstance(image, torch.Tensor):
+        if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(f"expected a uint8 [3, height, width] tensor, got {image.dtype} {tuple(image.shape)}")
+        chw = image.numpy()
+        return chw.reshape(3, rows, m, p, cols, m, p).transpose(1, 4, 2, 5, 0, 3, 6)
+    if image.mode != "RGB":
+        raise ValueError(f"expected an RGB image, got mode {image.mode}")
+    hwc = np.asarray(image)
+    return hwc.reshape(rows, m, p, cols, m, p, 3).transpose(0, 3, 1, 4, 6, 2, 5)
