@@ -2,11 +2,15 @@
 
 Greedy texts of tiny random models are often one repeated token, so equal texts alone would
 miss a wrong position or mask. Logits do not: every row the runner samples from, for several
-requests decoded together, must match what `generate` computes for that request alone.
+requests decoded together, and for a next turn that reuses the states of the first, must match
+what `generate` computes for that request alone.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shutil
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -15,42 +19,115 @@ from typing import Any
 import pytest
 import torch
 
+from loupe.domain import PromptMessage, Role, TextPart
+from loupe.engines.local.engine import LocalEngine
 from loupe.engines.local.generation import eos_ids
-from loupe.engines.local.loader import load_model
+from loupe.engines.local.loader import LoadedModel, load_model
 from loupe.engines.local.prompt import build_prompt
+from loupe.engines.local.runner import KeyedPrompt
 from loupe.engines.local.sampler import Sampler
-from tests.engines.local.test_batching import GREEDY, conversations, run
+from tests.engines.local.test_batching import GREEDY, card, conversations, crop, run, texts
 
 STEPS = [12, 5, 9, 7]
+# Families whose images are encoded (and so matched in the prefix cache) one by one; the others
+# encode a prompt's images together.
+PER_IMAGE = {"qwen2-vl", "qwen2.5-vl", "qwen3-vl", "glm4v", "llava", "gemma3"}
+FAMILIES = sorted(PER_IMAGE | {"smolvlm", "idefics3", "internvl", "llava-onevision"})
+
+Seen = dict[int, list[torch.Tensor]]
 
 
-@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "glm4v", "smolvlm"])
-def test_batched_logits_equal_generate_logits(
-    family: str, tiny_checkpoint: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    loaded = load_model(str(tiny_checkpoint(family)), device="cpu", dtype="float32")
-    seen: dict[int, list[torch.Tensor]] = defaultdict(list)
+@pytest.fixture(scope="module", params=FAMILIES)
+def family(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def loaded(family: str, tiny_checkpoint: Callable[[str], Path]) -> LoadedModel:
+    return load_model(str(tiny_checkpoint(family)), device="cpu", dtype="float32")
+
+
+@pytest.fixture
+def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
+    """Every logits row the runner samples from, by the prompt it belongs to."""
+    rows: Seen = defaultdict(list)
     sample = Sampler.sample
 
     def spy(self: Sampler, logits: torch.Tensor, seqs: Any) -> list[int]:
         for row, seq in zip(logits, seqs, strict=True):
-            seen[id(seq.request.payload)].append(row.detach().clone())
+            rows[id(seq.request.payload)].append(row.detach().clone())
         return sample(self, logits, seqs)
 
     monkeypatch.setattr(Sampler, "sample", spy)
+    return rows
+
+
+def assert_logits_of_generate(
+    loaded: LoadedModel, messages: list[PromptMessage], steps: int, ours: list[torch.Tensor]
+) -> None:
+    stops = sorted(eos_ids(loaded))
+    inputs = build_prompt(loaded.processor, messages).inputs
+    with torch.inference_mode():
+        reference = loaded.model.generate(
+            **inputs, do_sample=False, max_new_tokens=steps, output_logits=True,
+            return_dict_in_generate=True, eos_token_id=stops, pad_token_id=stops[0],
+        ).logits
+    assert len(ours) == len(reference) > 1
+    for step, (mine, theirs) in enumerate(zip(ours, reference, strict=True)):
+        torch.testing.assert_close(mine, theirs[0], atol=2e-4, rtol=1e-4, msg=f"step {step}")
+
+
+def assert_concurrent_logits_of_generate(loaded: LoadedModel, seen: Seen) -> None:
     jobs = [(messages, GREEDY, steps) for messages, steps in zip(conversations(), STEPS, strict=True)]
     prompts: list[Any] = []
     run(loaded, jobs, keep=prompts)
     assert len(prompts) == len(jobs)
-    stops = sorted(eos_ids(loaded))
     for (messages, _, steps), prompt in zip(jobs, prompts, strict=True):
-        inputs = build_prompt(loaded.processor, messages).inputs
-        with torch.inference_mode():
-            reference = loaded.model.generate(
-                **inputs, do_sample=False, max_new_tokens=steps, output_logits=True,
-                return_dict_in_generate=True, eos_token_id=stops, pad_token_id=stops[0],
-            ).logits
-        ours = seen[id(prompt)]
-        assert len(ours) == len(reference) > 1
-        for step, (mine, theirs) in enumerate(zip(ours, reference, strict=True)):
-            torch.testing.assert_close(mine, theirs[0], atol=2e-4, rtol=1e-4, msg=f"step {step}")
+        assert_logits_of_generate(loaded, messages, steps, seen[id(prompt)])
+
+
+def test_batched_logits_equal_generate_logits(loaded: LoadedModel, seen: Seen) -> None:
+    assert_concurrent_logits_of_generate(loaded, seen)
+
+
+def test_gemma3_sliding_window_shorter_than_the_prompts(
+    tiny_checkpoint: Callable[[str], Path], tmp_path: Path, seen: Seen
+) -> None:
+    """Gemma 3's sliding layers see 1,024 tokens back, which a long chat passes: here 40, shorter
+    than an image, so the window and the image's two-way attention are both in play."""
+    checkpoint = Path(shutil.copytree(tiny_checkpoint("gemma3"), tmp_path / "gemma3"))
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["text_config"]["sliding_window"] = 40
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    loaded = load_model(str(checkpoint), device="cpu", dtype="float32")
+    assert loaded.model.config.text_config.sliding_window == 40
+    assert_concurrent_logits_of_generate(loaded, seen)
+
+
+def test_a_reused_prefix_keeps_the_logits_of_generate(family: str, loaded: LoadedModel, seen: Seen) -> None:
+    """A second turn that adds an image: the first turn's states (its image's too, where images
+    are matched one by one) are reused, and only the new placeholders get features."""
+    turn1 = [PromptMessage(Role.USER, (TextPart("What is this?"), crop("boats.jpg", (0, 0, 448, 448))))]
+
+    async def scenario() -> tuple[list[PromptMessage], KeyedPrompt]:
+        engine = LocalEngine(card(), loaded, max_queue=4)
+        await engine.start()
+        try:
+            first = await engine.prepare(turn1)
+            answer = texts([e async for e in engine.generate(first, GREEDY, 6)])[0]
+            turn2 = [
+                *turn1,
+                PromptMessage(Role.ASSISTANT, (TextPart(answer),)),
+                PromptMessage(Role.USER, (crop("bus.jpg", (40, 40, 264, 376)), TextPart("And this one?"))),
+            ]
+            second = await engine.prepare(turn2)
+            assert len([e async for e in engine.generate(second, GREEDY, 6)]) > 1
+            return turn2, second
+        finally:
+            await engine.close()
+
+    turn2, second = asyncio.run(scenario())
+    ids = second.local.inputs["input_ids"][0]
+    first_image = int((ids == loaded.model.config.image_token_id).nonzero()[0])
+    assert second.cached_tokens > (first_image if family in PER_IMAGE else 0)
+    assert_logits_of_generate(loaded, turn2, 6, seen[id(second)])

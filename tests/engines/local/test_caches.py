@@ -1,13 +1,23 @@
-"""The byte-bounded LRU and the prefix cache (plain Python), and the batch cache's growing layer."""
+"""The engine's caches: byte-bounded LRU, prefix matching, the batch cache's layer, image features."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from loupe.domain import PromptMessage, Role, TextPart
+from loupe.engines.local.batch_cache import RoomyLayer
+from loupe.engines.local.engine import LocalEngine
+from loupe.engines.local.families import Features, Qwen3VL
+from loupe.engines.local.loader import load_model
 from loupe.engines.local.lru import ByteLRU
 from loupe.engines.local.prefix_cache import PrefixCache
-from loupe.engines.local.runner import _RoomyLayer
+from loupe.engines.local.runner import KeyedPrompt
+from tests.engines.local.test_batching import GREEDY, card, crop
 
 
 def test_lru_evicts_least_recently_used_past_capacity() -> None:
@@ -41,7 +51,7 @@ def test_image_placeholders_match_by_image_not_by_id() -> None:
 
 def test_batch_cache_layer_left_pads_rows_and_grows_like_concatenation() -> None:
     short, long = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 5, 4)
-    layer = _RoomyLayer.of_rows([(short, short + 1), (long, long + 1)], width=5)
+    layer = RoomyLayer.of_rows([(short, short + 1), (long, long + 1)], width=5)
     expected = torch.cat([F.pad(short, (0, 0, 2, 0)), long])
     for _ in range(100):  # past the margin: the buffer is reallocated on the way
         step = torch.randn(2, 2, 1, 4)
@@ -50,3 +60,39 @@ def test_batch_cache_layer_left_pads_rows_and_grows_like_concatenation() -> None
     assert torch.equal(keys, expected)
     assert torch.equal(values[:, :, 2:], expected[:, :, 2:] + 1) and not values[0, :, :2].any()
     assert layer.get_seq_length() == 105
+
+
+def test_image_features_join_with_their_deepstack_rows_and_count_them() -> None:
+    a = Features(torch.randn(3, 4), (torch.randn(3, 4), torch.randn(3, 4)))
+    b = Features(torch.randn(2, 4), (torch.randn(2, 4), torch.randn(2, 4)))
+    joined = Features.joined([a, b], skip=2)  # the first two placeholders' states are reused
+    assert torch.equal(joined.rows, torch.cat([a.rows[2:], b.rows]))
+    for layer, (mine, theirs) in enumerate(zip(a.deepstack, b.deepstack, strict=True)):
+        assert torch.equal(joined.deepstack[layer], torch.cat([mine[2:], theirs]))
+    assert a.nbytes == 3 * a.rows.nbytes
+
+
+def test_the_vision_cache_keeps_qwen3_vl_deepstack_rows(tiny_checkpoint: Callable[[str], Path]) -> None:
+    loaded = load_model(str(tiny_checkpoint("qwen3-vl")), device="cpu", dtype="float32")
+    image = crop("boats.jpg", (0, 0, 448, 448))
+    asks = [[PromptMessage(Role.USER, (TextPart(text), image))] for text in ("What is this?", "Describe it.")]
+
+    async def scenario() -> tuple[KeyedPrompt, dict[str, int]]:
+        engine = LocalEngine(card(), loaded, max_queue=4)
+        await engine.start()
+        try:
+            prompts = [await engine.prepare(messages) for messages in asks]
+            for prompt in prompts:  # the prompts differ before the image: no prefix covers it
+                assert len([e async for e in engine.generate(prompt, GREEDY, 2)]) > 1
+            return prompts[0], engine.cache_stats
+        finally:
+            await engine.close()
+
+    prompt, stats = asyncio.run(scenario())
+    assert (stats["vision_misses"], stats["vision_hits"]) == (1, 1)
+    family = Qwen3VL()
+    (group,) = family.groups(loaded.model, prompt.local.inputs, prompt.image_keys)
+    with torch.inference_mode():
+        features = family.encode(loaded.model, group)
+    assert len(features.deepstack) == len(loaded.model.config.vision_config.deepstack_visual_indexes)
+    assert stats["vision_bytes"] == features.nbytes > features.rows.nbytes

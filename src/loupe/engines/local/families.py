@@ -1,8 +1,10 @@
-"""What the batched runner needs to know of a model family: positions and image encoding.
+"""What the batched runner needs to know of a model family: positions, image encoding, prefill.
 
-Each family says how to number a prompt's positions (Qwen2-VL's 3-D M-RoPE or plain 1-D) and
-how to split a prompt's images into groups the vision cache keeps, each with the inputs that
-encode it. Families not listed here run on the per-request `generate` path.
+Each family says how to number a prompt's positions (Qwen2-VL's 3-D M-RoPE or plain 1-D), how
+to split a prompt's images into groups the vision cache keeps, each with the inputs that encode
+it, and how to run a prefill from embeddings (Qwen3-VL adds deepstack rows in its first decoder
+layers; Gemma 3 lets an image's placeholders attend both ways). Model types not listed in
+`family_for` run on the per-request `generate` path.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+from transformers.cache_utils import Cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,36 @@ class ImageGroup:
     inputs: dict[str, torch.Tensor]
 
 
+@dataclass(frozen=True, slots=True)
+class Features:
+    """An image group's embeddings: one row per placeholder, in order, and for each of the first
+    decoder layers that take them, the deepstack rows added to those placeholders' states."""
+
+    rows: torch.Tensor
+    deepstack: tuple[torch.Tensor, ...] = ()
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows.nbytes + sum(layer.nbytes for layer in self.deepstack)
+
+    @staticmethod
+    def joined(parts: list[Features], skip: int) -> Features:
+        """The parts' placeholders end to end, without the first `skip` of them."""
+        layers = zip(*(p.deepstack for p in parts), strict=True)
+        return Features(torch.cat([p.rows for p in parts])[skip:], tuple(torch.cat(layer)[skip:] for layer in layers))
+
+
+@dataclass(frozen=True, slots=True)
+class Prefill:
+    """The part of a prompt a prefill computes: the tokens after the reused prefix."""
+
+    inputs: dict[str, torch.Tensor]  # the processor's inputs for the whole prompt
+    embeds: torch.Tensor  # [1, length, hidden], image features in place
+    positions: torch.Tensor  # position ids of these tokens
+    images: torch.Tensor  # [1, length] bool: the image placeholders among them
+    deepstack: tuple[torch.Tensor, ...]  # per layer, one row per placeholder in `images`
+
+
 class Family(Protocol):
     mrope: bool
 
@@ -29,15 +62,53 @@ class Family(Protocol):
         """Position ids of the whole prompt and the offset that text after it keeps."""
         ...
 
-    def groups(self, model: Any, inputs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> list[ImageGroup]: ...
+    def groups(self, model: Any, inputs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> list[ImageGroup]:
+        """The prompt's images as the vision cache keeps them, in prompt order; `keys` has one
+        key per image. Every placeholder of the prompt belongs to one group."""
+        ...
 
-    def encode(self, model: Any, group: ImageGroup) -> torch.Tensor:
-        """One row per image placeholder of the group, in order."""
+    def encode(self, model: Any, group: ImageGroup) -> Features:
+        """The group's features through the vision tower: `group.tokens` rows."""
+        ...
+
+    def forward(self, model: Any, prefill: Prefill, cache: Cache) -> torch.Tensor:
+        """The logits [1, vocab] after the prompt's last token; `cache` gains the prefill's states."""
         ...
 
 
-class Qwen2VL:
-    """One group per image: the processor concatenates each image's patches, grid by grid."""
+def forward_embeds(model: Any, prefill: Prefill, cache: Cache, **extra: Any) -> torch.Tensor:
+    """A prefill through the model's own forward, as `generate` runs it (less the vision tower)."""
+    out = model(
+        inputs_embeds=prefill.embeds,
+        position_ids=prefill.positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+        **extra,
+    )
+    return out.logits[:, -1]
+
+
+class Defaults:
+    """What most families share: 1-D positions, the tower's pooled features, the model's forward."""
+
+    mrope = False
+
+    def positions(self, model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        ids = inputs["input_ids"]
+        return torch.arange(ids.shape[1], device=ids.device).view(1, -1), 0
+
+    def encode(self, model: Any, group: ImageGroup) -> Features:
+        out = model.model.get_image_features(**group.inputs, return_dict=True)
+        return Features(torch.cat(list(out.pooler_output), dim=0))
+
+    def forward(self, model: Any, prefill: Prefill, cache: Cache) -> torch.Tensor:
+        return forward_embeds(model, prefill, cache)
+
+
+class Qwen2VL(Defaults):
+    """3-D M-RoPE positions; one group per image: the processor concatenates each image's
+    patches, grid by grid."""
 
     mrope = True
 
@@ -63,39 +134,84 @@ class Qwen2VL:
             start += rows
         return groups
 
-    def encode(self, model: Any, group: ImageGroup) -> torch.Tensor:
+
+class Qwen3VL(Qwen2VL):
+    """Qwen2-VL's positions and groups; the vision tower also gives "deepstack" rows, which the
+    language model adds to the placeholders' hidden states after each of its first layers.
+
+    The top-level forward takes them only from its own vision pass, so a prefill calls the
+    language model itself, with the rows of the placeholders it computes.
+    """
+
+    def encode(self, model: Any, group: ImageGroup) -> Features:
         out = model.model.get_image_features(**group.inputs, return_dict=True)
-        return torch.cat(list(out.pooler_output), dim=0)
+        deepstack = tuple(torch.cat(list(layer), dim=0) for layer in out.deepstack_features)
+        return Features(torch.cat(list(out.pooler_output), dim=0), deepstack)
+
+    def forward(self, model: Any, prefill: Prefill, cache: Cache) -> torch.Tensor:
+        hidden = model.model.language_model(
+            inputs_embeds=prefill.embeds,
+            position_ids=prefill.positions,
+            past_key_values=cache,
+            use_cache=True,
+            visual_pos_masks=prefill.images,
+            deepstack_visual_embeds=list(prefill.deepstack),
+        ).last_hidden_state
+        return model.lm_head(hidden[:, -1])
 
 
-class SmolVLM:
-    """A prompt's tiles are encoded together, so its images form one group."""
+@dataclass(frozen=True, slots=True)
+class Joined(Defaults):
+    """A prompt's images are encoded together, as one group, from these processor inputs: their
+    tiles come as one tensor with no count per image (SmolVLM, Idefics3, InternVL), or the tower
+    treats an image alone differently from one of several (LLaVA-OneVision's any-resolution)."""
 
-    mrope = False
-
-    def positions(self, model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        ids = inputs["input_ids"]
-        return torch.arange(ids.shape[1], device=ids.device).view(1, -1), 0
+    vision: tuple[str, ...]
 
     def groups(self, model: Any, inputs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> list[ImageGroup]:
         if "pixel_values" not in inputs:
             return []
         tokens = int((inputs["input_ids"] == model.config.image_token_id).sum())
-        vision = {k: inputs[k] for k in ("pixel_values", "pixel_attention_mask") if k in inputs}
-        return [ImageGroup("|".join(keys), tokens, vision)]
+        return [ImageGroup("|".join(keys), tokens, {k: inputs[k] for k in self.vision if k in inputs})]
 
-    def encode(self, model: Any, group: ImageGroup) -> torch.Tensor:
-        out = model.model.get_image_features(**group.inputs, return_dict=True)
-        return torch.cat(list(out.pooler_output), dim=0)
+
+class PerImage(Defaults):
+    """One pixel row per image, encoded alone, with as many placeholders as any other image
+    (LLaVA-1.5's centre crop, Gemma 3's square)."""
+
+    def groups(self, model: Any, inputs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> list[ImageGroup]:
+        if "pixel_values" not in inputs:
+            return []
+        pixels = inputs["pixel_values"]
+        assert pixels.shape[0] == len(keys), "one pixel row per image"
+        tokens = int((inputs["input_ids"] == model.config.image_token_id).sum()) // len(keys)
+        return [ImageGroup(key, tokens, {"pixel_values": pixels[i : i + 1]}) for i, key in enumerate(keys)]
+
+
+class Gemma3(PerImage):
+    """An image's placeholders attend to each other both ways in a prefill; the mask finds them
+    by absolute position in the token types of the whole prompt, reused prefix included."""
+
+    def forward(self, model: Any, prefill: Prefill, cache: Cache) -> torch.Tensor:
+        return forward_embeds(model, prefill, cache, token_type_ids=prefill.inputs["token_type_ids"])
 
 
 def family_for(model_type: str) -> Family | None:
     """The batched runner's description of `model_type`, or None: use `generate` per request."""
-    # Qwen2.5-VL and GLM-4.1V share Qwen2-VL's M-RoPE and per-image grids (tests compare their
-    # logits with `generate`). Qwen3-VL does not: it injects "deepstack" visual features into
-    # early decoder layers, which a prefill from `inputs_embeds` would skip.
-    if model_type in ("qwen2_vl", "qwen2_5_vl", "glm4v"):
-        return Qwen2VL()
-    if model_type == "smolvlm":
-        return SmolVLM()
-    return None
+    # Each model type here is checked against `generate`, logit for logit, on a tiny checkpoint
+    # (see the tests). Qwen2.5-VL and GLM-4.1V share Qwen2-VL's M-RoPE and per-image grids;
+    # Idefics3 is SmolVLM's design. Qwen3-VL-MoE (qwen3_vl_moe) is left out: no tiny checkpoint
+    # of it checks the same path.
+    families: dict[str, Family] = {
+        "qwen2_vl": Qwen2VL(),
+        "qwen2_5_vl": Qwen2VL(),
+        "glm4v": Qwen2VL(),
+        "qwen3_vl": Qwen3VL(),
+        "smolvlm": Joined(("pixel_values", "pixel_attention_mask")),
+        "idefics3": Joined(("pixel_values", "pixel_attention_mask")),
+        "internvl": Joined(("pixel_values",)),
+        "llava_onevision": Joined(("pixel_values", "image_sizes", "batch_num_images")),
+        "llava": PerImage(),
+        "gemma3": Gemma3(),
+    }
+    return families.get(model_type)

@@ -10,7 +10,6 @@ vision encoder has already seen, so only the rest of the prompt is computed.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Hashable
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
@@ -18,19 +17,17 @@ from typing import Any
 
 import torch
 from transformers import DynamicCache
-from transformers.cache_utils import Cache, DynamicLayer
+from transformers.cache_utils import Cache
 
 from loupe.domain import PromptStats
-from loupe.engines.local.families import Family, ImageGroup
+from loupe.engines.local.batch_cache import Layers, RoomyLayer
+from loupe.engines.local.families import Family, Features, ImageGroup, Prefill
 from loupe.engines.local.loader import LoadedModel
 from loupe.engines.local.lru import ByteLRU
 from loupe.engines.local.prefix_cache import PrefixCache
 from loupe.engines.local.prompt import LocalPrompt
 from loupe.engines.local.sampler import Sampler
 from loupe.engines.local.sequence import Request, Sequence
-
-_log = logging.getLogger(__name__)
-Layers = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1 or B, heads, length, dim]
 
 
 @dataclass(slots=True)
@@ -63,7 +60,7 @@ class ModelRunner:
         self._device = loaded.device
         self._family = family
         self._image_token = int(loaded.model.config.image_token_id)
-        self._vision: ByteLRU[str, torch.Tensor] = ByteLRU(vision_cache_bytes)
+        self._vision: ByteLRU[str, Features] = ByteLRU(vision_cache_bytes)
         self._prefix: PrefixCache[Layers] = PrefixCache(prefix_cache_bytes)
         self._sampler = Sampler()
         self._rows: dict[int, _Row] = {}
@@ -85,19 +82,11 @@ class ModelRunner:
         prompt.cached_tokens = request.cached_tokens = reused
         cache = DynamicCache(ddp_cache_data=_cropped(states, reused)) if states and reused else DynamicCache()
         positions, delta = self._family.positions(self._model, inputs)
-        embeds = self._embed(ids[:, reused:], groups, ids[0, :reused])
-        out = self._model(
-            inputs_embeds=embeds,
-            position_ids=positions[..., reused:],
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        logits = self._family.forward(self._model, self._prefill(inputs, reused, positions, groups), cache)
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         for seq in request.sequences:
             self._rows[seq.id] = _Row(layers, len(match), delta, match)
-        logits = out.logits[:, -1].expand(len(request.sequences), -1)
-        return self._sampler.sample(logits, request.sequences)
+        return self._sampler.sample(logits.expand(len(request.sequences), -1), request.sequences)
 
     @torch.inference_mode()
     def decode(self, seqs: Seq[Sequence]) -> list[int]:
@@ -158,22 +147,31 @@ class ModelRunner:
         keys = iter([g.key for g in groups for _ in range(g.tokens)])
         return [next(keys) if t == self._image_token else t for t in ids]
 
-    def _embed(self, ids: torch.Tensor, groups: list[ImageGroup], reused_ids: torch.Tensor) -> torch.Tensor:
-        embeds = self._model.get_input_embeddings()(ids)
-        wanted = ids == self._image_token
-        if not bool(wanted.any()):
-            return embeds
-        skip = int((reused_ids == self._image_token).sum())  # placeholders whose states are reused
-        rows, start, first = [], 0, 0
+    def _prefill(
+        self, inputs: dict[str, torch.Tensor], reused: int, positions: torch.Tensor, groups: list[ImageGroup]
+    ) -> Prefill:
+        """The prompt after its first `reused` tokens, embedded with the features of its images."""
+        ids = inputs["input_ids"]
+        new = ids[:, reused:]
+        embeds = self._model.get_input_embeddings()(new)
+        wanted = new == self._image_token
+        features = self._features(groups, int((ids[0, :reused] == self._image_token).sum()))
+        if features is not None:
+            embeds = embeds.masked_scatter(wanted[..., None], features.rows.to(embeds.dtype))
+        deepstack = features.deepstack if features is not None else ()
+        return Prefill(inputs, embeds, positions[..., reused:], wanted, deepstack)
+
+    def _features(self, groups: list[ImageGroup], skip: int) -> Features | None:
+        """The features of every placeholder after the first `skip` (whose states are reused)."""
+        parts, start, first = [], 0, 0
         for group in groups:
             if start + group.tokens > skip:
-                first = start if not rows else first
-                rows.append(self._features(group))
+                first = start if not parts else first
+                parts.append(self._encoded(group))
             start += group.tokens
-        features = torch.cat(rows)[skip - first :].to(embeds.dtype)
-        return embeds.masked_scatter(wanted[..., None], features)
+        return Features.joined(parts, skip - first) if parts else None
 
-    def _features(self, group: ImageGroup) -> torch.Tensor:
+    def _encoded(self, group: ImageGroup) -> Features:
         features = self._vision.get(group.key)
         if features is None:
             features = self._family.encode(self._model, group)
@@ -188,7 +186,7 @@ class ModelRunner:
         lengths = [self._rows[sid].length for sid in order]
         width = max(lengths)
         layers = range(len(per_row[0]))
-        self._cache = Cache(layers=[_RoomyLayer.of_rows([row[i] for row in per_row], width) for i in layers])
+        self._cache = Cache(layers=[RoomyLayer.of_rows([row[i] for row in per_row], width) for i in layers])
         self._mask = torch.tensor(
             [[0] * (width - n) + [1] * n for n in lengths], dtype=torch.long, device=self._device
         )
@@ -207,48 +205,6 @@ class ModelRunner:
 
     def _clear_batch(self) -> None:
         self._batch, self._cache, self._mask = [], None, None
-
-
-class _RoomyLayer(DynamicLayer):
-    """One layer of the batch cache, with room to grow: a decode step writes its column in place
-    (DynamicLayer concatenates, copying the whole cache of every layer at every step)."""
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
-        super().__init__()
-        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
-        self._room, self._length = (keys, values), length
-        self.keys, self.values = keys[..., :length, :], values[..., :length, :]
-
-    @classmethod
-    def of_rows(cls, rows: Layers, width: int) -> _RoomyLayer:
-        """Each row's states left-padded (with zeros, which the mask hides) to `width` positions."""
-        return cls(_padded([k for k, _ in rows], width), _padded([v for _, v in rows], width), width)
-
-    def update(
-        self, keys: torch.Tensor, values: torch.Tensor, *args: Any, **kwargs: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        start, end = self._length, self._length + keys.shape[-2]
-        if end > self._room[0].shape[-2]:
-            self._room = (_padded([self.keys], end, start), _padded([self.values], end, start))
-        self._room[0][..., start:end, :] = keys
-        self._room[1][..., start:end, :] = values
-        self._length = end
-        self.keys, self.values = self._room[0][..., :end, :], self._room[1][..., :end, :]
-        return self.keys, self.values
-
-
-def _padded(rows: list[torch.Tensor], width: int, end: int | None = None) -> torch.Tensor:
-    """The rows stacked into a buffer that ends each at `end` (default `width`), then has room to
-    grow past `width` by a margin, so that a reallocation is rare."""
-    end = width if end is None else end
-    first = rows[0]
-    capacity = width + max(64, width // 2)
-    room = first.new_zeros(sum(r.shape[0] for r in rows), first.shape[1], capacity, first.shape[-1])
-    at = 0
-    for row in rows:
-        room[at : at + row.shape[0], :, end - row.shape[-2] : end] = row
-        at += row.shape[0]
-    return room
 
 
 def _cropped(states: Layers | None, length: int) -> Layers:
