@@ -18,7 +18,8 @@ from loupe.engines.local.engine import BatchingLimits, LocalEngine
 from loupe.engines.local.loader import load_model
 from loupe.engines.protocol import Engine
 from loupe.engines.upstream import UpstreamEngine, load_upstream_model
-from loupe.media import ImageFetcher, MediaIntake, SystemResolver, network_transport
+from loupe.lru import ByteLRU
+from loupe.media import DecodedCache, ImageFetcher, MediaIntake, SystemResolver, network_transport
 from loupe.models import TokenCounter
 from loupe.models.card import checkpoint_counter, model_card
 from loupe.errors import ConfigError
@@ -110,7 +111,8 @@ def load_models(
 def image_service(settings: Settings, served: Mapping[str, ServedModel], metrics: Metrics) -> ImageService:
     fetch = settings.fetch
     fetcher = ImageFetcher(fetch_limits(fetch), transport=network_transport(), resolver=SystemResolver())
-    intakes = {m.id: MediaIntake(limits_for(m, fetch), fetcher=fetcher) for m in settings.models}
+    decoded: DecodedCache = ByteLRU(settings.engine.image_cache_mb * MiB)
+    intakes = {m.id: MediaIntake(limits_for(m, fetch), fetcher=fetcher, cache=decoded) for m in settings.models}
     counters = {model_id: s.counter for model_id, s in served.items()}
     return ImageService(intakes, counters, fetcher, metrics)
 

@@ -15,6 +15,7 @@ from loupe.domain import ImageRef
 from loupe.errors import ImageFetchFailed, ImageUrlForbidden, InvalidImageFormat
 from loupe.media.fetch import ImageFetcher
 from loupe.media.intake import MediaIntake
+from loupe.lru import ByteLRU
 from loupe.media.limits import ImageLimits
 
 from .support import RecordingTransport, StubResolver
@@ -170,3 +171,43 @@ def test_a_failure_cancels_the_other_images(images: Path) -> None:
             )
         )
     assert time.monotonic() - started < 5
+
+
+def test_a_file_seen_before_is_not_decoded_again(
+    images: Path, recording: RecordingTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import loupe.media.intake as intake_module
+
+    decodes: list[tuple[int, int] | None] = []
+    real = intake_module.decode_image
+
+    def counting(data: bytes, limits: ImageLimits, target: tuple[int, int] | None = None) -> Any:
+        decodes.append(target)
+        return real(data, limits, target)
+
+    monkeypatch.setattr(intake_module, "decode_image", counting)
+    cache: intake_module.DecodedCache = ByteLRU(64 * 1024 * 1024)
+    intake = intake_with(recording, cache=cache)
+    png = [ref(data_url(images / "pillow" / "hopper.png"))]
+
+    async def turns() -> list[Any]:
+        out = []
+        for target in ((64, 64), (64, 64), (32, 32)):
+            encoded = await intake.fetch(png)
+            out.extend(await intake.decode(png, encoded, [target]))
+        return out
+
+    first, again, smaller = run(turns())
+    assert decodes == [(64, 64), (32, 32)]  # the second turn's image came from the cache
+    assert again is first and smaller is not first
+    assert cache.size == 2 * 128 * 128 * 3
+
+
+def test_a_corrupt_file_is_refused_every_time_not_cached(images: Path, recording: RecordingTransport) -> None:
+    cache: ByteLRU[Any, Any] = ByteLRU(64 * 1024 * 1024)
+    intake = intake_with(recording, cache=cache)
+    broken = [ref(data_url(images / "pillow" / "truncated_jpeg.jpg", declared="image/jpeg"))]
+    for _ in range(2):
+        with pytest.raises(InvalidImageFormat):
+            run(intake.load(broken))
+    assert len(cache) == 0

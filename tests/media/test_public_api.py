@@ -8,6 +8,7 @@ import loupe.media
 
 def test_public_surface_is_pinned() -> None:
     assert sorted(loupe.media.__all__) == [
+        "DecodedCache",
         "DecodedImage",
         "EncodedImage",
         "IPAddress",

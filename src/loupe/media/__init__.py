@@ -3,12 +3,13 @@
 from loupe.media.address_policy import IPAddress, forbidden_reason, parse_ip_host
 from loupe.media.decode import DecodedImage, decode_image
 from loupe.media.fetch import ImageFetcher, network_transport
-from loupe.media.intake import EncodedImage, MediaIntake
+from loupe.media.intake import DecodedCache, EncodedImage, MediaIntake
 from loupe.media.limits import ImageLimits
 from loupe.media.probe import ImageHeader, probe_image
 from loupe.media.resolver import Resolver, SystemResolver
 
 __all__ = [
+    "DecodedCache",
     "DecodedImage",
     "EncodedImage",
     "IPAddress",

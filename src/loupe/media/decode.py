@@ -98,7 +98,7 @@ def decode_image(data: bytes, limits: ImageLimits, target: tuple[int, int] | Non
     with _pillow_failures_as_invalid(fmt):
         image = _open_header(data, fmt)
         check_dimensions(image.width, image.height, limits)
-        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        orientation = exif_orientation(image)
         quarter_turn = orientation in QUARTER_TURNS
         full = (image.height, image.width) if quarter_turn else image.size
         covered = draft(image, target, quarter_turn) if target is not None else None
@@ -114,6 +114,27 @@ def decode_image(data: bytes, limits: ImageLimits, target: tuple[int, int] | Non
         content_hash=hashlib.sha256(data).hexdigest(),
         byte_size=len(data),
     )
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1 to 8) from what the header holds, decoding no pixel.
+
+    Pillow's `getexif` on a PNG decodes the whole image to look for an eXIf chunk after the
+    pixel data; Loupe reads only the chunks before it, in the pre-flight estimate and in the
+    decode alike, so both agree on the upright size.
+    """
+    if image.format == "PNG":
+        raw = image.info.get("exif")
+        if not raw:
+            return 1
+        exif = Image.Exif()
+        exif.load(raw)
+        return _valid_orientation(exif.get(ExifTags.Base.Orientation, 1))
+    return _valid_orientation(image.getexif().get(ExifTags.Base.Orientation, 1))
+
+
+def _valid_orientation(value: object) -> int:
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:

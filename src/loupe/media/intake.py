@@ -3,11 +3,14 @@
 Two steps, so that a caller can plan from the headers before any pixel is decoded: `fetch`
 gets each image's bytes and reads its header; `decode` decodes them, each for the size it will
 be resized to (a JPEG headed for a much smaller size decodes at a fraction of the cost).
+Chat clients resend a conversation's images with every turn: an optional cache of decoded
+images, keyed by the file's sha256 and the target, spares the decode of a file seen before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from typing import TypeVar
 
 from loupe.domain import ImageRef
 from loupe.errors import ImageError, ImageUrlForbidden
+from loupe.lru import ByteLRU
 from loupe.media.data_url import decode_data_url, is_data_url
 from loupe.media.decode import DecodedImage, decode_image
 from loupe.media.fetch import ImageFetcher
@@ -27,10 +31,16 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class EncodedImage:
-    """An image's bytes, with what its header says (format, upright size)."""
+    """An image's bytes, their sha256, and what the header says (format, upright size)."""
 
     data: bytes
     header: ImageHeader
+    digest: str
+
+
+DecodedCache = ByteLRU[tuple[str, tuple[int, int] | None], DecodedImage]
+"""Decoded images by (file sha256, target). Validation that depends on limits happens on the
+header, at every fetch, so one cache may serve intakes with different limits."""
 
 
 class MediaIntake:
@@ -40,6 +50,7 @@ class MediaIntake:
     fetcher (one transport) may serve several intakes, e.g. one per model with its own limits;
     the fetch rules (timeouts, redirects, allowed hosts) are the fetcher's.
     `executor` runs the CPU-bound decoding; None means the event loop's default executor.
+    `cache` keeps decoded images for later requests; it is used from the event loop only.
     Construction does no I/O.
     """
 
@@ -49,10 +60,12 @@ class MediaIntake:
         *,
         fetcher: ImageFetcher | None = None,
         executor: Executor | None = None,
+        cache: DecodedCache | None = None,
     ) -> None:
         self._limits = limits
         self._fetcher = fetcher
         self._executor = executor
+        self._cache = cache
 
     async def load(self, refs: Sequence[ImageRef]) -> list[DecodedImage]:
         """Fetch, validate and decode every image at its full size, in the order given.
@@ -103,15 +116,24 @@ class MediaIntake:
         if is_data_url(ref.url):
             return await loop.run_in_executor(self._executor, self._read_data_url, ref.url)
         data = await self._fetch(ref.url)
-        return EncodedImage(data, await loop.run_in_executor(self._executor, probe_image, data, self._limits))
+        return await loop.run_in_executor(self._executor, self._read, data)
 
     def _read_data_url(self, url: str) -> EncodedImage:
-        data = decode_data_url(url, max_bytes=self._limits.max_bytes)
-        return EncodedImage(data, probe_image(data, self._limits))
+        return self._read(decode_data_url(url, max_bytes=self._limits.max_bytes))
+
+    def _read(self, data: bytes) -> EncodedImage:
+        return EncodedImage(data, probe_image(data, self._limits), hashlib.sha256(data).hexdigest())
 
     async def _decode_one(self, ref: ImageRef, item: tuple[EncodedImage, tuple[int, int] | None]) -> DecodedImage:
         (image, target), loop = item, asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, decode_image, image.data, self._limits, target)
+        key = (image.digest, target)
+        cached = self._cache.get(key) if self._cache is not None else None
+        if cached is not None:
+            return cached
+        decoded = await loop.run_in_executor(self._executor, decode_image, image.data, self._limits, target)
+        if self._cache is not None:
+            self._cache.put(key, decoded, decoded.pixels.width * decoded.pixels.height * 3)
+        return decoded
 
     async def _fetch(self, url: str) -> bytes:
         if self._fetcher is None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PIL import ExifTags
-
 from loupe.errors import ImageFileExceedsMaxSize
-from loupe.media.decode import QUARTER_TURNS, _open_header, _pillow_failures_as_invalid, check_dimensions
+from loupe.media.decode import QUARTER_TURNS, _open_header, _pillow_failures_as_invalid, check_dimensions, exif_orientation
 from loupe.media.formats import sniff_format
 from loupe.media.limits import ImageLimits
 
@@ -34,7 +32,7 @@ def probe_image(data: bytes, limits: ImageLimits) -> ImageHeader:
     with _pillow_failures_as_invalid(fmt):
         image = _open_header(data, fmt)
         width, height = image.size
-        if image.getexif().get(ExifTags.Base.Orientation, 1) in QUARTER_TURNS:
+        if exif_orientation(image) in QUARTER_TURNS:
             width, height = height, width
         check_dimensions(width, height, limits)
     return ImageHeader(format=fmt, width=width, height=height, byte_size=len(data))

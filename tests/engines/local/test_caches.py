@@ -14,7 +14,7 @@ from loupe.engines.local.batch_cache import RoomyLayer
 from loupe.engines.local.engine import LocalEngine
 from loupe.engines.local.families import Features, Qwen3VL
 from loupe.engines.local.loader import load_model
-from loupe.engines.local.lru import ByteLRU
+from loupe.lru import ByteLRU
 from loupe.engines.local.prefix_cache import PrefixCache
 from loupe.engines.local.runner import KeyedPrompt
 from tests.engines.local.test_batching import GREEDY, card, crop

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Generic, TypeVar
 
-from loupe.engines.local.lru import ByteLRU
+from loupe.lru import ByteLRU
 
 S = TypeVar("S")
 Token = Hashable  # an int token id, or the str key of the image a placeholder stands for

@@ -23,7 +23,7 @@ from loupe.domain import PromptStats
 from loupe.engines.local.batch_cache import Layers, RoomyLayer
 from loupe.engines.local.families import Family, Features, ImageGroup, Prefill
 from loupe.engines.local.loader import LoadedModel
-from loupe.engines.local.lru import ByteLRU
+from loupe.lru import ByteLRU
 from loupe.engines.local.prefix_cache import PrefixCache
 from loupe.engines.local.prompt import LocalPrompt
 from loupe.engines.local.sampler import Sampler
