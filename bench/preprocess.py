@@ -124,9 +124,11 @@ def run(repeats: int = 15) -> str:
     """The markdown section: one row per photo and setting, medians in milliseconds."""
     cases = [*qwen_cases(), smolvlm_case()]
     lines = [
-        "## Image preprocessing (decode included)",
+        "### Qwen2-VL and SmolVLM, from the encoded bytes (decode included)",
         "",
-        f"Medians of {repeats} interleaved runs, milliseconds; target loupe / hf <= 0.5.",
+        f"Medians of {repeats} interleaved runs, milliseconds; target loupe / hf <= 0.5. hf: full decode, "
+        "Pillow resize to Loupe's planned size (Qwen2-VL), the PIL-backend image processor. loupe: what "
+        "`loupe serve` runs (draft decode where the plan allows, torch bicubic, the fast path).",
         "",
         "| photo | model / detail | decode only | hf | loupe | loupe / hf |",
         "|---|---|---:|---:|---:|---:|",

@@ -5,7 +5,8 @@
 Builds a tiny Qwen2-VL (hidden size 512, 4 layers) with `loupe tiny-model`, serves it on
 loopback with `loupe serve` and with `transformers serve` (through bench.transformers_serve),
 then for each concurrency level runs that many streaming clients at once, each sending its own
-448x448 crop of a real photo and asking for a fixed number of tokens at temperature 0. Reports
+448x448 crop of a real photo (never sent before, so no cache helps) and asking for a fixed number
+of tokens at temperature 0. Reports
 output tokens per second, time to first token and total latency (p50/p95), and Loupe's ratio to
 transformers serve. Prints a markdown section; `run()` returns it.
 """
@@ -181,9 +182,15 @@ async def level(api: str, model: str, concurrency: int, rounds: int, tokens: int
 
 
 def measure(command: list[str], health: str, api: str, model: str, levels: list[int], rounds: int, tokens: int, log: Path) -> list[Level]:
-    urls = crops(max(levels) + 1)
+    """Each level gets crops no earlier level sent (the warm-up's is last): a server's caches
+    see every measured image for the first time."""
+    urls = crops(sum(levels) + 1)
+    starts = [sum(levels[:i]) for i in range(len(levels))]
     with server(command, health, log):
-        return [asyncio.run(level(api, model, c, rounds, tokens, urls)) for c in levels]
+        return [
+            asyncio.run(level(api, model, c, rounds, tokens, urls[start : start + c] + urls[-1:]))
+            for c, start in zip(levels, starts, strict=True)
+        ]
 
 
 def table(loupe: list[Level], hf: list[Level] | None, tokens: int) -> str:
