@@ -12,20 +12,23 @@ import asyncio
 import json
 import shutil
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from loupe.domain import PromptMessage, Role, TextPart
-from loupe.engines.local.engine import LocalEngine
+from loupe.domain import GenerationEvent, PromptMessage, Role, TextPart
+from loupe.engines.local.engine import BatchingLimits, LocalEngine
+from loupe.engines.local.families import family_for
 from loupe.engines.local.generation import eos_ids
 from loupe.engines.local.loader import LoadedModel, load_model
 from loupe.engines.local.prompt import build_prompt
+from loupe.engines.local import runner as runner_module
 from loupe.engines.local.runner import KeyedPrompt
 from loupe.engines.local.sampler import Sampler
+from loupe.engines.local.scheduler import Scheduler, Step
 from tests.engines.local.test_batching import GREEDY, card, conversations, crop, run, texts
 
 STEPS = [12, 5, 9, 7]
@@ -131,3 +134,69 @@ def test_a_reused_prefix_keeps_the_logits_of_generate(family: str, loaded: Loade
     first_image = int((ids == loaded.model.config.image_token_id).nonzero()[0])
     assert second.cached_tokens > (first_image if family in PER_IMAGE else 0)
     assert_logits_of_generate(loaded, turn2, 6, seen[id(second)])
+
+
+def test_a_step_prefills_its_requests_in_one_forward_pass(
+    family: str, loaded: LoadedModel, seen: Seen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests admitted together (different lengths, with and without images, one reusing the
+    states of an earlier turn) go through one padded prefill and keep the logits of `generate`."""
+    described = family_for(loaded.checkpoint.model_type)
+    assert described is not None
+    if not described.batched:
+        pytest.skip("this family prefills one request per forward pass")
+    turn1 = [PromptMessage(Role.USER, (TextPart("What is this?"), crop("boats.jpg", (0, 0, 448, 448))))]
+    widths: list[int] = []  # rows of each prefill forward pass (the decode passes give ids)
+
+    def count(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+        if kwargs.get("inputs_embeds") is not None:
+            widths.append(int(kwargs["inputs_embeds"].shape[0]))
+
+    async def scenario() -> list[tuple[list[PromptMessage], KeyedPrompt, int]]:
+        # A budget that admits all of them at once, whatever the family's image tokens.
+        engine = LocalEngine(card(), loaded, max_queue=8, limits=BatchingLimits(prefill_budget=1 << 20))
+        await engine.start()
+        try:
+            first = await engine.prepare(turn1)
+            answer = texts([e async for e in engine.generate(first, GREEDY, 6)])[0]
+            reply = PromptMessage(Role.ASSISTANT, (TextPart(answer),))
+            turn2 = [*turn1, reply, PromptMessage(Role.USER, (TextPart("Sure?"),))]
+            jobs = [(turn2, 5), *zip(conversations(), STEPS, strict=True)]
+            prompts = [await engine.prepare(messages) for messages, _ in jobs]
+            hold_until(len(jobs))
+            streams = [engine.generate(p, GREEDY, steps) for p, (_, steps) in zip(prompts, jobs, strict=True)]
+            await asyncio.gather(*(drain(stream) for stream in streams))
+            return [(messages, prompt, steps) for (messages, steps), prompt in zip(jobs, prompts, strict=True)]
+        finally:
+            await engine.close()
+
+    def hold_until(waiting: int) -> None:
+        """The scheduler admits nothing until `waiting` requests are queued: one step gets them all."""
+        schedule = Scheduler.schedule
+        admitted = False
+
+        def held(self: Scheduler) -> Step:
+            nonlocal admitted
+            admitted = admitted or len(self.requests()) >= waiting
+            return schedule(self) if admitted else Step((), ())
+
+        monkeypatch.setattr(Scheduler, "schedule", held)
+        # Prompts this unlike would be grouped by size; here the padding is what is checked.
+        monkeypatch.setattr(runner_module, "grouped", lambda sizes: [list(range(len(sizes)))])
+        widths.clear()
+
+    hook = loaded.model.register_forward_hook(count, with_kwargs=True)
+    try:
+        done = asyncio.run(scenario())
+    finally:
+        hook.remove()
+    assert widths == [len(done)]
+    # The others may share a few template tokens with the first turn, so the reused lengths differ.
+    assert done[0][1].cached_tokens > max(prompt.cached_tokens for _, prompt, _ in done[1:])
+    for messages, prompt, steps in done:
+        assert_logits_of_generate(loaded, messages, steps, seen[id(prompt)])
+
+
+async def drain(events: AsyncIterator[GenerationEvent]) -> None:
+    async for _ in events:
+        pass

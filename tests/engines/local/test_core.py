@@ -24,11 +24,11 @@ class CountingRunner:
         self.gate.set()
         self.fail = False
 
-    def prefill(self, request: Request) -> list[int]:
+    def prefill(self, requests: list[Request]) -> list[list[int]]:
         self.gate.wait(10)
         if self.fail:
             raise RuntimeError("boom")
-        return [1] * len(request.sequences)
+        return [[1] * len(request.sequences) for request in requests]
 
     def decode(self, seqs: list[Sequence]) -> list[int]:
         self.gate.wait(10)

@@ -25,7 +25,7 @@ _log = logging.getLogger(__name__)
 
 
 class Runner(Protocol):
-    def prefill(self, request: Request) -> list[int]: ...
+    def prefill(self, requests: list[Request]) -> list[list[int]]: ...
     def decode(self, seqs: list[Sequence]) -> list[int]: ...
     def release(self, seq: Sequence) -> None: ...
 
@@ -101,13 +101,26 @@ class EngineCore:
         """One iteration of continuous batching."""
         self._drop_cancelled()
         step = self._scheduler.schedule()
-        for request in step.prefill:
-            self._guarded([request], lambda r=request: self._emit(r.sequences, self._runner.prefill(r)))
+        if step.prefill:
+            self._guarded(list(step.prefill), lambda: self._prefill(list(step.prefill)))
         seqs = [s for s in step.decode if not s.finished]
         if seqs:
             self._observe_batch(len(seqs))
             requests = list({id(s.request): s.request for s in seqs}.values())
             self._guarded(requests, lambda: self._emit(seqs, self._runner.decode(seqs)))
+
+    def _prefill(self, requests: list[Request]) -> None:
+        """Prefill these requests together; if that fails, one by one, so only the failing fail."""
+        try:
+            firsts = self._runner.prefill(requests)
+        except Exception:
+            if len(requests) == 1:
+                raise
+            for request in requests:
+                self._guarded([request], lambda r=request: self._prefill([r]))
+            return
+        for request, tokens in zip(requests, firsts, strict=True):
+            self._emit(request.sequences, tokens)
 
     def _emit(self, seqs: list[Sequence], tokens: list[int]) -> None:
         for seq, token in zip(seqs, tokens, strict=True):

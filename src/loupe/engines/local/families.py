@@ -53,10 +53,15 @@ class Prefill:
     positions: torch.Tensor  # position ids of these tokens
     images: torch.Tensor  # [1, length] bool: the image placeholders among them
     deepstack: tuple[torch.Tensor, ...]  # per layer, one row per placeholder in `images`
+    # Set where several prompts are padded into one batch (see batch_prefill): the attention
+    # mask over reused and new tokens, and each row's last real token ([rows, 1] indices).
+    mask: torch.Tensor | None = None
+    last: torch.Tensor | None = None
 
 
 class Family(Protocol):
     mrope: bool
+    batched: bool  # whether `forward` takes several prompts padded into one batch, exactly
 
     def positions(self, model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         """Position ids of the whole prompt and the offset that text after it keeps."""
@@ -72,7 +77,8 @@ class Family(Protocol):
         ...
 
     def forward(self, model: Any, prefill: Prefill, cache: Cache) -> torch.Tensor:
-        """The logits [1, vocab] after the prompt's last token; `cache` gains the prefill's states."""
+        """The logits [rows, vocab] after each prompt's last token; `cache` gains the prefill's
+        states. Only a family that is `batched` is given more than one row."""
         ...
 
 
@@ -81,9 +87,10 @@ def forward_embeds(model: Any, prefill: Prefill, cache: Cache, **extra: Any) -> 
     out = model(
         inputs_embeds=prefill.embeds,
         position_ids=prefill.positions,
+        attention_mask=prefill.mask,
         past_key_values=cache,
         use_cache=True,
-        logits_to_keep=1,
+        logits_to_keep=1 if prefill.last is None else prefill.last,
         **extra,
     )
     return out.logits[:, -1]
@@ -93,6 +100,7 @@ class Defaults:
     """What most families share: 1-D positions, the tower's pooled features, the model's forward."""
 
     mrope = False
+    batched = True
 
     def positions(self, model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         ids = inputs["input_ids"]
@@ -143,6 +151,8 @@ class Qwen3VL(Qwen2VL):
     language model itself, with the rows of the placeholders it computes.
     """
 
+    batched = False  # one prompt per prefill: its deepstack rows are not padded into a batch
+
     def encode(self, model: Any, group: ImageGroup) -> Features:
         out = model.model.get_image_features(**group.inputs, return_dict=True)
         deepstack = tuple(torch.cat(list(layer), dim=0) for layer in out.deepstack_features)
@@ -191,6 +201,8 @@ class PerImage(Defaults):
 class Gemma3(PerImage):
     """An image's placeholders attend to each other both ways in a prefill; the mask finds them
     by absolute position in the token types of the whole prompt, reused prefix included."""
+
+    batched = False  # those token types are one prompt's, not a padded batch's
 
     def forward(self, model: Any, prefill: Prefill, cache: Cache) -> torch.Tensor:
         return forward_embeds(model, prefill, cache, token_type_ids=prefill.inputs["token_type_ids"])

@@ -1,11 +1,12 @@
-"""The model under the scheduler: prefill one request at a time, decode every sequence at once.
+"""The model under the scheduler: prefill a step's requests together, decode every sequence at once.
 
 Each running sequence owns one row of a left-padded batch cache; the attention mask hides the
 padding and each row gets its own position ids, so a batched step computes what each sequence
 would alone. Rows join (after their prefill) and leave (when finished) between steps; the batch
 cache is rebuilt only then, and keeps room so that a decode step writes in place. A prefill
 reuses the key/value states of the longest cached token prefix and the embeddings of images the
-vision encoder has already seen, so only the rest of the prompt is computed.
+vision encoder has already seen, so only the rest of the prompt is computed; where the family
+allows it, the requests a step admits are prefilled in one forward pass (see batch_prefill).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from transformers.cache_utils import Cache
 
 from loupe.domain import PromptStats
 from loupe.engines.local.batch_cache import Layers, RoomyLayer
+from loupe.engines.local.batch_prefill import grouped, split, stacked
 from loupe.engines.local.families import Family, Features, ImageGroup, Prefill
 from loupe.engines.local.loader import LoadedModel
 from loupe.lru import ByteLRU
@@ -54,6 +56,18 @@ class _Row:
     match: list[Hashable]  # the prompt as the prefix cache matches it
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A request's prefill, ready to run: its new tokens and the reused states before them."""
+
+    request: Request
+    prefill: Prefill
+    past: Layers
+    reused: int
+    match: list[Hashable]
+    delta: int
+
+
 class ModelRunner:
     def __init__(self, loaded: LoadedModel, family: Family, vision_cache_bytes: int, prefix_cache_bytes: int) -> None:
         self._model = loaded.model
@@ -69,24 +83,57 @@ class ModelRunner:
         self._mask: torch.Tensor | None = None
 
     @torch.inference_mode()
-    def prefill(self, request: Request) -> list[int]:
-        """Compute the prompt's states (reusing what the caches hold); a first token per choice."""
+    def prefill(self, requests: Seq[Request]) -> list[list[int]]:
+        """Compute the prompts' states (reusing what the caches hold), prompts of like sizes in
+        one forward pass where the family allows it; for each request, a first token per choice."""
+        plans = [self._plan(request) for request in requests]
+        done: dict[int, tuple[torch.Tensor, Layers]] = {}
+        for group in self._grouped(plans):
+            part = [plans[i] for i in group]
+            logits, states = self._together(part) if len(part) > 1 else self._one_by_one(part)
+            done.update(zip(group, zip(logits, states, strict=True), strict=True))
+        firsts = []
+        for i, plan in enumerate(plans):
+            row, layers = done[i]
+            seqs = plan.request.sequences
+            for seq in seqs:
+                self._rows[seq.id] = _Row(layers, len(plan.match), plan.delta, plan.match)
+            firsts.append(self._sampler.sample(row.expand(len(seqs), -1), seqs))
+        return firsts
+
+    def _plan(self, request: Request) -> _Plan:
         prompt = request.payload
         assert isinstance(prompt, KeyedPrompt)
         inputs = {k: v.to(self._device) for k, v in prompt.local.inputs.items()}
-        ids = inputs["input_ids"]
         groups = self._family.groups(self._model, inputs, prompt.image_keys)
-        match = self._match_tokens(ids[0].tolist(), groups)
+        match = self._match_tokens(inputs["input_ids"][0].tolist(), groups)
         states, reused = self._prefix.lookup(match)
         reused = min(reused, len(match) - 1)
         prompt.cached_tokens = request.cached_tokens = reused
-        cache = DynamicCache(ddp_cache_data=_cropped(states, reused)) if states and reused else DynamicCache()
         positions, delta = self._family.positions(self._model, inputs)
-        logits = self._family.forward(self._model, self._prefill(inputs, reused, positions, groups), cache)
-        layers = [(layer.keys, layer.values) for layer in cache.layers]
-        for seq in request.sequences:
-            self._rows[seq.id] = _Row(layers, len(match), delta, match)
-        return self._sampler.sample(logits.expand(len(request.sequences), -1), request.sequences)
+        prefill = self._prefill(inputs, reused, positions, groups)
+        past = _cropped(states, reused) if reused else []
+        return _Plan(request, prefill, past, reused, match, delta)
+
+    def _grouped(self, plans: list[_Plan]) -> list[list[int]]:
+        if not self._family.batched:
+            return [[i] for i in range(len(plans))]
+        return grouped([(p.reused, p.prefill.embeds.shape[1]) for p in plans])
+
+    def _together(self, plans: list[_Plan]) -> tuple[list[torch.Tensor], list[Layers]]:
+        """One forward pass; each plan's logits row and states, as `_one_by_one` gives them."""
+        reused = [p.reused for p in plans]
+        prefill, cache = stacked([p.prefill for p in plans], [p.past for p in plans], reused)
+        logits = self._family.forward(self._model, prefill, cache)
+        return list(logits), split(cache, reused, [p.prefill.embeds.shape[1] for p in plans])
+
+    def _one_by_one(self, plans: list[_Plan]) -> tuple[list[torch.Tensor], list[Layers]]:
+        logits, states = [], []
+        for plan in plans:
+            cache = DynamicCache(ddp_cache_data=plan.past) if plan.past else DynamicCache()
+            logits.append(self._family.forward(self._model, plan.prefill, cache)[0])
+            states.append([(layer.keys, layer.values) for layer in cache.layers])
+        return logits, states
 
     @torch.inference_mode()
     def decode(self, seqs: Seq[Sequence]) -> list[int]:
