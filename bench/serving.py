@@ -1,6 +1,6 @@
 """Streaming throughput and latency of Loupe against Hugging Face `transformers serve`.
 
-    python -m bench.serving [--concurrency 1 4 16] [--rounds 1] [--tokens 64] [--device cpu]
+    python -m bench.serving [--concurrency 1 4 16] [--rounds 3] [--tokens 64] [--device cpu]
 
 Builds a tiny Qwen2-VL (hidden size 512, 4 layers) with `loupe tiny-model`, serves it on
 loopback with `loupe serve` and with `transformers serve` (through bench.transformers_serve),
@@ -65,21 +65,25 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def crops(count: int) -> list[str]:
-    """`count` distinct 448x448 crops of the shared photos, as PNG data URLs."""
+    """`count` distinct 448x448 crops of the shared photos, as PNG data URLs. Each pass over the
+    photos moves the crop; a photo too small for that is first enlarged, a little more each pass."""
     photos = sorted(p for p in PHOTOS.iterdir() if p.suffix in (".jpg", ".png"))
-    urls = []
+    urls: list[str] = []
     for i in range(count):
         with Image.open(photos[i % len(photos)]) as img:
             rgb = img.convert("RGB")
         step = i // len(photos)
-        x = min(step * 37, max(0, rgb.width - CROP))
-        y = min(step * 23, max(0, rgb.height - CROP))
-        tile = rgb.crop((x, y, x + CROP, y + CROP))
-        if tile.size != (CROP, CROP):
-            tile = tile.resize((CROP, CROP))
+        shortest = CROP + 8 * step
+        if min(rgb.size) < shortest:
+            scale = shortest / min(rgb.size)
+            rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.BICUBIC)
+        x = (step * 37) % (rgb.width - CROP + 1)
+        y = (step * 23) % (rgb.height - CROP + 1)
         buf = io.BytesIO()
-        tile.save(buf, format="PNG")
+        rgb.crop((x, y, x + CROP, y + CROP)).save(buf, format="PNG")
         urls.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
+    if len(set(urls)) != count:
+        raise RuntimeError("the crops are not all distinct")
     return urls
 
 
@@ -173,23 +177,23 @@ async def level(api: str, model: str, concurrency: int, rounds: int, tokens: int
         await stream_chat(client, api, model, image_message(urls[-1]), 4)  # warm-up
         samples: list[Sample] = []
         start = time.perf_counter()
-        for _ in range(rounds):
-            results = await asyncio.gather(
-                *(stream_chat(client, api, model, image_message(urls[i]), tokens) for i in range(concurrency))
-            )
+        for round_ in range(rounds):
+            mine = urls[round_ * concurrency : (round_ + 1) * concurrency]
+            results = await asyncio.gather(*(stream_chat(client, api, model, image_message(u), tokens) for u in mine))
             samples.extend(sample for sample, _ in results)
         return Level(concurrency, samples, time.perf_counter() - start)
 
 
 def measure(command: list[str], health: str, api: str, model: str, levels: list[int], rounds: int, tokens: int, log: Path) -> list[Level]:
-    """Each level gets crops no earlier level sent (the warm-up's is last): a server's caches
-    see every measured image for the first time."""
-    urls = crops(sum(levels) + 1)
-    starts = [sum(levels[:i]) for i in range(len(levels))]
+    """Every request of every level and round gets a crop no earlier request sent (the warm-up's
+    is last): a server's caches see every measured image for the first time."""
+    sizes = [c * rounds for c in levels]
+    urls = crops(sum(sizes) + 1)
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
     with server(command, health, log):
         return [
-            asyncio.run(level(api, model, c, rounds, tokens, urls[start : start + c] + urls[-1:]))
-            for c, start in zip(levels, starts, strict=True)
+            asyncio.run(level(api, model, c, rounds, tokens, urls[start : start + size] + urls[-1:]))
+            for c, start, size in zip(levels, starts, sizes, strict=True)
         ]
 
 
@@ -219,7 +223,7 @@ def table(loupe: list[Level], hf: list[Level] | None, tokens: int) -> str:
     return "\n".join(lines)
 
 
-def run(levels: list[int] | None = None, rounds: int = 1, tokens: int = 64, device: str = "cpu", with_hf: bool = True) -> str:
+def run(levels: list[int] | None = None, rounds: int = 3, tokens: int = 64, device: str = "cpu", with_hf: bool = True) -> str:
     levels = levels or [1, 4, 16]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -238,7 +242,7 @@ def run(levels: list[int] | None = None, rounds: int = 1, tokens: int = 64, devi
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--rounds", type=int, default=1, help="batches of concurrent requests per level")
+    parser.add_argument("--rounds", type=int, default=3, help="batches of concurrent requests per level")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--loupe-only", action="store_true")

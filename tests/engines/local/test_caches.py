@@ -14,23 +14,9 @@ from loupe.engines.local.batch_cache import RoomyLayer
 from loupe.engines.local.engine import LocalEngine
 from loupe.engines.local.families import Features, Qwen3VL
 from loupe.engines.local.loader import load_model
-from loupe.lru import ByteLRU
 from loupe.engines.local.prefix_cache import PrefixCache
 from loupe.engines.local.runner import KeyedPrompt
 from tests.engines.local.test_batching import GREEDY, card, crop
-
-
-def test_lru_evicts_least_recently_used_past_capacity() -> None:
-    lru: ByteLRU[str, str] = ByteLRU(10)
-    lru.put("a", "A", 4)
-    lru.put("b", "B", 4)
-    assert lru.get("a") == "A"  # now b is the oldest
-    lru.put("c", "C", 4)
-    assert "b" not in lru and "a" in lru and "c" in lru
-    assert lru.size == 8
-    lru.put("huge", "H", 11)
-    assert "huge" not in lru and lru.size == 8
-    assert (lru.hits, lru.misses) == (1, 0)
 
 
 def test_prefix_cache_finds_the_longest_common_prefix() -> None:
