@@ -132,7 +132,8 @@ class MediaIntake:
             return cached
         decoded = await loop.run_in_executor(self._executor, decode_image, image.data, self._limits, target)
         if self._cache is not None:
-            self._cache.put(key, decoded, decoded.pixels.width * decoded.pixels.height * 3)
+            # Pillow keeps RGB at 4 bytes a pixel, and a still image keeps its file's bytes.
+            self._cache.put(key, decoded, decoded.pixels.width * decoded.pixels.height * 4 + len(image.data))
         return decoded
 
     async def _fetch(self, url: str) -> bytes:

@@ -7,8 +7,8 @@ PNG, not JPEG at quality 95: the upstream must see the very pixels Loupe sized a
 that its processor makes the same image tokens and the model sees the picture Loupe's embedded
 engine would (to within the rounding of the two bicubic resizes). JPEG would be about 3x
 smaller but would shift pixels by its own quantisation; on a LAN link between Loupe and its GPU
-cluster the extra bytes cost milliseconds, a changed answer costs correctness. Compression level 1 keeps encoding fast
-(most of PNG's cost is its deflate effort, not its size).
+cluster the extra bytes cost milliseconds, a changed answer costs correctness. Compression
+level 1 keeps encoding fast (most of PNG's cost is its deflate effort, not its size).
 """
 
 from __future__ import annotations
