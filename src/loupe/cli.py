@@ -69,8 +69,8 @@ def serve(
         web = build_app(settings, served, billing, metrics)
     except LoupeError as exc:
         raise _fail(exc) from None
-    for model in served.values():
-        card = model.engine.card
+    for served_model in served.values():
+        card = served_model.engine.card
         prices = card.prices
         console.print(
             f"[green]model[/] {card.id}  family={card.family}  context={card.context_size}  "

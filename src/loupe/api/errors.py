@@ -47,7 +47,7 @@ HTTP_TABLE: dict[type[errors.LoupeError], tuple[int, str]] = {
 def status_of(error: errors.LoupeError) -> tuple[int, str]:
     for cls in type(error).__mro__:
         if cls in HTTP_TABLE:
-            return HTTP_TABLE[cls]  # type: ignore[index]
+            return HTTP_TABLE[cls]
     raise LookupError(f"no HTTP mapping for {type(error).__name__}")
 
 

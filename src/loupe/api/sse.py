@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -47,7 +48,7 @@ class ChunkWriter:
         if isinstance(event, TextDelta) and event.text:
             out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=wire.Delta(content=event.text))]))
         elif isinstance(event, ChoiceFinished):
-            reason = "length" if event.reason == "length" else "stop"
+            reason: Literal["stop", "length"] = "length" if event.reason == "length" else "stop"
             out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=wire.Delta(), finish_reason=reason)]))
         return out
 

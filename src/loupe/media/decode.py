@@ -96,7 +96,7 @@ def decode_image(data: bytes, limits: ImageLimits, target: tuple[int, int] | Non
             f"The JPEG has more than {MAX_JPEG_SCANS} scans; re-encode it with a standard encoder."
         )
     with _pillow_failures_as_invalid(fmt):
-        image = _open_header(data, fmt)
+        image: Image.Image = _open_header(data, fmt)
         check_dimensions(image.width, image.height, limits)
         orientation = exif_orientation(image)
         quarter_turn = orientation in QUARTER_TURNS

@@ -144,7 +144,7 @@ async def _read_body(response: httpx.Response, limit: int) -> bytes:
 def _redirect_location(response: httpx.Response) -> str | None:
     if response.status_code not in _REDIRECTS:
         return None
-    location = response.headers.get("Location")
+    location: str | None = response.headers.get("Location")
     if not location:
         raise ImageFetchFailed(
             f"The image URL answered HTTP {response.status_code} without a Location."

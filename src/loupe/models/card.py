@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from loupe.domain import DetailRule, ModelCard, Prices
+from loupe.domain import ModelCard, Prices
 from loupe.models.describe import detail_rules
 from loupe.models.families import counter_for
 from loupe.models.geometry import TokenCounter
@@ -14,9 +14,14 @@ from loupe.models.geometry import TokenCounter
 class CheckpointFiles(Protocol):
     """What counting needs of a checkpoint (the local loader's `Checkpoint` is one)."""
 
-    model_type: str
-    preprocessor_config: Mapping[str, Any]
-    processor_config: Mapping[str, Any]
+    @property
+    def model_type(self) -> str: ...
+
+    @property
+    def preprocessor_config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def processor_config(self) -> Mapping[str, Any]: ...
 
     def double_newline_tokens(self) -> int: ...
 
@@ -60,5 +65,5 @@ def model_card(
         context_size=fitted_context(native_context, context_size),
         max_images=max_images,
         prices=prices,
-        detail_rules=tuple(DetailRule(**rule) for rule in detail_rules(counter)),
+        detail_rules=tuple(detail_rules(counter)),
     )

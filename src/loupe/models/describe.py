@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loupe.domain import Detail
+from loupe.domain import Detail, DetailRule
 from loupe.models.geometry import TokenCounter
 
 REFERENCE_SIZE = (1024, 1024)
@@ -14,18 +14,18 @@ _MEANING = {
 }
 
 
-def detail_rules(counter: TokenCounter) -> list[dict[str, object]]:
+def detail_rules(counter: TokenCounter) -> list[DetailRule]:
     """One entry per detail value: its meaning and what it makes of a 1024x1024 image."""
     width, height = REFERENCE_SIZE
-    rules: list[dict[str, object]] = []
+    rules: list[DetailRule] = []
     for detail in (Detail.LOW, Detail.HIGH, Detail.AUTO):
         plan = counter.plan(width, height, detail)
         rules.append(
-            {
-                "detail": detail.value,
-                "rule": f"{_MEANING[detail]}; a {width}x{height} image is processed at "
+            DetailRule(
+                detail=detail.value,
+                rule=f"{_MEANING[detail]}; a {width}x{height} image is processed at "
                 f"{plan.resized_width}x{plan.resized_height} as {plan.tokens} image tokens",
-                "tokens": plan.tokens,
-            }
+                tokens=plan.tokens,
+            )
         )
     return rules

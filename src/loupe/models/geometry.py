@@ -52,6 +52,7 @@ def check_not_empty(width: int, height: int) -> None:
 
 
 SettingsT = TypeVar("SettingsT")
+SettingsContraT = TypeVar("SettingsContraT", contravariant=True)
 
 
 class FamilyRules(Protocol[SettingsT]):
@@ -97,11 +98,11 @@ ImageRequest = tuple[int, int, Detail | None]
 
 
 @runtime_checkable
-class PromptWideRules(Protocol[SettingsT]):
+class PromptWideRules(Protocol[SettingsContraT]):
     """Rules whose plan for an image depends on the prompt's other images (LLaVA-OneVision)."""
 
     def plan_all(
-        self, images: Sequence[ImageRequest], settings: SettingsT, budget: int
+        self, images: Sequence[ImageRequest], settings: SettingsContraT, budget: int
     ) -> list[ImagePlan]:
         """Plan every image of one prompt, in order."""
         ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -100,7 +100,7 @@ class ChatRun:
             cached_tokens=self.prompt.cached_tokens,
         )
 
-    async def events(self) -> AsyncIterator[GenerationEvent]:
+    async def events(self) -> AsyncGenerator[GenerationEvent, None]:
         """The engine's events, tallied as they pass so usage is known at any moment."""
         stream = self.engine.generate(self.prompt, self.request.sampling, self.max_tokens)
         async with aclosing(stream) as events:  # type: ignore[type-var]
@@ -213,7 +213,7 @@ def _with_images(
     request: ChatRequest, images: Sequence[PreparedImage] | Sequence[PlannedImage]
 ) -> list[PromptMessage]:
     """The request's messages with each image reference replaced, in order, by its image."""
-    remaining = iter(images)
+    remaining: Iterator[PreparedImage | PlannedImage] = iter(images)
     return [
         PromptMessage(role=m.role, content=tuple(p if isinstance(p, TextPart) else next(remaining) for p in m.content))
         for m in request.messages

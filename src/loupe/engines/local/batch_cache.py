@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers.cache_utils import DynamicLayer
+from transformers.cache_utils import CacheLayerMixin, DynamicLayer
 
 Layers = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1 or B, heads, length, dim]
 
 
-class RoomyLayer(DynamicLayer):
+class RoomyLayer(DynamicLayer):  # type: ignore[no-untyped-call]
     """One layer of the batch cache, with room to grow: a decode step writes its column in place
     (DynamicLayer concatenates, copying the whole cache of every layer at every step)."""
 
+    keys: torch.Tensor
+    values: torch.Tensor
+
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
         self._room, self._length = (keys, values), length
         self.keys, self.values = keys[..., :length, :], values[..., :length, :]
@@ -26,16 +29,22 @@ class RoomyLayer(DynamicLayer):
         return cls(_padded([k for k, _ in rows], width), _padded([v for _, v in rows], width), width)
 
     def update(
-        self, keys: torch.Tensor, values: torch.Tensor, *args: Any, **kwargs: Any
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        start, end = self._length, self._length + keys.shape[-2]
+        start, end = self._length, self._length + key_states.shape[-2]
         if end > self._room[0].shape[-2]:
             self._room = (_padded([self.keys], end, start), _padded([self.values], end, start))
-        self._room[0][..., start:end, :] = keys
-        self._room[1][..., start:end, :] = values
+        self._room[0][..., start:end, :] = key_states
+        self._room[1][..., start:end, :] = value_states
         self._length = end
         self.keys, self.values = self._room[0][..., :end, :], self._room[1][..., :end, :]
         return self.keys, self.values
+
+
+def layer_states(layer: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """A filled attention layer's keys and values: what every layer of Loupe's caches is."""
+    assert isinstance(layer, CacheLayerMixin) and layer.keys is not None and layer.values is not None
+    return layer.keys, layer.values
 
 
 def _padded(rows: list[torch.Tensor], width: int, end: int | None = None) -> torch.Tensor:

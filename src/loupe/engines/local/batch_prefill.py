@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 from transformers.cache_utils import Cache
 
-from loupe.engines.local.batch_cache import Layers
+from loupe.engines.local.batch_cache import Layers, layer_states
 from loupe.engines.local.families import Prefill
 
 
@@ -65,7 +65,7 @@ def split(cache: Cache, reused: list[int], new: list[int]) -> list[Layers]:
     past = max(reused)
     rows = [(i, slice(past - r, past + n)) for i, (r, n) in enumerate(zip(reused, new, strict=True))]
     return [
-        [(layer.keys[i : i + 1, :, at], layer.values[i : i + 1, :, at]) for layer in cache.layers]
+        [(keys[i : i + 1, :, at], values[i : i + 1, :, at]) for keys, values in map(layer_states, cache.layers)]
         for i, at in rows
     ]
 

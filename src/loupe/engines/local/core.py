@@ -11,7 +11,8 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from functools import partial
 from typing import Protocol
 
 from loupe.domain import ChoiceFinished, GenerationEvent, SamplingParams, TextDelta
@@ -73,7 +74,7 @@ class EngineCore:
 
     async def generate(
         self, prompt_ids: list[int], payload: object, sampling: SamplingParams, max_tokens: int
-    ) -> AsyncIterator[GenerationEvent]:
+    ) -> AsyncGenerator[GenerationEvent, None]:
         """Queue a request and yield its events; closing the iterator cancels the request."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[object] = asyncio.Queue()
@@ -117,7 +118,7 @@ class EngineCore:
             if len(requests) == 1:
                 raise
             for request in requests:
-                self._guarded([request], lambda r=request: self._prefill([r]))
+                self._guarded([request], partial(self._prefill, [request]))
             return
         for request, tokens in zip(requests, firsts, strict=True):
             self._emit(request.sequences, tokens)

@@ -93,7 +93,8 @@ def forward_embeds(model: Any, prefill: Prefill, cache: Cache, **extra: Any) -> 
         logits_to_keep=1 if prefill.last is None else prefill.last,
         **extra,
     )
-    return out.logits[:, -1]
+    logits: torch.Tensor = out.logits[:, -1]
+    return logits
 
 
 class Defaults:
@@ -167,7 +168,8 @@ class Qwen3VL(Qwen2VL):
             visual_pos_masks=prefill.images,
             deepstack_visual_embeds=list(prefill.deepstack),
         ).last_hidden_state
-        return model.lm_head(hidden[:, -1])
+        logits: torch.Tensor = model.lm_head(hidden[:, -1])
+        return logits
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,15 @@ computed faster, to the same values (tests compare them with the HF image proces
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from transformers.image_utils import make_flat_list_of_images
 
 from loupe.engines.local import fast_images
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
 
 # Keyword arguments the processor passes its image step that say nothing about the pixels.
 _NEUTRAL = frozenset({"return_tensors", "return_row_col_info"})
@@ -39,12 +43,13 @@ class _FastImages:
     def _process_images(self, images: Any, **kwargs: Any) -> tuple[Any, list[str]]:
         overrides = {k: v for k, v in kwargs.items() if v is not None and k not in _NEUTRAL}
         if not set(overrides) <= _UNDERSTOOD:
-            return super()._process_images(images, **kwargs)  # type: ignore[misc]
-        flat = make_flat_list_of_images(images)
+            return super()._process_images(images, **kwargs)  # type: ignore[misc, no-any-return]
+        # A flat list for the images a processor passes (Pillow images or 3-D tensors).
+        flat = cast("list[Image.Image | torch.Tensor]", make_flat_list_of_images(images))
         try:
             processed = fast_images.preprocess(flat, self._settings(overrides))
         except ValueError:  # not sized by Loupe's planner (a direct caller): the processor sizes it
-            return super()._process_images(images, **kwargs)  # type: ignore[misc]
+            return super()._process_images(images, **kwargs)  # type: ignore[misc, no-any-return]
         replace = self.replace_image_token  # type: ignore[attr-defined]
         return processed, [replace(processed, image_idx=i) for i in range(len(flat))]
 

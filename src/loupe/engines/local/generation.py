@@ -10,7 +10,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from loupe.domain import ChoiceFinished, GenerationEvent, SamplingParams, TextDelta
+from loupe.domain import ChoiceFinished, FinishReason, GenerationEvent, SamplingParams, TextDelta
 from loupe.engines.local.loader import LoadedModel
 from loupe.engines.local.prompt import LocalPrompt
 from loupe.engines.local.sampling import generation_kwargs
@@ -96,5 +96,5 @@ def run_choices(
         if cancelled.is_set():
             return
         natural_end = stream.stopped or streamer.last_token in stops
-        reason = "stop" if natural_end or stream.tokens < max_tokens else "length"
+        reason: FinishReason = "stop" if natural_end or stream.tokens < max_tokens else "length"
         emit(ChoiceFinished(index=index, reason=reason, completion_tokens=stream.tokens))

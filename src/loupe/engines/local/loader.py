@@ -113,7 +113,7 @@ def load_model(checkpoint: str, *, device: str = "auto", dtype: str = "auto") ->
         model = AutoModelForImageTextToText.from_pretrained(found.path, dtype=pick_dtype(dtype, target))
     except (OSError, ValueError, KeyError, ImportError) as exc:
         raise ModelLoadError(f"cannot load the weights at {found.path}: {exc}") from None
-    model.to(target).eval()
+    model.to(target).eval()  # type: ignore[arg-type]
     return LoadedModel(checkpoint=found, model=model, device=target)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import transformers
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, ProcessorMixin
-from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES  # type: ignore[attr-defined]
 
 from loupe.engines.local.video_stub import ImageOnlyVideoProcessor, accepting_stand_in
 from loupe.errors import ModelLoadError
@@ -31,13 +31,13 @@ def load_processor(path_or_id: str, **hub_kwargs: Any) -> ProcessorMixin:
     """
     processor_dict, _ = ProcessorMixin.get_processor_dict(path_or_id, **hub_kwargs)
     cls = _processor_class(path_or_id, processor_dict, hub_kwargs)
-    attributes: list[str] = cls.get_attributes()
+    attributes: list[str] = cls.get_attributes()  # type: ignore[no-untyped-call]
     if "image_processor" not in attributes or not _SUPPORTED_PARTS.issuperset(attributes):
         raise ModelLoadError(
             f"{cls.__name__} needs {', '.join(attributes)}; Loupe loads processors made of an "
             "image processor, a tokenizer and optionally a video processor"
         )
-    image_processor = AutoImageProcessor.from_pretrained(path_or_id, backend="pil", **hub_kwargs)
+    image_processor = AutoImageProcessor.from_pretrained(path_or_id, backend="pil", **hub_kwargs)  # type: ignore[no-untyped-call]
     parts = {
         "image_processor": image_processor,
         "tokenizer": AutoTokenizer.from_pretrained(path_or_id, **hub_kwargs),

@@ -21,7 +21,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import Cache
 
 from loupe.domain import PromptStats
-from loupe.engines.local.batch_cache import Layers, RoomyLayer
+from loupe.engines.local.batch_cache import Layers, RoomyLayer, layer_states
 from loupe.engines.local.batch_prefill import grouped, split, stacked
 from loupe.engines.local.families import Family, Features, ImageGroup, Prefill
 from loupe.engines.local.loader import LoadedModel
@@ -132,7 +132,7 @@ class ModelRunner:
         for plan in plans:
             cache = DynamicCache(ddp_cache_data=plan.past) if plan.past else DynamicCache()
             logits.append(self._family.forward(self._model, plan.prefill, cache)[0])
-            states.append([(layer.keys, layer.values) for layer in cache.layers])
+            states.append([layer_states(layer) for layer in cache.layers])
         return logits, states
 
     @torch.inference_mode()
@@ -210,7 +210,8 @@ class ModelRunner:
 
     def _features(self, groups: list[ImageGroup], skip: int) -> Features | None:
         """The features of every placeholder after the first `skip` (whose states are reused)."""
-        parts, start, first = [], 0, 0
+        parts: list[Features] = []
+        start, first = 0, 0
         for group in groups:
             if start + group.tokens > skip:
                 first = start if not parts else first
@@ -248,7 +249,7 @@ class ModelRunner:
     def _batch_row(self, sid: int, length: int) -> Layers:
         assert self._cache is not None
         i = self._batch.index(sid)
-        return [(layer.keys[i : i + 1, :, -length:], layer.values[i : i + 1, :, -length:]) for layer in self._cache.layers]
+        return [(keys[i : i + 1, :, -length:], values[i : i + 1, :, -length:]) for keys, values in map(layer_states, self._cache.layers)]
 
     def _clear_batch(self) -> None:
         self._batch, self._cache, self._mask = [], None, None

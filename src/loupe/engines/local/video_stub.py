@@ -12,7 +12,7 @@ from loupe.errors import InvalidRequest
 P = TypeVar("P", bound=ProcessorMixin)
 
 
-class ImageOnlyVideoProcessor(VideoProcessorMixin):  # type: ignore[misc]
+class ImageOnlyVideoProcessor(VideoProcessorMixin):
     """Fills a processor's `video_processor` slot and refuses any video.
 
     transformers' real video processors require torchvision, and processors such as
@@ -49,7 +49,7 @@ class ImageOnlyVideoProcessor(VideoProcessorMixin):  # type: ignore[misc]
             patch_size=getattr(image_processor, "patch_size", None),
         )
 
-    def __call__(self, videos: Any, **kwargs: Any) -> NoReturn:
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
         self._refuse()
 
     def preprocess(self, videos: Any, **kwargs: Any) -> NoReturn:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -61,7 +61,7 @@ class InferenceWorker:
             self._thread.join(timeout=30)
             self._thread = None
 
-    async def stream(self, job: Job[E]) -> AsyncIterator[E]:
+    async def stream(self, job: Job[E]) -> AsyncGenerator[E, None]:
         """Queue `job` and yield its events; raises what the job raised (LoupeErrors as they are)."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[object] = asyncio.Queue()

@@ -10,7 +10,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from loupe.domain import ChoiceFinished, GenerationEvent, PromptStats, TextDelta
+from loupe.domain import ChoiceFinished, FinishReason, GenerationEvent, PromptStats, TextDelta
 from loupe.engines.upstream.client import UpstreamClient, UpstreamUsage
 from loupe.engines.upstream.errors import RETRYABLE, UpstreamBadResponse
 from loupe.engines.upstream.replicas import Replica, ReplicaPool
@@ -67,7 +67,7 @@ class ChoiceStream:
                     extra={"upstream": replica.base_url, "error": exc.code, "choice": self.index},
                 )
 
-    async def _attempt(self, replica: Replica) -> AsyncIterator[GenerationEvent]:
+    async def _attempt(self, replica: Replica) -> AsyncGenerator[GenerationEvent, None]:
         with self.pool.lease(replica):
             try:
                 async for event in self._read(replica):
@@ -93,7 +93,7 @@ class ChoiceStream:
         if usage is not None:
             self._cross_check(replica, usage)
         completion = usage.completion_tokens if usage is not None else self.count_text("".join(texts))
-        reason = "length" if finish == "length" else "stop"
+        reason: FinishReason = "length" if finish == "length" else "stop"
         yield ChoiceFinished(index=self.index, reason=reason, completion_tokens=completion)
 
     def _cross_check(self, replica: Replica, usage: UpstreamUsage) -> None:

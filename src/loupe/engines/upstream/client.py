@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx
 
@@ -80,7 +80,7 @@ def _usage(raw: Any) -> UpstreamUsage | None:
     return UpstreamUsage(prompt, completion, image if _is_count(image) else None)
 
 
-def _is_count(value: Any) -> bool:
+def _is_count(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
@@ -91,7 +91,7 @@ class UpstreamClient:
         self._http = http
         self._health_timeout = health_timeout_s
 
-    async def stream_chat(self, base_url: str, body: dict[str, Any]) -> AsyncIterator[Chunk]:
+    async def stream_chat(self, base_url: str, body: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
         """POST the body with `stream: true` and yield its chunks until `[DONE]` or the stream ends.
 
         Raises UpstreamUnavailable / UpstreamTimeout / UpstreamBadResponse for the replica's

@@ -86,7 +86,7 @@ def save_checkpoint(
     out_dir.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
-        model = AutoModelForImageTextToText.from_config(config)
+        model = AutoModelForImageTextToText.from_config(config)  # type: ignore[no-untyped-call]
     model.generation_config = generation
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

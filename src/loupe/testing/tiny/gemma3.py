@@ -127,7 +127,7 @@ def build(out_dir: Path, size: TextSize) -> Path:
         eoi_token_index=ids["<end_of_image>"],
         image_token_index=ids["<image_soft_token>"],
     )
-    generation = GenerationConfig(
+    generation = GenerationConfig(  # type: ignore[no-untyped-call]
         bos_token_id=ids["<bos>"],
         eos_token_id=[ids["<eos>"], ids["<end_of_turn>"]],
         pad_token_id=ids["<pad>"],

@@ -119,7 +119,7 @@ def build(out_dir: Path, size: TextSize) -> Path:
     )
     # As published: a turn ends at end of text, or where the model starts the next user or
     # observation turn itself.
-    generation = GenerationConfig(
+    generation = GenerationConfig(  # type: ignore[no-untyped-call]
         eos_token_id=[ids["<|endoftext|>"], ids["<|user|>"], ids["<|observation|>"]],
         pad_token_id=ids["<|endoftext|>"],
     )

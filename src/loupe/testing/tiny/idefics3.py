@@ -79,9 +79,10 @@ def build(out_dir: Path, size: TextSize) -> Path:
         vision_config=vision,
         scale_factor=SCALE_FACTOR,
         image_token_id=ids["<image>"],
-        pad_token_id=pad,
+        # Not in Idefics3Config's signature, but still accepted and written to config.json.
+        pad_token_id=pad,  # type: ignore[call-arg]
     )
-    generation = GenerationConfig(
+    generation = GenerationConfig(  # type: ignore[no-untyped-call]
         bos_token_id=ids["<|begin_of_text|>"],
         eos_token_id=[ids["<|end_of_text|>"], ids["<end_of_utterance>"]],
         pad_token_id=pad,

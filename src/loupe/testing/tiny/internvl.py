@@ -112,6 +112,6 @@ def build(out_dir: Path, size: TextSize) -> Path:
         vision_feature_select_strategy="default",
         tie_word_embeddings=True,
     )
-    generation = GenerationConfig(**qwen2.text_token_ids(ids))
+    generation = GenerationConfig(**qwen2.text_token_ids(ids))  # type: ignore[no-untyped-call]
     processor = {"image_seq_length": IMAGE_SEQ_LENGTH, "processor_class": "InternVLProcessor"}
     return save_checkpoint(out_dir, config, tokenizer, generation, PREPROCESSOR_CONFIG, processor)

@@ -121,10 +121,11 @@ def build(out_dir: Path, size: TextSize) -> Path:
         image_seq_length=(IMAGE_SIZE // PATCH_SIZE) ** 2,
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
-        pad_token_id=ids["<pad>"],
+        # Not in LlavaConfig's signature, but still accepted and written to config.json.
+        pad_token_id=ids["<pad>"],  # type: ignore[call-arg]
         tie_word_embeddings=False,
     )
-    generation = GenerationConfig(
+    generation = GenerationConfig(  # type: ignore[no-untyped-call]
         bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"]
     )
     return save_checkpoint(

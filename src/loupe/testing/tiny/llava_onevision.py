@@ -94,7 +94,7 @@ def build(out_dir: Path, size: TextSize) -> Path:
         vision_feature_select_strategy="full",
         tie_word_embeddings=True,
     )
-    generation = GenerationConfig(**qwen2.text_token_ids(ids))
+    generation = GenerationConfig(**qwen2.text_token_ids(ids))  # type: ignore[no-untyped-call]
     return save_checkpoint(
         out_dir, config, tokenizer, generation, PREPROCESSOR_CONFIG, PROCESSOR_CONFIG
     )

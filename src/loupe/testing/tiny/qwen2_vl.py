@@ -107,7 +107,7 @@ def span_token_ids(ids: dict[str, int]) -> dict[str, Any]:
 
 def generation_config(ids: dict[str, int]) -> GenerationConfig:
     """As the Qwen-VL Instruct models publish it: stop at the end of a turn or of the text."""
-    return GenerationConfig(
+    return GenerationConfig(  # type: ignore[no-untyped-call]
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
         pad_token_id=ids["<|endoftext|>"],

@@ -98,9 +98,10 @@ def build(out_dir: Path, size: TextSize) -> Path:
         vision_config=vision,
         scale_factor=SCALE_FACTOR,
         image_token_id=ids["<image>"],
-        pad_token_id=ids["<|im_end|>"],
+        # Not in SmolVLMConfig's signature, but still accepted and written to config.json.
+        pad_token_id=ids["<|im_end|>"],  # type: ignore[call-arg]
     )
-    generation = GenerationConfig(
+    generation = GenerationConfig(  # type: ignore[no-untyped-call]
         bos_token_id=ids["<|im_start|>"],
         eos_token_id=[ids["<|im_end|>"], ids["<end_of_utterance>"]],
         pad_token_id=ids["<|im_end|>"],

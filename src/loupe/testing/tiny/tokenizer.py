@@ -91,7 +91,7 @@ def train_tokenizer(special: SpecialTokens, *, vocab_size: int = 4096) -> PreTra
         show_progress=False,
     )
     core.train_from_iterator(_corpus_lines(), trainer)
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=core,
         bos_token=special.bos,
         eos_token=special.eos,
@@ -107,6 +107,6 @@ def with_named_tokens(
 ) -> PreTrainedTokenizerFast:
     """The same tokenizer, with special tokens reachable by name (`tokenizer.boi_token`)."""
     kwargs = {k: v for k, v in tokenizer.init_kwargs.items() if k != "backend"}
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tokenizer.backend_tokenizer, **kwargs, model_specific_special_tokens=named
     )
