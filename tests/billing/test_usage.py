@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from loupe.billing import Billing, Database, InProcessRateLimiter, cost_nanos, prices_of
+from loupe.domain import Prices
 
 from .support import FakeClock, usage
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol
 
 from loupe.domain import GenerationEvent, ModelCard, PromptMessage, PromptStats, SamplingParams
@@ -47,7 +47,7 @@ class Engine(Protocol):
 
     def generate(
         self, prompt: PreparedPrompt, sampling: SamplingParams, max_tokens: int
-    ) -> AsyncIterator[GenerationEvent]:
+    ) -> AsyncGenerator[GenerationEvent, None]:
         """Stream `TextDelta` and one `ChoiceFinished` per choice (`sampling.n` choices).
 
         `max_tokens` is already fitted to the context. Closing the iterator early (the client

@@ -103,7 +103,7 @@ class ChatRun:
     async def events(self) -> AsyncGenerator[GenerationEvent, None]:
         """The engine's events, tallied as they pass so usage is known at any moment."""
         stream = self.engine.generate(self.prompt, self.request.sampling, self.max_tokens)
-        async with aclosing(stream) as events:  # type: ignore[type-var]
+        async with aclosing(stream) as events:
             async for event in events:
                 if isinstance(event, ChoiceFinished):
                     self.finished[event.index] = event.completion_tokens

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -111,7 +111,7 @@ class LocalEngine:
 
     async def generate(
         self, prompt: object, sampling: SamplingParams, max_tokens: int
-    ) -> AsyncIterator[GenerationEvent]:
+    ) -> AsyncGenerator[GenerationEvent, None]:
         if not isinstance(prompt, KeyedPrompt):
             raise InvalidRequest("this prompt was prepared by another engine")
         if self._core is not None:

@@ -47,7 +47,7 @@ class ChoiceStream:
     sent: Callable[[], bool]
     emitted: bool = False
 
-    async def events(self) -> AsyncIterator[GenerationEvent]:
+    async def events(self) -> AsyncGenerator[GenerationEvent, None]:
         tried: set[str] = set()
         for attempt in range(1, self.max_attempts + 1):
             replica = self.pool.pick(frozenset(tried))
@@ -115,7 +115,7 @@ class ChoiceStream:
         )
 
 
-async def merge(streams: Sequence[AsyncGenerator[GenerationEvent, None]]) -> AsyncIterator[GenerationEvent]:
+async def merge(streams: Sequence[AsyncGenerator[GenerationEvent, None]]) -> AsyncGenerator[GenerationEvent, None]:
     """Events of several streams as they come; the first failure ends all of them.
 
     Each stream runs in its own task; closing this iterator cancels the tasks, which closes

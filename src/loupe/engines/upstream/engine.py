@@ -11,7 +11,7 @@ completion count from its upstream, choices spread over replicas, and servers wi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -97,13 +97,13 @@ class UpstreamEngine:
 
     async def generate(
         self, prompt: object, sampling: SamplingParams, max_tokens: int
-    ) -> AsyncIterator[GenerationEvent]:
+    ) -> AsyncGenerator[GenerationEvent, None]:
         if not isinstance(prompt, UpstreamPrompt):
             raise InvalidRequest("this prompt was prepared by another engine")
         sent = False
         streams = [self._choice(prompt, sampling, max_tokens, i, lambda: sent).events() for i in range(sampling.n)]
-        events = streams[0] if len(streams) == 1 else merge(streams)  # type: ignore[arg-type]
-        async with aclosing(events) as stream:  # type: ignore[type-var]
+        events = streams[0] if len(streams) == 1 else merge(streams)
+        async with aclosing(events) as stream:
             async for event in stream:
                 sent = True
                 yield event
