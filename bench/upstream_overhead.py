@@ -4,8 +4,9 @@
 
 Starts a `loupe serve` on loopback (a tiny Qwen2-VL checkpoint unless --checkpoint is given) as
 the upstream, and a second `loupe serve` in front of it with `engine = "upstream"` (the gateway:
-decode, detail, resize, PNG re-encode, exact count, routing). The same request goes to each over
-HTTP, in interleaved rounds. Requests run one at a time with `max_tokens=1` and `detail: low` by
+decode, detail, resize, PNG re-encode, exact count, routing). Each request carries a photo
+neither server has seen (their caches would otherwise hide the cost) and goes to each over
+HTTP, interleaved. Requests run one at a time with `max_tokens=1` and `detail: low` by
 default, so the figures are the fixed cost per request rather than the model's prefill. Note
 that the gateway sends the upstream the image already sized for the detail applied, so the
 upstream decodes a small PNG instead of the original JPEG: part of the gateway's cost comes back.
@@ -23,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -33,15 +33,24 @@ PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "images" / "phot
 TARGET_BYTES = 1_000_000
 
 
-def image_data_url() -> str:
-    """A real photo, upscaled and saved as JPEG until it weighs about 1 MB."""
+def image_data_urls(count: int) -> list[str]:
+    """`count` distinct photos of about 1 MB as JPEG data URLs: a real photo, upscaled until it
+    weighs that, each with its own mark in a corner (so no cache on either side knows it)."""
     source = Image.open(PHOTO).convert("RGB") if PHOTO.exists() else Image.effect_noise((1024, 768), 64).convert("RGB")
     scale, data = 1.0, b""
     while len(data) < TARGET_BYTES and scale < 8:
+        big = source.resize((int(source.width * scale), int(source.height * scale)))
         buf = io.BytesIO()
-        source.resize((int(source.width * scale), int(source.height * scale))).save(buf, format="JPEG", quality=95)
+        big.save(buf, format="JPEG", quality=95)
         data, scale = buf.getvalue(), scale * 1.15
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+    urls = []
+    for i in range(count):
+        marked = big.copy()
+        marked.paste((i * 37 % 256, i * 91 % 256, i * 53 % 256), (0, 0, 16 + i, 16))
+        buf = io.BytesIO()
+        marked.save(buf, format="JPEG", quality=95)
+        urls.append("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode())
+    return urls
 
 
 def start_upstream(args: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -67,31 +76,27 @@ def start_upstream(args: list[str], port: int, log: Path) -> subprocess.Popen[by
     raise RuntimeError("the upstream did not become healthy")
 
 
-async def timed(call: Callable[[], Awaitable[object]], requests: int) -> list[float]:
-    await call()  # warm-up: connections, caches, first-call allocations
-    out = []
-    for _ in range(requests):
-        start = time.perf_counter()
-        await call()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
-async def measure(api: str, gateway: str, model: str, url: str, detail: str | None, requests: int) -> dict[str, list[float]]:
-    """The same request to the upstream directly and to a Loupe gateway in front of it (HTTP both)."""
-    image_url: dict[str, object] = {"url": url} | ({"detail": detail} if detail else {})
-    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": image_url}, {"type": "text", "text": "Hi"}]}]
+async def measure(api: str, gateway: str, model: str, urls: list[str], detail: str | None) -> dict[str, list[float]]:
+    """Each image once to the upstream directly and once through a Loupe gateway in front of it
+    (HTTP both), one request at a time, interleaved so drift on a noisy machine hits both alike.
+    The first image warms both paths up (connections, first-call allocations) and is not timed."""
 
     async with httpx.AsyncClient(timeout=120, trust_env=False) as http:
 
-        async def call(base: str, name: str) -> None:
-            body = {"model": name, "messages": messages, "max_tokens": 1, "temperature": 0}
+        async def call(base: str, name: str, url: str) -> float:
+            image_url: dict[str, object] = {"url": url} | ({"detail": detail} if detail else {})
+            content = [{"type": "image_url", "image_url": image_url}, {"type": "text", "text": "Hi"}]
+            body = {"model": name, "messages": [{"role": "user", "content": content}], "max_tokens": 1, "temperature": 0}
+            start = time.perf_counter()
             (await http.post(f"{base}/chat/completions", json=body)).raise_for_status()
+            return (time.perf_counter() - start) * 1000
 
-        results = {"direct": [], "through Loupe": []}  # type: dict[str, list[float]]
-        for _ in range(3):  # interleaved rounds, so drift on a noisy machine hits both paths alike
-            results["direct"] += await timed(lambda: call(api, model), requests // 3)
-            results["through Loupe"] += await timed(lambda: call(gateway, "gw"), requests // 3)
+        results: dict[str, list[float]] = {"direct": [], "through Loupe": []}
+        for index, url in enumerate(urls):
+            direct, through = await call(api, model, url), await call(gateway, "gw", url)
+            if index:
+                results["direct"].append(direct)
+                results["through Loupe"].append(through)
         return results
 
 
@@ -101,8 +106,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def table(results: dict[str, list[float]], image_bytes: int, requests: int, detail: str | None) -> str:
     lines = [
-        f"Upstream overhead: {requests} sequential requests, one {image_bytes / 1e6:.2f} MB JPEG each, "
-        f"detail {detail or 'omitted'}, max_tokens=1",
+        f"Upstream overhead: {requests} sequential requests, each a {image_bytes / 1e6:.2f} MB JPEG neither server "
+        f"has seen before, detail {detail or 'omitted'}, max_tokens=1",
         "",
         "| path | p50 ms | p95 ms | mean ms |",
         "|---|---:|---:|---:|",
@@ -137,9 +142,9 @@ def run(requests: int = 30, detail: str | None = "low", checkpoint: Path | None 
             )
             gateway = start_upstream(["--config", str(config)], gateway_port, root / "gateway.log")
             try:
-                url = image_data_url()
+                urls = image_data_urls(requests + 1)
                 results = asyncio.run(
-                    measure(f"http://127.0.0.1:{port}/v1", f"http://127.0.0.1:{gateway_port}/v1", model, url, detail, requests)
+                    measure(f"http://127.0.0.1:{port}/v1", f"http://127.0.0.1:{gateway_port}/v1", model, urls, detail)
                 )
             finally:
                 gateway.terminate()
@@ -147,7 +152,7 @@ def run(requests: int = 30, detail: str | None = "low", checkpoint: Path | None 
         finally:
             upstream.terminate()
             upstream.wait(timeout=20)
-    image_bytes = len(base64.b64decode(url.partition(",")[2]))
+    image_bytes = len(base64.b64decode(urls[0].partition(",")[2]))
     return table(results, image_bytes, requests, detail)
 
 

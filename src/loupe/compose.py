@@ -92,6 +92,7 @@ def load_upstream(model: ModelSettings, settings: Settings, metrics: Metrics) ->
         prices=prices_of(model, settings),
         owned_by=model.owned_by,
         family=model.family,
+        encoded_cache_bytes=settings.engine.image_cache_mb * MiB,
     )
     return ServedModel(engine, counter)
 

@@ -98,7 +98,9 @@ class EngineSettings(BaseModel):
     prefill_budget: int = Field(4096, ge=1, description="prompt tokens prefilled per step (at least one request)")
     vision_cache_mb: int = Field(256, ge=0, description="image embeddings kept for later turns and requests")
     prefix_cache_mb: int = Field(512, ge=0, description="key/value states of earlier prompts kept for reuse")
-    image_cache_mb: int = Field(256, ge=0, description="decoded images kept for later turns (by file and planned size)")
+    image_cache_mb: int = Field(
+        256, ge=0, description="decoded images kept for later turns, by file and planned size (per upstream model: encoded ones)"
+    )
 
 
 class Settings(BaseModel):

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 
 from PIL import Image
 
 from loupe.domain import PreparedImage
+from loupe.lru import ByteLRU
 
-__all__ = ["PNG_COMPRESS_LEVEL", "data_url"]
+__all__ = ["PNG_COMPRESS_LEVEL", "EncodedImages", "data_url"]
 
 PNG_COMPRESS_LEVEL = 1
 
@@ -33,3 +35,25 @@ def data_url(image: PreparedImage) -> str:
     buf = io.BytesIO()
     pixels.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class EncodedImages:
+    """`data_url`, remembered by file and size: chat clients resend a conversation's images with
+    every turn, and the PNG encoding is the gateway's largest cost per image. Safe to call from
+    several threads (prompts are prepared on worker threads); `capacity` bounds the URLs' bytes.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._lock = threading.Lock()
+        self._urls: ByteLRU[tuple[str, int, int], str] = ByteLRU(capacity)
+
+    def __call__(self, image: PreparedImage) -> str:
+        # The file's hash and the planned size decide the pixels (media.decode_image).
+        key = (image.content_hash, image.width, image.height)
+        with self._lock:
+            found = self._urls.get(key)
+        if found is None:
+            found = data_url(image)
+            with self._lock:
+                self._urls.put(key, found, len(found))
+        return found

@@ -28,7 +28,7 @@ from loupe.engines.upstream.choices import ChoiceStream, UpstreamCounters, merge
 from loupe.engines.upstream.client import UpstreamClient
 from loupe.engines.upstream.encode import data_url
 from loupe.engines.upstream.replicas import ReplicaPool
-from loupe.engines.upstream.request import chat_body, openai_messages
+from loupe.engines.upstream.request import Encoder, chat_body, openai_messages
 from loupe.errors import InvalidRequest
 
 __all__ = ["UpstreamEngine", "UpstreamPrompt"]
@@ -55,9 +55,11 @@ class UpstreamEngine:
         upstream_model: str,
         *,
         max_attempts: int = 3,
+        encode: Encoder = data_url,
     ) -> None:
         self._card = card
         self._processor = processor
+        self._encode = encode
         self._pool = pool
         self._client = client
         self._upstream_model = upstream_model
@@ -126,7 +128,7 @@ class UpstreamEngine:
 
     def _prepare(self, messages: Sequence[PromptMessage]) -> UpstreamPrompt:
         stats = count_prompt(self._processor, messages)
-        return UpstreamPrompt(messages=openai_messages(messages, data_url), stats=stats)
+        return UpstreamPrompt(messages=openai_messages(messages, self._encode), stats=stats)
 
     def _count_text(self, text: str) -> int:
         """Completion tokens of an upstream that reported no usage: the checkpoint's tokenizer's count."""

@@ -10,6 +10,7 @@ import httpx
 from loupe.domain import Prices
 from loupe.engines.local.loader import read_checkpoint
 from loupe.engines.upstream.client import UpstreamClient
+from loupe.engines.upstream.encode import EncodedImages
 from loupe.engines.upstream.engine import UpstreamEngine
 from loupe.engines.upstream.replicas import ReplicaPool
 from loupe.errors import ConfigError
@@ -38,13 +39,14 @@ def load_upstream_model(
     owned_by: str = "loupe",
     family: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    encoded_cache_bytes: int = 0,
 ) -> tuple[UpstreamEngine, TokenCounter]:
     """Read the checkpoint's processor and configs (no weights) and wire the replicas.
 
     `upstream` are base URLs ending in `/v1`; `upstream_model` is the model's name there.
     `read_timeout_s` bounds the wait for each piece of the answer, the first included (a long
-    prefill under load). Nothing is contacted here: `engine.start()` runs the first health
-    probe. Raises ConfigError for a URL that is not http(s), ModelLoadError for the checkpoint.
+    prefill under load). `encoded_cache_bytes` bounds the images kept encoded for later turns.
+    Nothing is contacted here: `engine.start()` runs the first health probe. Raises ConfigError for a URL that is not http(s), ModelLoadError for the checkpoint.
     """
     urls = [_base_url(u) for u in upstream]
     found = read_checkpoint(checkpoint)
@@ -69,7 +71,8 @@ def load_upstream_model(
     )
     client = UpstreamClient(http, health_timeout_s=connect_timeout_s)
     pool = ReplicaPool(urls, client.healthy, health_interval_s=health_interval_s, max_failures=max_failures)
-    engine = UpstreamEngine(card, found.processor, pool, client, upstream_model, max_attempts=max_attempts)
+    encode = EncodedImages(encoded_cache_bytes)
+    engine = UpstreamEngine(card, found.processor, pool, client, upstream_model, max_attempts=max_attempts, encode=encode)
     return engine, counter
 
 
