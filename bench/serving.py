@@ -197,9 +197,10 @@ def measure(command: list[str], health: str, api: str, model: str, levels: list[
         ]
 
 
-def table(loupe: list[Level], hf: list[Level] | None, tokens: int) -> str:
+def table(loupe: list[Level], hf: list[Level] | None, tokens: int, rounds: int) -> str:
     lines = [
-        f"### Streaming, tiny Qwen2-VL (hidden 512, 4 layers), 448x448 photo crops, {tokens} tokens at temperature 0",
+        f"### Streaming, tiny Qwen2-VL (hidden 512, 4 layers), 448x448 photo crops (each request its own, never sent "
+        f"before), {tokens} tokens at temperature 0, {rounds} rounds per level",
         "",
         "| clients | server | output tok/s | TTFT p50 | TTFT p95 | latency p50 | latency p95 |",
         "|---:|---|---:|---:|---:|---:|---:|",
@@ -236,7 +237,7 @@ def run(levels: list[int] | None = None, rounds: int = 3, tokens: int = 64, devi
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             hf = measure(hf_command(checkpoint, port, device), f"{base}/v1/models", f"{base}/v1", str(checkpoint), levels, rounds, tokens, work / "hf.log")
-        return table(loupe, hf, tokens)
+        return table(loupe, hf, tokens, rounds)
 
 
 def main(argv: list[str] | None = None) -> None:
