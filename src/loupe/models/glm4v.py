@@ -20,8 +20,6 @@ from loupe.models import config as cfg
 from loupe.models.geometry import ImagePlan, check_not_empty
 from loupe.models.resize import (
     check_aspect_ratio,
-    grid_tokens,
-    largest_downscale,
     planned,
     round_to_grid,
     settle,
@@ -132,22 +130,4 @@ class Glm4vRules:
     ) -> ImagePlan:
         check_not_empty(width, height)
         high = settled_size(height, width, settings)
-        return planned(
-            detail, high, settings, budget, settled_size, lambda: _within_budget(height, width, settings, budget)
-        )
-
-
-def _within_budget(
-    height: int, width: int, settings: Glm4vSettings, budget: int
-) -> tuple[int, int]:
-    """The settled size of the largest downscale the processor accepts whose tokens fit
-    `budget` (or the smallest)."""
-
-    def fits(downscaled_height: int, downscaled_width: int) -> bool:
-        try:
-            size = settled_size(downscaled_height, downscaled_width, settings)
-        except InvalidImageSize:
-            return False
-        return grid_tokens(*size, settings.factor) <= budget
-
-    return settled_size(*largest_downscale(height, width, fits), settings)
+        return planned(detail, (height, width), high, settings, budget, settled_size)

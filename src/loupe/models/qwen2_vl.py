@@ -19,8 +19,6 @@ from loupe.models import config as cfg
 from loupe.models.geometry import ImagePlan, check_not_empty
 from loupe.models.resize import (
     check_aspect_ratio,
-    grid_tokens,
-    largest_downscale,
     planned,
     round_to_grid,
     settle,
@@ -90,17 +88,13 @@ def settled_size(height: int, width: int, settings: QwenSettings) -> tuple[int, 
     one it would shrink again. Raises `InvalidImageSize` where no size settles or the processor
     would refuse the settled size's aspect ratio.
     """
-    size = _settle(height, width, settings)
+    size = settle(height, width, lambda h, w: smart_resize(h, w, settings))
     if size is None:
         raise InvalidImageSize(
             f"An image of {width}x{height} cannot be sized within this model's pixel limits."
         )
     check_aspect_ratio(*size)
     return size
-
-
-def _settle(height: int, width: int, settings: QwenSettings) -> tuple[int, int] | None:
-    return settle(height, width, lambda h, w: smart_resize(h, w, settings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,16 +116,4 @@ class QwenRules:
         check_not_empty(width, height)
         check_aspect_ratio(height, width)
         high = settled_size(height, width, settings)
-        return planned(
-            detail, high, settings, budget, settled_size, lambda: _within_budget(height, width, settings, budget)
-        )
-
-
-def _within_budget(height: int, width: int, settings: QwenSettings, budget: int) -> tuple[int, int]:
-    """The settled size of the largest downscale whose tokens fit `budget` (or the smallest)."""
-
-    def fits(downscaled_height: int, downscaled_width: int) -> bool:
-        size = _settle(downscaled_height, downscaled_width, settings)
-        return size is not None and grid_tokens(*size, settings.factor) <= budget
-
-    return settled_size(*largest_downscale(height, width, fits), settings)
+        return planned(detail, (height, width), high, settings, budget, settled_size)

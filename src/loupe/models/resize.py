@@ -96,19 +96,37 @@ def low_size(
 
 def planned(
     detail: Detail | None,
+    original: tuple[int, int],
     high: tuple[int, int],
     settings: S,
     budget: int,
     settled: Callable[[int, int, S], tuple[int, int]],
-    within_budget: Callable[[], tuple[int, int]],
 ) -> ImagePlan:
-    """The plan for `detail`, from the family's settled full-resolution size and budget search."""
+    """The plan for `detail`, from the image's (height, width), the family's settled
+    full-resolution size and its `settled` rule (raising `InvalidImageSize` for a size the
+    processor refuses)."""
     factor = settings.factor
     if detail is Detail.LOW:
         return resized_plan(Detail.LOW, low_size(high, settings, factor, settled), factor)
     if detail is not Detail.AUTO or grid_tokens(*high, factor) <= budget:
         return resized_plan(detail or Detail.HIGH, high, factor)
-    return resized_plan(Detail.AUTO, within_budget(), factor)
+    return resized_plan(Detail.AUTO, _within_budget(*original, settings, budget, settled), factor)
+
+
+def _within_budget(
+    height: int, width: int, settings: S, budget: int, settled: Callable[[int, int, S], tuple[int, int]]
+) -> tuple[int, int]:
+    """The settled size of the largest downscale the processor accepts whose tokens fit
+    `budget` (or the smallest)."""
+
+    def fits(downscaled_height: int, downscaled_width: int) -> bool:
+        try:
+            size = settled(downscaled_height, downscaled_width, settings)
+        except InvalidImageSize:
+            return False
+        return grid_tokens(*size, settings.factor) <= budget
+
+    return settled(*largest_downscale(height, width, fits), settings)
 
 
 def resized_plan(detail: Detail, size: tuple[int, int], factor: int) -> ImagePlan:
