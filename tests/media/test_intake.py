@@ -181,9 +181,9 @@ def test_a_file_seen_before_is_not_decoded_again(
     decodes: list[tuple[int, int] | None] = []
     real = intake_module.decode_image
 
-    def counting(data: bytes, limits: ImageLimits, target: tuple[int, int] | None = None) -> Any:
+    def counting(data: bytes, limits: ImageLimits, target: tuple[int, int] | None = None, digest: str | None = None) -> Any:
         decodes.append(target)
-        return real(data, limits, target)
+        return real(data, limits, target, digest)
 
     monkeypatch.setattr(intake_module, "decode_image", counting)
     cache: intake_module.DecodedCache = ByteLRU(64 * 1024 * 1024)

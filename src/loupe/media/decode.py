@@ -73,11 +73,14 @@ class DecodedImage:
     byte_size: int
 
 
-def decode_image(data: bytes, limits: ImageLimits, target: tuple[int, int] | None = None) -> DecodedImage:
+def decode_image(
+    data: bytes, limits: ImageLimits, target: tuple[int, int] | None = None, digest: str | None = None
+) -> DecodedImage:
     """Validate and decode one encoded image. CPU-bound: call it off the event loop.
 
     `target` is the upright (width, height) the image will be resized to, when known: a JPEG is
-    then decoded at the smallest DCT scale that still covers it (see `media.draft`).
+    then decoded at the smallest DCT scale that still covers it (see `media.draft`). `digest` is
+    the data's sha256 hex digest when the caller already has it.
 
     Raises ImageFileExceedsMaxSize, InvalidImageFormat (unsupported, truncated or corrupt),
     ImageExceedsMaxResolution (refused from the header, before any pixel is decoded) and
@@ -111,7 +114,7 @@ def decode_image(data: bytes, limits: ImageLimits, target: tuple[int, int] | Non
         width=full[0],
         height=full[1],
         format=fmt,
-        content_hash=hashlib.sha256(data).hexdigest(),
+        content_hash=digest or hashlib.sha256(data).hexdigest(),
         byte_size=len(data),
     )
 

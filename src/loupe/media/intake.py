@@ -130,7 +130,7 @@ class MediaIntake:
         cached = self._cache.get(key) if self._cache is not None else None
         if cached is not None:
             return cached
-        decoded = await loop.run_in_executor(self._executor, decode_image, image.data, self._limits, target)
+        decoded = await loop.run_in_executor(self._executor, decode_image, image.data, self._limits, target, image.digest)
         if self._cache is not None:
             # Pillow keeps RGB at 4 bytes a pixel, and a still image keeps its file's bytes.
             self._cache.put(key, decoded, decoded.pixels.width * decoded.pixels.height * 4 + len(image.data))

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Protocol
 
 from loupe.domain import ChoiceFinished, GenerationEvent, SamplingParams, TextDelta
+from loupe.engines.local.capacity import Capacity
 from loupe.engines.local.scheduler import Scheduler
 from loupe.engines.local.sequence import Request, Sequence
 from loupe.engines.local.text_stream import Decode
@@ -44,20 +45,18 @@ class EngineCore:
         self._observe_batch = observe_batch or (lambda size: None)
         self._runner = runner
         self._scheduler = scheduler
-        self._max_queue = max_queue
+        self._capacity = Capacity(max_queue)
         self._decode = decode
         self._eos = eos
         self._inbox: queue.Queue[Request | None] = queue.Queue()
         self._finishers: dict[int, Callable[[BaseException | None], None]] = {}
-        self._outstanding = 0
-        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
 
     @property
     def outstanding(self) -> int:
         """Requests queued or running."""
-        return self._outstanding
+        return self._capacity.outstanding
 
     def start(self) -> None:
         if self._thread is None:
@@ -168,12 +167,7 @@ class EngineCore:
     def _admit(self, request: Request, finish: Callable[[BaseException | None], None]) -> None:
         if self._thread is None or self._stopping:
             raise ServiceUnavailable("the engine is not running")
-        with self._lock:
-            if self._outstanding >= self._max_queue:
-                raise ServiceUnavailable(
-                    f"the server is at capacity ({self._max_queue} requests queued); retry shortly"
-                )
-            self._outstanding += 1
+        self._capacity.take()
         self._finishers[request.id] = finish
         self._inbox.put(request)
 
@@ -181,8 +175,7 @@ class EngineCore:
         finish = self._finishers.pop(request.id, None)
         if finish is None:
             return
-        with self._lock:
-            self._outstanding -= 1
+        self._capacity.give_back()
         finish(error)
 
     def _run(self) -> None:

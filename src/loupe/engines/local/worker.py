@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from loupe.engines.local.capacity import Capacity
 from loupe.errors import EngineFailure, LoupeError, ServiceUnavailable
 
 E = TypeVar("E")
@@ -38,17 +39,15 @@ class InferenceWorker:
     """Runs jobs on one daemon thread; `stream` yields what a job emits."""
 
     def __init__(self, max_queue: int, name: str = "loupe-inference") -> None:
-        self._max_queue = max_queue
+        self._capacity = Capacity(max_queue)
         self._name = name
         self._tickets: queue.Queue[_Ticket[object] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._outstanding = 0
-        self._lock = threading.Lock()
 
     @property
     def outstanding(self) -> int:
         """Jobs queued or running."""
-        return self._outstanding
+        return self._capacity.outstanding
 
     def start(self) -> None:
         if self._thread is None:
@@ -99,12 +98,7 @@ class InferenceWorker:
     def _enqueue(self, ticket: _Ticket[E]) -> None:
         if self._thread is None:
             raise ServiceUnavailable("the engine is not running")
-        with self._lock:
-            if self._outstanding >= self._max_queue:
-                raise ServiceUnavailable(
-                    f"the server is at capacity ({self._max_queue} requests queued); retry shortly"
-                )
-            self._outstanding += 1
+        self._capacity.take()
         self._tickets.put(ticket)  # type: ignore[arg-type]
 
     def _run(self) -> None:
@@ -119,8 +113,7 @@ class InferenceWorker:
                 _log.exception("inference job failed")
                 error = EngineFailure("generation failed inside the engine; the server log has details")
             finally:
-                with self._lock:
-                    self._outstanding -= 1
+                self._capacity.give_back()
             try:
                 ticket.finish(error)
             except RuntimeError:  # the event loop is gone (shutdown): nobody is waiting
