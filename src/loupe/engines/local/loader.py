@@ -12,6 +12,7 @@ from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 from transformers import AutoConfig, AutoModelForImageTextToText
 
+from loupe.engines.local.cpu_heap import keep_freed_memory
 from loupe.engines.local.fast_processor import with_fast_images
 from loupe.engines.local.processor import load_processor
 from loupe.errors import ModelLoadError
@@ -114,6 +115,8 @@ def load_model(checkpoint: str, *, device: str = "auto", dtype: str = "auto") ->
     except (OSError, ValueError, KeyError, ImportError) as exc:
         raise ModelLoadError(f"cannot load the weights at {found.path}: {exc}") from None
     model.to(target).eval()  # type: ignore[arg-type]
+    if target.type == "cpu":
+        keep_freed_memory()
     return LoadedModel(checkpoint=found, model=model, device=target)
 
 
