@@ -25,6 +25,7 @@ from loupe.domain import (
 )
 from loupe.engines.local import engine as engine_module
 from loupe.engines.local.engine import LocalEngine
+from loupe.engines.local.fast_processor import skips_pixels
 from loupe.engines.local.generation import run_choices
 from loupe.engines.local.loader import LoadedModel, load_model
 from loupe.engines.local.runner import KeyedPrompt
@@ -178,6 +179,8 @@ def test_next_turn_reuses_the_prefix_and_stays_exact(loaded: LoadedModel) -> Non
     turn2, events, first, second = asyncio.run(scenario())
     assert first.cached_tokens == 0
     assert second.cached_tokens >= first.stats.prompt_tokens - 1
+    # The image's embeddings were cached: where the layout allows it, no pixels were computed.
+    assert first.local.pixels and second.local.pixels is not skips_pixels(loaded.processor)
     assert events == run(loaded, [(turn2, GREEDY, 12)])[0]  # a fresh engine: nothing cached
     assert events == reference(loaded, turn2, GREEDY, 12)
 

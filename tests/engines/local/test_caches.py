@@ -9,14 +9,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from loupe.domain import PromptMessage, Role, TextPart
+from loupe.domain import GenerationEvent, PromptMessage, Role, TextPart
 from loupe.engines.local.batch_cache import RoomyLayer
 from loupe.engines.local.engine import LocalEngine
 from loupe.engines.local.families import Features, Qwen3VL
 from loupe.engines.local.loader import load_model
 from loupe.engines.local.prefix_cache import PrefixCache
 from loupe.engines.local.runner import KeyedPrompt
-from tests.engines.local.test_batching import GREEDY, card, crop
+from tests.engines.local.test_batching import GREEDY, card, crop, reference
 
 
 def test_prefix_cache_finds_the_longest_common_prefix() -> None:
@@ -82,3 +82,29 @@ def test_the_vision_cache_keeps_qwen3_vl_deepstack_rows(tiny_checkpoint: Callabl
         features = family.encode(loaded.model, group)
     assert len(features.deepstack) == len(loaded.model.config.vision_config.deepstack_visual_indexes)
     assert stats["vision_bytes"] == features.nbytes > features.rows.nbytes
+
+
+def test_a_prompt_prepared_without_pixels_gets_them_when_its_features_were_evicted(
+    tiny_checkpoint: Callable[[str], Path],
+) -> None:
+    loaded = load_model(str(tiny_checkpoint("qwen2-vl")), device="cpu", dtype="float32")
+    image = crop("boats.jpg", (0, 0, 448, 448))
+    first_ask = [PromptMessage(Role.USER, (TextPart("What is this?"), image))]
+    other_ask = [PromptMessage(Role.USER, (TextPart("Describe it."), image))]  # no common prefix with the first
+
+    async def scenario() -> tuple[KeyedPrompt, bool, list[GenerationEvent]]:
+        engine = LocalEngine(card(), loaded, max_queue=4)
+        await engine.start()
+        try:
+            first = await engine.prepare(first_ask)
+            assert len([e async for e in engine.generate(first, GREEDY, 2)]) > 1
+            prompt = await engine.prepare(other_ask)  # the features are cached: prepared without pixels
+            lean = prompt.local.pixels
+            engine._runner._vision.pop(prompt.image_keys[0])  # evicted before its prefill
+            return prompt, lean, [e async for e in engine.generate(prompt, GREEDY, 8)]
+        finally:
+            await engine.close()
+
+    prompt, lean, events = asyncio.run(scenario())
+    assert lean is False and "pixel_values" in prompt.local.inputs and prompt.complete is None
+    assert events == reference(loaded, other_ask, GREEDY, 8)

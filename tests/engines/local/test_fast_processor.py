@@ -92,3 +92,19 @@ def test_an_image_not_sized_by_the_planner_falls_back_to_the_hf_processor(
     quick, slow = build_prompt(fast.processor, messages(odd)), build_prompt(plain.processor, messages(odd))
     assert quick.stats == slow.stats
     assert torch.equal(quick.inputs["pixel_values"], slow.inputs["pixel_values"])
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "smolvlm"])
+def test_a_prompt_without_pixels_has_the_same_ids_and_counts(family: str, tiny_checkpoint: Callable[[str], Path]) -> None:
+    with Image.open(PHOTOS / "boats.jpg") as img:
+        photo = img.convert("RGB").resize((448, 308), Image.Resampling.BICUBIC)
+    processor = read_checkpoint(str(tiny_checkpoint(family))).processor
+    full, lean = build_prompt(processor, messages(photo)), build_prompt(processor, messages(photo), pixels=False)
+    assert full.pixels and "pixel_values" in full.inputs
+    assert lean.stats == full.stats
+    if family == "smolvlm":  # its tiles' placeholders need the pixels: they are computed anyway
+        assert lean.pixels and lean.inputs.keys() == full.inputs.keys()
+        return
+    assert not lean.pixels and lean.inputs.keys() == full.inputs.keys() - {"pixel_values"}
+    for name, tensor in lean.inputs.items():
+        assert torch.equal(tensor, full.inputs[name]), name

@@ -101,9 +101,14 @@ class LocalEngine:
         self._preprocess.shutdown(wait=False, cancel_futures=True)
 
     async def prepare(self, messages: Sequence[PromptMessage]) -> KeyedPrompt:
+        """The prompt's model inputs. Images whose embeddings the batched engine holds (a later
+        turn of a conversation, an image sent again) skip the resize and pixel values."""
         loop = asyncio.get_running_loop()
-        local = await loop.run_in_executor(self._preprocess, build_prompt, self._loaded.processor, messages)
-        return KeyedPrompt(local=local, image_keys=tuple(_image_key(p) for p in _images(messages)))
+        keys = tuple(_image_key(p) for p in _images(messages))
+        pixels = not (keys and self._core is not None and self._runner.holds_features(keys))
+        build = partial(build_prompt, self._loaded.processor, messages)
+        local = await loop.run_in_executor(self._preprocess, build, pixels)
+        return KeyedPrompt(local=local, image_keys=keys, complete=None if local.pixels else build)
 
     async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
         loop = asyncio.get_running_loop()

@@ -135,11 +135,14 @@ class Qwen2VL(Defaults):
             return []
         grids = inputs["image_grid_thw"]
         merge = model.model.visual.spatial_merge_size
+        pixels = inputs.get("pixel_values")  # absent where the prompt was prepared without them
         groups, start = [], 0
         for key, grid in zip(keys, grids, strict=True):
             rows = int(grid.prod())
-            pixels = inputs["pixel_values"][start : start + rows]
-            groups.append(ImageGroup(key, rows // merge**2, {"pixel_values": pixels, "image_grid_thw": grid[None]}))
+            encoder = {"image_grid_thw": grid[None]}
+            if pixels is not None:
+                encoder["pixel_values"] = pixels[start : start + rows]
+            groups.append(ImageGroup(key, rows // merge**2, encoder))
             start += rows
         return groups
 

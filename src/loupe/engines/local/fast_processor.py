@@ -3,11 +3,16 @@
 The processor still writes the prompt's placeholder text itself (`replace_image_token` on the
 fast path's output), so token counts and replacement spans are untouched; only the pixels are
 computed faster, to the same values (tests compare them with the HF image processor).
+
+Inside `without_pixels`, a layout that can (the Qwen-VL grids) computes only what the prompt's
+text needs and no pixel values: for images whose embeddings the engine already holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from transformers.image_utils import make_flat_list_of_images
@@ -22,6 +27,7 @@ if TYPE_CHECKING:
 _NEUTRAL = frozenset({"return_tensors", "return_row_col_info"})
 # Per-request overrides the fast path understands (Loupe's detail plans use these).
 _UNDERSTOOD = frozenset({"do_image_splitting", "size"})
+_SKIPPING = threading.local()  # set by `without_pixels`, per preprocessing thread
 
 
 def with_fast_images(processor: Any, family: str) -> Any:
@@ -32,6 +38,22 @@ def with_fast_images(processor: Any, family: str) -> Any:
     fast = type(base.__name__, (_FastImages, base), {"_loupe_family": family, "_loupe_settings": {}})
     processor.__class__ = fast
     return processor
+
+
+def skips_pixels(processor: Any) -> bool:
+    """Whether `without_pixels` leaves the pixel values out for this processor."""
+    return isinstance(processor, _FastImages) and processor._loupe_family in fast_images.QWEN_LAYOUT
+
+
+@contextmanager
+def without_pixels() -> Iterator[None]:
+    """Processor calls in this block, on this thread, leave out the pixel values where the
+    layout allows it (`skips_pixels`); the images given may then be any of the right size."""
+    _SKIPPING.active = True
+    try:
+        yield
+    finally:
+        _SKIPPING.active = False
 
 
 class _FastImages:
@@ -46,8 +68,10 @@ class _FastImages:
             return super()._process_images(images, **kwargs)  # type: ignore[misc, no-any-return]
         # A flat list for the images a processor passes (Pillow images or 3-D tensors).
         flat = cast("list[Image.Image | torch.Tensor]", make_flat_list_of_images(images))
+        settings = self._settings(overrides)
         try:
-            processed = fast_images.preprocess(flat, self._settings(overrides))
+            skipped = fast_images.geometry(flat, settings) if getattr(_SKIPPING, "active", False) else None
+            processed = skipped if skipped is not None else fast_images.preprocess(flat, settings)
         except ValueError:  # not sized by Loupe's planner (a direct caller): the processor sizes it
             return super()._process_images(images, **kwargs)  # type: ignore[misc, no-any-return]
         replace = self.replace_image_token  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ images (placeholders, tile markers, wrappers), found from the processor's replac
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,15 +16,19 @@ import torch
 
 from loupe.domain import PreparedImage, PromptMessage, PromptStats, TextPart, nested_overrides
 from loupe.engines.local.fast_images import resized
+from loupe.engines.local.fast_processor import skips_pixels, without_pixels
 from loupe.errors import InvalidRequest
 
 
 @dataclass(frozen=True, slots=True)
 class LocalPrompt:
-    """Processor output for one request, kept on the CPU until the inference thread moves it."""
+    """Processor output for one request, kept on the CPU until the inference thread moves it.
+
+    `pixels` is False where the images' pixel values were left out (see `build_prompt`)."""
 
     inputs: dict[str, torch.Tensor]
     stats: PromptStats
+    pixels: bool = True
 
 
 def to_conversation(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
@@ -44,17 +49,23 @@ def templated(processor: Any, messages: Sequence[PromptMessage]) -> str:
     return str(processor.apply_chat_template(to_conversation(messages), add_generation_prompt=True, tokenize=False))
 
 
-def build_prompt(processor: Any, messages: Sequence[PromptMessage]) -> LocalPrompt:
+def build_prompt(processor: Any, messages: Sequence[PromptMessage], pixels: bool = True) -> LocalPrompt:
+    """The model inputs of these messages. With `pixels` False, where the processor can, the
+    images are neither resized nor turned into pixel values (an engine that holds their
+    embeddings does not need them): the prompt's ids, grids and counts are the same."""
     prepared = [p for m in messages for p in m.content if isinstance(p, PreparedImage)]
+    pixels = pixels or not prepared or not skips_pixels(processor)
+    images = [resized(p.pixels, (p.width, p.height)) if pixels else _stand_in(p) for p in prepared]
     try:
-        out = processor(
-            text=[templated(processor, messages)],
-            images=[[resized(p.pixels, (p.width, p.height)) for p in prepared]] if prepared else None,
-            return_tensors="pt",
-            return_offsets_mapping=True,
-            return_text_replacement_offsets=True,
-            **_shared_overrides(prepared),
-        )
+        with nullcontext() if pixels else without_pixels():
+            out = processor(
+                text=[templated(processor, messages)],
+                images=[images] if prepared else None,
+                return_tensors="pt",
+                return_offsets_mapping=True,
+                return_text_replacement_offsets=True,
+                **_shared_overrides(prepared),
+            )
     except ValueError as exc:
         raise InvalidRequest(f"the model's processor refused the prompt: {exc}") from None
     offsets = out.pop("offset_mapping")[0].tolist()
@@ -65,7 +76,7 @@ def build_prompt(processor: Any, messages: Sequence[PromptMessage]) -> LocalProm
         prompt_tokens=int(inputs["input_ids"].shape[1]),
         image_tokens=_tokens_within(offsets, spans),
     )
-    return LocalPrompt(inputs=inputs, stats=stats)
+    return LocalPrompt(inputs=inputs, stats=stats, pixels=pixels)
 
 
 def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptStats:
@@ -82,6 +93,11 @@ def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptSta
     text_tokens = len(offsets) - _tokens_within(offsets, spans)
     image_tokens = sum(p.tokens for m in messages for p in m.content if not isinstance(p, TextPart))
     return PromptStats(prompt_tokens=text_tokens + image_tokens, image_tokens=image_tokens)
+
+
+def _stand_in(image: PreparedImage) -> torch.Tensor:
+    """A [3, height, width] uint8 tensor of the image's planned size, no memory behind it."""
+    return torch.zeros((3, 1, 1), dtype=torch.uint8).expand(3, image.height, image.width)
 
 
 def _shared_overrides(images: Sequence[PreparedImage]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ allows it, the requests a step admits are prefilled in one forward pass (see bat
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 
@@ -36,11 +36,14 @@ class KeyedPrompt:
     """A processed prompt with the cache keys of its images (content hash and geometry).
 
     `cached_tokens` is set when its prefill starts: prompt tokens whose states were reused.
+    A prompt prepared without pixel values (its images' embeddings were cached) carries
+    `complete`, which computes them, for the rare prefill that finds them evicted since.
     """
 
     local: LocalPrompt
     image_keys: tuple[str, ...]
     cached_tokens: int = 0
+    complete: Callable[[], LocalPrompt] | None = None
 
     @property
     def stats(self) -> PromptStats:
@@ -108,6 +111,11 @@ class ModelRunner:
         match = self._match_tokens(inputs["input_ids"][0].tolist(), groups)
         states, reused = self._prefix.lookup(match)
         reused = min(reused, len(match) - 1)
+        skip = int((inputs["input_ids"][0, :reused] == self._image_token).sum())  # images reused
+        if prompt.complete is not None and not self._holds(groups, skip):
+            prompt.local, prompt.complete = prompt.complete(), None  # evicted since it was prepared
+            inputs = {k: v.to(self._device) for k, v in prompt.local.inputs.items()}
+            groups = self._family.groups(self._model, inputs, prompt.image_keys)
         prompt.cached_tokens = request.cached_tokens = reused
         positions, delta = self._family.positions(self._model, inputs)
         prefill = self._prefill(inputs, reused, positions, groups)
@@ -179,6 +187,15 @@ class ModelRunner:
         if not any(sid in self._rows for sid in self._batch):
             self._clear_batch()
 
+    def holds_features(self, keys: tuple[str, ...]) -> bool:
+        """Whether the vision cache holds every one of these images (a hint: it may evict them
+        before their prefill, which then computes what is missing)."""
+        return all(key in self._vision for key in keys)
+
+    def _holds(self, groups: list[ImageGroup], skip: int) -> bool:
+        """Whether the features of every group after the first `skip` placeholders are cached."""
+        return all(group.key in self._vision for group in _after(groups, skip))
+
     @property
     def stats(self) -> dict[str, int]:
         return {
@@ -209,13 +226,9 @@ class ModelRunner:
 
     def _features(self, groups: list[ImageGroup], skip: int) -> Features | None:
         """The features of every placeholder after the first `skip` (whose states are reused)."""
-        parts: list[Features] = []
-        start, first = 0, 0
-        for group in groups:
-            if start + group.tokens > skip:
-                first = start if not parts else first
-                parts.append(self._encoded(group))
-            start += group.tokens
+        needed = _after(groups, skip)
+        first = sum(g.tokens for g in groups[: len(groups) - len(needed)])
+        parts = [self._encoded(group) for group in needed]
         return Features.joined(parts, skip - first) if parts else None
 
     def _encoded(self, group: ImageGroup) -> Features:
@@ -252,6 +265,16 @@ class ModelRunner:
 
     def _clear_batch(self) -> None:
         self._batch, self._cache, self._mask = [], None, None
+
+
+def _after(groups: list[ImageGroup], skip: int) -> list[ImageGroup]:
+    """The groups with placeholders past the first `skip` (a group may be partly within them)."""
+    start = 0
+    for i, group in enumerate(groups):
+        if start + group.tokens > skip:
+            return groups[i:]
+        start += group.tokens
+    return []
 
 
 def _cropped(states: Layers | None, length: int) -> Layers:

@@ -27,6 +27,7 @@ __all__ = [
     "Normalization",
     "QwenPatching",
     "TileSettings",
+    "geometry",
     "preprocess",
     "resized",
     "settings_for",
@@ -54,6 +55,12 @@ def settings_for(
     if family in TILED:
         return TileSettings.from_image_processor(image_processor, overrides)
     raise ValueError(f"no fast image path for {family!r}; choose one of {', '.join(sorted(FAMILIES))}")
+
+
+def geometry(images: Sequence[Image.Image | torch.Tensor], settings: QwenPatching | TileSettings) -> dict[str, Any] | None:
+    """What `preprocess` returns less the pixel values, enough to expand the prompt's
+    placeholders; None where the layout needs the pixels for that (Idefics3's tiles)."""
+    return qwen.grids(images, settings) if isinstance(settings, QwenPatching) else None
 
 
 def preprocess(images: Sequence[Image.Image | torch.Tensor], settings: QwenPatching | TileSettings) -> dict[str, Any]:

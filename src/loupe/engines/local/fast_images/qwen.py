@@ -21,7 +21,7 @@ from PIL import Image
 
 from loupe.engines.local.fast_images.pixels import Normalization
 
-__all__ = ["QwenPatching", "grid", "preprocess"]
+__all__ = ["QwenPatching", "grid", "grids", "preprocess"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,11 @@ def grid(width: int, height: int, patching: QwenPatching) -> tuple[int, int, int
     if width % factor or height % factor:
         raise ValueError(f"a {width}x{height} image is not a multiple of {factor} on each side")
     return 1, height // patching.patch_size, width // patching.patch_size
+
+
+def grids(images: Sequence[Image.Image | torch.Tensor], patching: QwenPatching) -> dict[str, torch.Tensor]:
+    """`image_grid_thw` alone: what the prompt's placeholders need, without the pixel values."""
+    return {"image_grid_thw": torch.tensor([grid(*size_of(i), patching) for i in images], dtype=torch.int64).view(-1, 3)}
 
 
 def preprocess(images: Sequence[Image.Image | torch.Tensor], patching: QwenPatching) -> dict[str, torch.Tensor]:
