@@ -24,6 +24,7 @@ from loupe.engines.local.fast_images.resize import resized
 
 __all__ = [
     "FAMILIES",
+    "QWEN_LAYOUT",
     "Normalization",
     "QwenPatching",
     "TileSettings",
