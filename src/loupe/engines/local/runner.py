@@ -118,7 +118,7 @@ class ModelRunner:
             groups = self._family.groups(self._model, inputs, prompt.image_keys)
         prompt.cached_tokens = request.cached_tokens = reused
         positions, delta = self._family.positions(self._model, inputs)
-        prefill = self._prefill(inputs, reused, positions, groups)
+        prefill = self._prefill(inputs, reused, skip, positions, groups)
         past = _cropped(states, reused) if reused else []
         return _Plan(request, prefill, past, reused, match, delta)
 
@@ -194,7 +194,7 @@ class ModelRunner:
 
     def _holds(self, groups: list[ImageGroup], skip: int) -> bool:
         """Whether the features of every group after the first `skip` placeholders are cached."""
-        return all(group.key in self._vision for group in _after(groups, skip))
+        return all(group.key in self._vision for group in _after(groups, skip)[1])
 
     @property
     def stats(self) -> dict[str, int]:
@@ -211,14 +211,14 @@ class ModelRunner:
         return [next(keys) if t == self._image_token else t for t in ids]
 
     def _prefill(
-        self, inputs: dict[str, torch.Tensor], reused: int, positions: torch.Tensor, groups: list[ImageGroup]
+        self, inputs: dict[str, torch.Tensor], reused: int, skip: int, positions: torch.Tensor, groups: list[ImageGroup]
     ) -> Prefill:
-        """The prompt after its first `reused` tokens, embedded with the features of its images."""
-        ids = inputs["input_ids"]
-        new = ids[:, reused:]
+        """The prompt after its first `reused` tokens (`skip` of them image placeholders),
+        embedded with the features of its images."""
+        new = inputs["input_ids"][:, reused:]
         embeds = self._model.get_input_embeddings()(new)
         wanted = new == self._image_token
-        features = self._features(groups, int((ids[0, :reused] == self._image_token).sum()))
+        features = self._features(groups, skip)
         if features is not None:
             embeds = embeds.masked_scatter(wanted[..., None], features.rows.to(embeds.dtype))
         deepstack = features.deepstack if features is not None else ()
@@ -226,8 +226,7 @@ class ModelRunner:
 
     def _features(self, groups: list[ImageGroup], skip: int) -> Features | None:
         """The features of every placeholder after the first `skip` (whose states are reused)."""
-        needed = _after(groups, skip)
-        first = sum(g.tokens for g in groups[: len(groups) - len(needed)])
+        first, needed = _after(groups, skip)
         parts = [self._encoded(group) for group in needed]
         return Features.joined(parts, skip - first) if parts else None
 
@@ -267,14 +266,15 @@ class ModelRunner:
         self._batch, self._cache, self._mask = [], None, None
 
 
-def _after(groups: list[ImageGroup], skip: int) -> list[ImageGroup]:
-    """The groups with placeholders past the first `skip` (a group may be partly within them)."""
+def _after(groups: list[ImageGroup], skip: int) -> tuple[int, list[ImageGroup]]:
+    """The groups with placeholders past the first `skip` (a group may be partly within them),
+    and how many placeholders the groups before them hold."""
     start = 0
     for i, group in enumerate(groups):
         if start + group.tokens > skip:
-            return groups[i:]
+            return start, groups[i:]
         start += group.tokens
-    return []
+    return start, []
 
 
 def _cropped(states: Layers | None, length: int) -> Layers:
