@@ -1,6 +1,6 @@
 """Time to first token of turns 2 and 3 of a conversation that keeps its image, against turn 1.
 
-    python -m bench.multiturn [--conversations 4] [--device cpu]
+    python -m bench.multiturn [--conversations 8] [--device cpu]
 
 Serves the tiny Qwen2-VL of bench.serving with `loupe serve` on loopback. Each conversation
 opens with its own image and a question, then asks two follow-ups with the whole history (image
@@ -79,7 +79,7 @@ def table(results: list[list[float]], tokens: int, image: str) -> str:
     return "\n".join(lines)
 
 
-def run(conversations: int = 4, tokens: int = 16, device: str = "cpu") -> str:
+def run(conversations: int = 8, tokens: int = 16, device: str = "cpu") -> str:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         checkpoint = build_checkpoint(work / "tiny-qwen2-vl-512")
@@ -98,7 +98,7 @@ def run(conversations: int = 4, tokens: int = 16, device: str = "cpu") -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--conversations", type=int, default=4)
+    parser.add_argument("--conversations", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)

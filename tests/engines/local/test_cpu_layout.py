@@ -24,7 +24,9 @@ def test_linear_weights_are_column_major_with_the_checkpoint_values(tiny_checkpo
         assert linear.weight.t().is_contiguous() and not linear.weight.is_contiguous(), name
     assert all(torch.equal(p, plain.state_dict()[k]) for k, p in model.state_dict().items())
 
-    ids = torch.randint(20, 4000, (3, 40), generator=torch.Generator().manual_seed(0))  # three rows: the small-batch products the layout is for
+    vocab = model.get_input_embeddings().num_embeddings
+    # Three rows: the small-batch products the layout is for.
+    ids = torch.randint(20, vocab, (3, 40), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         ours, theirs = model(input_ids=ids).logits, plain(input_ids=ids).logits
     assert torch.allclose(ours, theirs, atol=1e-4, rtol=0)

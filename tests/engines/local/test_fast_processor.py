@@ -107,4 +107,4 @@ def test_a_prompt_without_pixels_has_the_same_ids_and_counts(family: str, tiny_c
         return
     assert not lean.pixels and lean.inputs.keys() == full.inputs.keys() - {"pixel_values"}
     for name, tensor in lean.inputs.items():
-        assert torch.equal(tensor, full.inputs[name]), name
+        assert tensor.dtype == full.inputs[name].dtype and torch.equal(tensor, full.inputs[name]), name

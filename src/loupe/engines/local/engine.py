@@ -19,6 +19,7 @@ from loupe.domain import GenerationEvent, ModelCard, PreparedImage, PromptMessag
 from loupe.engines.local.core import EngineCore
 from loupe.engines.local.families import family_for
 from loupe.engines.local.generation import eos_ids, run_choices
+from loupe.engines.local.gil import prompt_handover
 from loupe.engines.local.loader import LoadedModel
 from loupe.engines.local.prompt import build_prompt, count_prompt
 from loupe.engines.local.runner import KeyedPrompt, ModelRunner
@@ -94,6 +95,7 @@ class LocalEngine:
         return self._loaded
 
     async def start(self) -> None:
+        prompt_handover()  # the event loop streams tokens while the inference thread computes
         (self._core or self._worker).start()  # type: ignore[union-attr]
 
     async def close(self) -> None:

@@ -61,17 +61,24 @@ def build_prompt(processor: Any, messages: Sequence[PromptMessage], pixels: bool
             out = processor(
                 text=[templated(processor, messages)],
                 images=[images] if prepared else None,
-                return_tensors="pt",
+                # Without pixels, the image outputs are tensors already (the fast path's grids) and
+                # the few token lists are converted below: the tokenizer's own conversion, of the
+                # offsets too, costs more than the rest of a next turn's preparation.
+                return_tensors="pt" if pixels else None,
                 return_offsets_mapping=True,
                 return_text_replacement_offsets=True,
                 **_shared_overrides(prepared),
             )
     except ValueError as exc:
         raise InvalidRequest(f"the model's processor refused the prompt: {exc}") from None
-    offsets = out.pop("offset_mapping")[0].tolist()
+    offsets = out.pop("offset_mapping")[0]
     replacements = out.pop("text_replacement_offsets", [[]])[0]
     spans = [r["new_span"] for r in replacements if r["type"] == "image"]
-    inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+    if pixels:
+        offsets = offsets.tolist()
+        inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+    else:
+        inputs = {k: v if isinstance(v, torch.Tensor) else torch.tensor(v) for k, v in out.items()}
     stats = PromptStats(
         prompt_tokens=int(inputs["input_ids"].shape[1]),
         image_tokens=_tokens_within(offsets, spans),

@@ -14,23 +14,51 @@ Decode = Callable[[Sequence[int]], str]
 
 
 class IncrementalDecoder:
-    """Turns a growing list of token ids into the text it adds at each step."""
+    """Turns a growing list of token ids into the text it adds at each step.
+
+    Bytes that may be the start of a character the next token finishes decode to a trailing
+    U+FFFD: only that last character is held back (a decoder replaces an unfinished sequence at
+    the end with one U+FFFD, and appending bytes changes nothing before it). Bytes that can never
+    be a character are given out as the U+FFFD the whole text decodes to, as soon as that is
+    certain, and `finish` gives out whatever is still held, so the stream adds up to the
+    decoded ids.
+    """
 
     def __init__(self, decode: Decode) -> None:
         self._decode = decode
         self._ids: list[int] = []
         self._prefix_offset = 0
         self._read_offset = 0
+        self._ahead = 0  # characters past the prefix text given out while one was unfinished
 
     def push(self, token_id: int) -> str:
         self._ids.append(token_id)
-        prefix = self._decode(self._ids[self._prefix_offset : self._read_offset])
-        full = self._decode(self._ids[self._prefix_offset :])
-        if len(full) <= len(prefix) or full.endswith("\ufffd"):
+        prefix, full = self._window()
+        start = len(prefix) + self._ahead
+        if full.endswith("\ufffd"):
+            settled = len(full) - 1
+            if settled <= start:
+                return ""
+            self._ahead = settled - len(prefix)
+            return full[start:settled]
+        if len(full) <= start:
             return ""
-        self._prefix_offset = self._read_offset
-        self._read_offset = len(self._ids)
-        return full[len(prefix) :]
+        self._prefix_offset, self._read_offset, self._ahead = self._read_offset, len(self._ids), 0
+        return full[start:]
+
+    def finish(self) -> str:
+        """The text still held back at the end (an unfinished character's U+FFFD)."""
+        if self._read_offset == len(self._ids):
+            return ""
+        prefix, full = self._window()
+        start = len(prefix) + self._ahead
+        self._prefix_offset, self._read_offset, self._ahead = self._read_offset, len(self._ids), 0
+        return full[start:]
+
+    def _window(self) -> tuple[str, str]:
+        """The text of the ids before the unread ones (from the window start), and with them."""
+        window = self._ids[self._prefix_offset :]
+        return self._decode(window[: self._read_offset - self._prefix_offset]), self._decode(window)
 
 
 class StopMatcher:
@@ -96,4 +124,5 @@ class TextStream:
         return self._matcher.feed(self._decoder.push(token_id))
 
     def finish(self) -> str:
-        return self._matcher.flush()
+        """The text held back until the end: an unfinished character, a possible stop's start."""
+        return self._matcher.feed(self._decoder.finish()) + self._matcher.flush()

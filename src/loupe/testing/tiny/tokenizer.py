@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from num2words import num2words
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 # Plain English about pictures and everyday scenes: the words a vision-language prompt and its
@@ -47,6 +47,16 @@ Up, down, left, right, above, below, behind, in front of, next to, between and i
 """
 
 
+# How Qwen2's published tokenizer (and those of the Qwen-based families) cuts text before BPE:
+# contractions, words with one leading non-letter, each digit on its own, punctuation runs, and
+# whitespace. Digits alone make a number's tokens the same whichever way the text was produced,
+# so an answer sent back in the next turn tokenizes into the ids the model generated.
+_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SpecialTokens:
     """A family's special tokens in their published id order, and which of them play which role."""
@@ -64,8 +74,8 @@ class SpecialTokens:
 
 def _corpus_lines() -> Iterator[str]:
     yield from _CORPUS.splitlines()
-    # Counts, ordinals and years in digits and in words: they fill the vocabulary to a few thousand
-    # entries the way a real tokenizer's numbers do, without a large text corpus in the source.
+    # Counts, ordinals and years in digits and in words: the words fill the vocabulary to a few
+    # thousand entries, without a large text corpus in the source.
     for n in range(3000):
         ordinal, year = num2words(n, to="ordinal"), num2words(n, to="year")
         yield f"{n}: {num2words(n)}, the {ordinal}, in {year}."
@@ -80,7 +90,12 @@ def train_tokenizer(special: SpecialTokens, *, vocab_size: int = 4096) -> PreTra
     """
     roles = {special.bos, special.eos, special.pad, special.unk}
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     core.decoder = decoders.ByteLevel()
     core.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
