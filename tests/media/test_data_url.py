@@ -39,6 +39,10 @@ def test_payload_is_decoded(url: str) -> None:
         ("data:image/png;base64,@@@@", "not valid base64"),
         ("data:image/png;base64,AAA", "not valid base64"),
         ("data:image/png;base64,Zm9v\u00e9", "not valid base64"),
+        ("data:image/png;base64,Zm9v====", "not valid base64"),  # padding where none belongs
+        ("data:image/png;base64,Zg==Zm9v", "not valid base64"),  # data after the padding
+        ("data:image/png;base64,Zm9v-_8=", "not valid base64"),  # the URL-safe alphabet
+        ("data:image/png;base64,Zm9v\n@@@@", "not valid base64"),  # whitespace and garbage
         ("data:image/png;base64,", "empty"),
     ],
 )
@@ -51,6 +55,11 @@ def test_too_large_before_decoding() -> None:
     url = "data:image/png;base64," + "A" * 4_000_000
     with pytest.raises(ImageFileExceedsMaxSize):
         decode_data_url(url, max_bytes=1000)
+
+
+def test_line_breaks_do_not_count_against_the_limit() -> None:
+    wrapped = "\n".join(ENCODED[i : i + 2] for i in range(0, len(ENCODED), 2))
+    assert decode_data_url(f"data:image/png;base64,{wrapped}", max_bytes=len(PAYLOAD)) == PAYLOAD
 
 
 def test_limit_is_exact() -> None:
