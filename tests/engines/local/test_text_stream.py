@@ -51,14 +51,28 @@ def test_an_unfinished_character_after_settled_junk_still_completes() -> None:
     assert decoder.finish() == ""
 
 
+def test_a_long_run_of_stray_bytes_keeps_the_decoded_window_short() -> None:
+    windows: list[int] = []
+
+    def counting(ids: Sequence[int]) -> str:
+        windows.append(len(ids))
+        return decode(ids)
+
+    decoder = IncrementalDecoder(counting)
+    shown = [decoder.push(8) for _ in range(200)]
+    assert shown == ["", *["\ufffd"] * 199]
+    assert decoder.finish() == "\ufffd"
+    assert max(windows) <= 4  # not the whole run, re-decoded at every step
+
+
 def test_a_generated_replacement_character_is_text_like_any_other() -> None:
     assert feed(TextStream(decode, []), [1, 11, 2]) == "Hel\ufffdlo"
 
 
 def test_the_stream_adds_up_to_the_decoded_ids_and_never_takes_back_text() -> None:
     rng = random.Random(7)
-    for _ in range(500):
-        ids = [rng.choice(list(VOCAB)) for _ in range(rng.randint(1, 12))]
+    for _ in range(2000):
+        ids = [rng.choice(list(VOCAB)) for _ in range(rng.randint(1, 30))]
         decoder = IncrementalDecoder(decode)
         shown = ""
         for n, token in enumerate(ids, start=1):

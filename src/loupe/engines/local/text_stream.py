@@ -40,6 +40,7 @@ class IncrementalDecoder:
             if settled <= start:
                 return ""
             self._ahead = settled - len(prefix)
+            self._settle(full[:settled])
             return full[start:settled]
         if len(full) <= start:
             return ""
@@ -54,6 +55,15 @@ class IncrementalDecoder:
         start = len(prefix) + self._ahead
         self._prefix_offset, self._read_offset, self._ahead = self._read_offset, len(self._ids), 0
         return full[start:]
+
+    def _settle(self, settled: str) -> None:
+        """Move the window past the ids whose text is all given out, when the unfinished
+        character's bytes are the last ids alone (at most three: one byte or more each), so a
+        long run of bytes that make no character does not grow the text decoded per step."""
+        for end in range(len(self._ids) - 1, max(self._read_offset, len(self._ids) - 4), -1):
+            if self._decode(self._ids[self._prefix_offset : end]) == settled:
+                self._prefix_offset, self._read_offset, self._ahead = self._read_offset, end, 0
+                return
 
     def _window(self) -> tuple[str, str]:
         """The text of the ids before the unread ones (from the window start), and with them."""
