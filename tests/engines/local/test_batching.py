@@ -156,27 +156,32 @@ def test_seeded_choices_are_reproducible_and_differ(loaded: LoadedModel) -> None
     assert sorted(f.index for f in finishes(first)) == [0, 1, 2]
 
 
-def test_next_turn_reuses_the_prefix_and_stays_exact(loaded: LoadedModel) -> None:
-    image = crop("boats.jpg", (0, 0, 448, 448))
-    turn1 = [PromptMessage(Role.USER, (TextPart("What is this?"), image))]
+def next_turn(
+    loaded: LoadedModel, turn1: list[PromptMessage], follow_up: PromptMessage, tokens: tuple[int, int]
+) -> tuple[list[PromptMessage], KeyedPrompt, KeyedPrompt, list[GenerationEvent]]:
+    """Turn 1 and its greedy answer (`tokens[0]`), then `follow_up` on one engine: the second
+    turn's messages, both prompts, and the events of the second turn (`tokens[1]`)."""
 
-    async def scenario() -> tuple[list[PromptMessage], list[GenerationEvent], KeyedPrompt, KeyedPrompt]:
+    async def scenario() -> tuple[list[PromptMessage], KeyedPrompt, KeyedPrompt, list[GenerationEvent]]:
         engine = LocalEngine(card(), loaded, max_queue=4)
         await engine.start()
         try:
             first = await engine.prepare(turn1)
-            answer = texts([e async for e in engine.generate(first, GREEDY, 8)])[0]
-            turn2 = [
-                *turn1,
-                PromptMessage(Role.ASSISTANT, (TextPart(answer),)),
-                PromptMessage(Role.USER, (TextPart("And the colours?"),)),
-            ]
+            answer = texts([e async for e in engine.generate(first, GREEDY, tokens[0])])[0]
+            turn2 = [*turn1, PromptMessage(Role.ASSISTANT, (TextPart(answer),)), follow_up]
             second = await engine.prepare(turn2)
-            return turn2, [e async for e in engine.generate(second, GREEDY, 12)], first, second
+            return turn2, first, second, [e async for e in engine.generate(second, GREEDY, tokens[1])]
         finally:
             await engine.close()
 
-    turn2, events, first, second = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_next_turn_reuses_the_prefix_and_stays_exact(loaded: LoadedModel) -> None:
+    image = crop("boats.jpg", (0, 0, 448, 448))
+    turn1 = [PromptMessage(Role.USER, (TextPart("What is this?"), image))]
+    follow_up = PromptMessage(Role.USER, (TextPart("And the colours?"),))
+    turn2, first, second, events = next_turn(loaded, turn1, follow_up, (8, 12))
     assert first.cached_tokens == 0
     assert second.cached_tokens >= first.stats.prompt_tokens - 1
     # The image's embeddings were cached: where the layout allows it, no pixels were computed.

@@ -29,7 +29,7 @@ from loupe.engines.local import runner as runner_module
 from loupe.engines.local.runner import KeyedPrompt
 from loupe.engines.local.sampler import Sampler
 from loupe.engines.local.scheduler import Scheduler, Step
-from tests.engines.local.test_batching import GREEDY, card, conversations, crop, run, texts
+from tests.engines.local.test_batching import GREEDY, card, conversations, crop, next_turn, run, texts
 
 STEPS = [12, 5, 9, 7]
 # Families whose images are encoded (and so matched in the prefix cache) one by one; the others
@@ -111,25 +111,9 @@ def test_a_reused_prefix_keeps_the_logits_of_generate(family: str, loaded: Loade
     """A second turn that adds an image: the first turn's states (its image's too, where images
     are matched one by one) are reused, and only the new placeholders get features."""
     turn1 = [PromptMessage(Role.USER, (TextPart("What is this?"), crop("boats.jpg", (0, 0, 448, 448))))]
-
-    async def scenario() -> tuple[list[PromptMessage], KeyedPrompt]:
-        engine = LocalEngine(card(), loaded, max_queue=4)
-        await engine.start()
-        try:
-            first = await engine.prepare(turn1)
-            answer = texts([e async for e in engine.generate(first, GREEDY, 6)])[0]
-            turn2 = [
-                *turn1,
-                PromptMessage(Role.ASSISTANT, (TextPart(answer),)),
-                PromptMessage(Role.USER, (crop("bus.jpg", (40, 40, 264, 376)), TextPart("And this one?"))),
-            ]
-            second = await engine.prepare(turn2)
-            assert len([e async for e in engine.generate(second, GREEDY, 6)]) > 1
-            return turn2, second
-        finally:
-            await engine.close()
-
-    turn2, second = asyncio.run(scenario())
+    follow_up = PromptMessage(Role.USER, (crop("bus.jpg", (40, 40, 264, 376)), TextPart("And this one?")))
+    turn2, _, second, events = next_turn(loaded, turn1, follow_up, (6, 6))
+    assert len(events) > 1
     ids = second.local.inputs["input_ids"][0]
     first_image = int((ids == loaded.model.config.image_token_id).nonzero()[0])
     assert second.cached_tokens > (first_image if family in PER_IMAGE else 0)

@@ -46,7 +46,8 @@ def load_upstream_model(
     `upstream` are base URLs ending in `/v1`; `upstream_model` is the model's name there.
     `read_timeout_s` bounds the wait for each piece of the answer, the first included (a long
     prefill under load). `encoded_cache_bytes` bounds the images kept encoded for later turns.
-    Nothing is contacted here: `engine.start()` runs the first health probe. Raises ConfigError for a URL that is not http(s), ModelLoadError for the checkpoint.
+    Nothing is contacted here: `engine.start()` runs the first health probe. Raises ConfigError
+    for a URL that is not http(s), ModelLoadError for the checkpoint.
     """
     urls = [_base_url(u) for u in upstream]
     found = read_checkpoint(checkpoint)
