@@ -151,7 +151,7 @@ def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Bi
     )
     state = AppState(
         chat=chat,
-        accounts=Accounts(billing),
+        accounts=Accounts(billing, settings.auth_cache_s),
         metrics=metrics,
         max_choices=settings.engine.max_choices,
         max_request_bytes=settings.max_request_bytes,

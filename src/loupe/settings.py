@@ -114,6 +114,13 @@ class Settings(BaseModel):
     max_request_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     db: str = Field("sqlite:///loupe.db", description="SQLite path URL or postgresql:// URL")
     redis: str | None = Field(None, description="redis:// URL: rate limits shared by several Loupe processes")
+    auth_cache_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="seconds a resolved API key (or the open state) is reused without a query; admission and "
+        "admin calls always check the database",
+    )
     models: tuple[ModelSettings, ...] = ()
     fetch: FetchSettings = FetchSettings()
     engine: EngineSettings = EngineSettings()

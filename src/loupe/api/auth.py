@@ -19,9 +19,11 @@ def bearer(request: Request) -> str | None:
     return secret.strip() or None if scheme.lower() == "bearer" else None
 
 
-def caller_dependency(accounts: Accounts) -> Callable[[Request], Awaitable[Caller]]:
+def caller_dependency(accounts: Accounts, fresh: bool = False) -> Callable[[Request], Awaitable[Caller]]:
+    """The request's caller; `fresh` resolves it from the database even when one is kept."""
+
     async def caller(request: Request) -> Caller:
-        return await accounts.caller(bearer(request))
+        return await accounts.caller(bearer(request), fresh)
 
     return caller
 

@@ -14,6 +14,7 @@ from loupe.engines.local import fast_images
 from loupe.engines.local.fast_processor import _FastImages
 from loupe.engines.local.loader import read_checkpoint
 from loupe.engines.local.prompt import build_prompt
+from loupe.errors import InvalidRequest
 from tests.helpers import PHOTOS
 
 
@@ -94,17 +95,57 @@ def test_an_image_not_sized_by_the_planner_falls_back_to_the_hf_processor(
     assert torch.equal(quick.inputs["pixel_values"], slow.inputs["pixel_values"])
 
 
-@pytest.mark.parametrize("family", ["qwen2-vl", "smolvlm"])
+@pytest.mark.parametrize("family", sorted(fast_images.FAMILIES))
 def test_a_prompt_without_pixels_has_the_same_ids_and_counts(family: str, tiny_checkpoint: Callable[[str], Path]) -> None:
     with Image.open(PHOTOS / "boats.jpg") as img:
-        photo = img.convert("RGB").resize((448, 308), Image.Resampling.BICUBIC)
+        photo = img.convert("RGB").resize((896, 448), Image.Resampling.BICUBIC)  # whole tokens in every family
     processor = read_checkpoint(str(tiny_checkpoint(family))).processor
     full, lean = build_prompt(processor, messages(photo)), build_prompt(processor, messages(photo), pixels=False)
     assert full.pixels and "pixel_values" in full.inputs
     assert lean.stats == full.stats
-    if family == "smolvlm":  # its tiles' placeholders need the pixels: they are computed anyway
+    if family not in fast_images.QWEN_LAYOUT:  # tiles' placeholders need the pixels: computed anyway
         assert lean.pixels and lean.inputs.keys() == full.inputs.keys()
         return
     assert not lean.pixels and lean.inputs.keys() == full.inputs.keys() - {"pixel_values"}
     for name, tensor in lean.inputs.items():
         assert tensor.dtype == full.inputs[name].dtype and torch.equal(tensor, full.inputs[name]), name
+
+
+@pytest.mark.parametrize("family", sorted(fast_images.QWEN_LAYOUT))
+def test_a_conversation_without_pixels_has_the_same_ids_and_counts(
+    family: str, tiny_checkpoint: Callable[[str], Path]
+) -> None:
+    """Several images of different sizes, text around them, earlier turns: every marker expands."""
+    with Image.open(PHOTOS / "boats.jpg") as img:
+        wide, tall = img.convert("RGB").resize((896, 448)), img.convert("RGB").resize((224, 672))
+    processor = read_checkpoint(str(tiny_checkpoint(family))).processor
+    conversation = [
+        *messages(wide),
+        PromptMessage(Role.ASSISTANT, (TextPart("Boats 346, and 12 more."),)),
+        PromptMessage(Role.USER, (TextPart("Compare"), *messages(tall)[0].content, *messages(wide)[0].content[:1])),
+    ]
+    full, lean = build_prompt(processor, conversation), build_prompt(processor, conversation, pixels=False)
+    assert not lean.pixels and lean.stats == full.stats and full.stats.image_tokens > 0
+    for name, tensor in lean.inputs.items():
+        assert torch.equal(tensor, full.inputs[name]), name
+
+
+def test_a_prompt_without_pixels_of_an_image_not_sized_by_the_planner_gets_them(
+    tiny_checkpoint: Callable[[str], Path],
+) -> None:
+    odd = Image.new("RGB", (64, 64), "red")  # the processor resizes it: only its call knows the grid
+    processor = read_checkpoint(str(tiny_checkpoint("qwen2-vl"))).processor
+    full, lean = build_prompt(processor, messages(odd)), build_prompt(processor, messages(odd), pixels=False)
+    assert lean.pixels and lean.stats == full.stats
+    assert torch.equal(lean.inputs["input_ids"], full.inputs["input_ids"])
+
+
+def test_a_prompt_without_pixels_refuses_a_typed_image_marker_as_the_processor_does(
+    tiny_checkpoint: Callable[[str], Path],
+) -> None:
+    photo = Image.new("RGB", (448, 448), "red")
+    processor = read_checkpoint(str(tiny_checkpoint("qwen2-vl"))).processor
+    typed = [PromptMessage(Role.USER, (*messages(photo)[0].content, TextPart(f"and {processor.image_token}?")))]
+    for pixels in (True, False):
+        with pytest.raises(InvalidRequest, match="refused the prompt"):
+            build_prompt(processor, typed, pixels=pixels)

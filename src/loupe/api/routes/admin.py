@@ -50,7 +50,7 @@ def key_object(key: ApiKey) -> dict[str, Any]:
 
 def router(state: AppState) -> APIRouter:
     api = APIRouter(prefix="/admin", tags=["admin"])
-    caller_of = caller_dependency(state.accounts)
+    caller_of = caller_dependency(state.accounts, fresh=True)  # never a kept caller for admin calls
     keys = state.accounts.billing.keys
 
     async def admin(caller: Caller = Depends(caller_of)) -> Caller:
@@ -70,15 +70,20 @@ def router(state: AppState) -> APIRouter:
             )
 
         created = await anyio.to_thread.run_sync(create)
+        state.accounts.forget()  # the server may have run open
         return {**key_object(created.key), "secret": created.secret}
 
     @api.post("/keys/{key_id}/revoke", dependencies=[Depends(admin)], summary="Revoke an API key")
     async def revoke_key(key_id: str) -> dict[str, Any]:
-        return key_object(await anyio.to_thread.run_sync(keys.revoke, key_id))
+        revoked = await anyio.to_thread.run_sync(keys.revoke, key_id)
+        state.accounts.forget()
+        return key_object(revoked)
 
     @api.post("/keys/{key_id}/top-up", dependencies=[Depends(admin)], summary="Add to a key's balance")
     async def top_up(key_id: str, body: TopUp) -> dict[str, Any]:
-        return key_object(await anyio.to_thread.run_sync(keys.top_up, key_id, body.amount))
+        topped = await anyio.to_thread.run_sync(keys.top_up, key_id, body.amount)
+        state.accounts.forget()
+        return key_object(topped)
 
     @api.get("/usage", dependencies=[Depends(admin)], summary="Usage of every key, or of one")
     async def usage(

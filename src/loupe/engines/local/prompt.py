@@ -7,8 +7,8 @@ images (placeholders, tile markers, wrappers), found from the processor's replac
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ import torch
 
 from loupe.domain import PreparedImage, PromptMessage, PromptStats, TextPart, nested_overrides
 from loupe.engines.local.fast_images import resized
-from loupe.engines.local.fast_processor import skips_pixels, without_pixels
+from loupe.engines.local.fast_processor import placeholder_inputs, skips_pixels
 from loupe.errors import InvalidRequest
 
 
@@ -54,36 +54,47 @@ def build_prompt(processor: Any, messages: Sequence[PromptMessage], pixels: bool
     images are neither resized nor turned into pixel values (an engine that holds their
     embeddings does not need them): the prompt's ids, grids and counts are the same."""
     prepared = [p for m in messages for p in m.content if isinstance(p, PreparedImage)]
-    pixels = pixels or not prepared or not skips_pixels(processor)
-    images = [resized(p.pixels, (p.width, p.height)) if pixels else _stand_in(p) for p in prepared]
+    overrides = _shared_overrides(prepared)
+    pixels = pixels or not prepared or not skips_pixels(processor) or bool(overrides)
+    text = templated(processor, messages)
     try:
-        with nullcontext() if pixels else without_pixels():
-            out = processor(
-                text=[templated(processor, messages)],
-                images=[images] if prepared else None,
-                # Without pixels, the image outputs are tensors already (the fast path's grids) and
-                # the few token lists are converted below: the tokenizer's own conversion, of the
-                # offsets too, costs more than the rest of a next turn's preparation.
-                return_tensors="pt" if pixels else None,
-                return_offsets_mapping=True,
-                return_text_replacement_offsets=True,
-                **_shared_overrides(prepared),
-            )
+        built = None if pixels else _placeholders(processor, text, prepared)
+        pixels = built is None
+        inputs, stats = _processed(processor, text, prepared, overrides) if built is None else built
     except ValueError as exc:
         raise InvalidRequest(f"the model's processor refused the prompt: {exc}") from None
-    offsets = out.pop("offset_mapping")[0]
-    replacements = out.pop("text_replacement_offsets", [[]])[0]
-    spans = [r["new_span"] for r in replacements if r["type"] == "image"]
-    if pixels:
-        offsets = offsets.tolist()
-        inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
-    else:
-        inputs = {k: v if isinstance(v, torch.Tensor) else torch.tensor(v) for k, v in out.items()}
-    stats = PromptStats(
-        prompt_tokens=int(inputs["input_ids"].shape[1]),
-        image_tokens=_tokens_within(offsets, spans),
-    )
     return LocalPrompt(inputs=inputs, stats=stats, pixels=pixels)
+
+
+def _processed(
+    processor: Any, text: str, prepared: list[PreparedImage], overrides: dict[str, Any]
+) -> tuple[dict[str, torch.Tensor], PromptStats]:
+    """Through the processor's call, pixels included."""
+    out = processor(
+        text=[text],
+        images=[[resized(p.pixels, (p.width, p.height)) for p in prepared]] if prepared else None,
+        return_tensors="pt",
+        return_offsets_mapping=True,
+        return_text_replacement_offsets=True,
+        **overrides,
+    )
+    offsets = out.pop("offset_mapping")[0].tolist()
+    replacements = out.pop("text_replacement_offsets", [[]])[0]
+    spans = [at for r in replacements if r["type"] == "image" for at in r["new_span"]]
+    inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+    return inputs, PromptStats(prompt_tokens=int(inputs["input_ids"].shape[1]), image_tokens=_tokens_within(offsets, spans))
+
+
+def _placeholders(
+    processor: Any, text: str, prepared: list[PreparedImage]
+) -> tuple[dict[str, torch.Tensor], PromptStats] | None:
+    """The same ids and grids without pixels or the processor's call (see placeholder_inputs)."""
+    built = placeholder_inputs(processor, text, [_stand_in(p) for p in prepared])
+    if built is None:
+        return None
+    out, image_tokens = built
+    inputs = {k: v if isinstance(v, torch.Tensor) else torch.tensor([v]) for k, v in out.items()}
+    return inputs, PromptStats(prompt_tokens=int(inputs["input_ids"].shape[1]), image_tokens=image_tokens)
 
 
 def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptStats:
@@ -91,10 +102,10 @@ def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptSta
     tokenized as the processor would, plus each image's planned tokens (planned or prepared)."""
     text = templated(processor, messages)
     marker = processor.image_token
-    spans = []
+    spans: list[int] = []
     start = text.find(marker)
     while start >= 0:
-        spans.append((start, start + len(marker)))
+        spans += (start, start + len(marker))
         start = text.find(marker, start + len(marker))
     offsets = processor.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
     text_tokens = len(offsets) - _tokens_within(offsets, spans)
@@ -119,9 +130,12 @@ def _shared_overrides(images: Sequence[PreparedImage]) -> dict[str, Any]:
     return nested_overrides(distinct.pop()) if distinct else {}
 
 
-def _tokens_within(offsets: Sequence[Sequence[int]], spans: Sequence[Sequence[int]]) -> int:
+def _tokens_within(offsets: Sequence[Sequence[int]], bounds: Sequence[int]) -> int:
+    """Tokens (character offsets) wholly inside one of the spans, given as the ascending
+    bounds of disjoint spans (start, end, start, end, ...)."""
     count = 0
     for start, end in offsets:
-        if end > start and any(lo <= start and end <= hi for lo, hi in spans):
+        i = bisect_right(bounds, start)  # odd: `start` is inside span i // 2
+        if end > start and i % 2 and end <= bounds[i]:
             count += 1
     return count
