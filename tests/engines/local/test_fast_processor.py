@@ -54,6 +54,7 @@ def test_fast_and_plain_processors_give_the_same_inputs(
     assert quick.stats == slow.stats
     assert quick.inputs.keys() == slow.inputs.keys()
     for name, tensor in slow.inputs.items():
+        assert quick.inputs[name].dtype == tensor.dtype, name
         if exact or not tensor.is_floating_point():
             assert torch.equal(quick.inputs[name], tensor), name
         else:
@@ -100,7 +101,8 @@ def test_a_prompt_without_pixels_has_the_same_ids_and_counts(family: str, tiny_c
     with Image.open(PHOTOS / "boats.jpg") as img:
         photo = img.convert("RGB").resize((896, 448), Image.Resampling.BICUBIC)  # whole tokens in every family
     processor = read_checkpoint(str(tiny_checkpoint(family))).processor
-    full, lean = build_prompt(processor, messages(photo)), build_prompt(processor, messages(photo), pixels=False)
+    plain = read_checkpoint(str(tiny_checkpoint(family)), fast=False).processor  # the HF processor's call
+    full, lean = build_prompt(plain, messages(photo)), build_prompt(processor, messages(photo), pixels=False)
     assert full.pixels and "pixel_values" in full.inputs
     assert lean.stats == full.stats
     if family not in fast_images.QWEN_LAYOUT:  # tiles' placeholders need the pixels: computed anyway
@@ -119,15 +121,19 @@ def test_a_conversation_without_pixels_has_the_same_ids_and_counts(
     with Image.open(PHOTOS / "boats.jpg") as img:
         wide, tall = img.convert("RGB").resize((896, 448)), img.convert("RGB").resize((224, 672))
     processor = read_checkpoint(str(tiny_checkpoint(family))).processor
+    plain = read_checkpoint(str(tiny_checkpoint(family)), fast=False).processor  # the HF processor's call
     conversation = [
         *messages(wide),
         PromptMessage(Role.ASSISTANT, (TextPart("Boats 346, and 12 more."),)),
         PromptMessage(Role.USER, (TextPart("Compare"), *messages(tall)[0].content, *messages(wide)[0].content[:1])),
     ]
-    full, lean = build_prompt(processor, conversation), build_prompt(processor, conversation, pixels=False)
-    assert not lean.pixels and lean.stats == full.stats and full.stats.image_tokens > 0
-    for name, tensor in lean.inputs.items():
-        assert torch.equal(tensor, full.inputs[name]), name
+    full, lean = build_prompt(plain, conversation), build_prompt(processor, conversation, pixels=False)
+    quick = build_prompt(processor, conversation)
+    assert not lean.pixels and lean.stats == full.stats == quick.stats and full.stats.image_tokens > 0
+    assert quick.inputs.keys() == full.inputs.keys() == lean.inputs.keys() | {"pixel_values"}
+    for name, tensor in full.inputs.items():
+        assert quick.inputs[name].dtype == tensor.dtype and torch.equal(quick.inputs[name], tensor), name
+        assert name == "pixel_values" or torch.equal(lean.inputs[name], tensor), name
 
 
 def test_a_prompt_without_pixels_of_an_image_not_sized_by_the_planner_gets_them(
@@ -149,3 +155,15 @@ def test_a_prompt_without_pixels_refuses_a_typed_image_marker_as_the_processor_d
     for pixels in (True, False):
         with pytest.raises(InvalidRequest, match="refused the prompt"):
             build_prompt(processor, typed, pixels=pixels)
+
+
+@pytest.mark.parametrize("family", sorted(fast_images.QWEN_LAYOUT))
+def test_a_prompt_without_images_has_the_processors_inputs(family: str, tiny_checkpoint: Callable[[str], Path]) -> None:
+    fast = read_checkpoint(str(tiny_checkpoint(family)))
+    plain = read_checkpoint(str(tiny_checkpoint(family)), fast=False)
+    text_only = [PromptMessage(Role.USER, (TextPart("Count to 346, then stop."),))]
+    quick, slow = build_prompt(fast.processor, text_only), build_prompt(plain.processor, text_only)
+    assert quick.stats == slow.stats and quick.stats.image_tokens == 0
+    assert quick.inputs.keys() == slow.inputs.keys()
+    for name, tensor in slow.inputs.items():
+        assert quick.inputs[name].dtype == tensor.dtype and torch.equal(quick.inputs[name], tensor), name

@@ -55,15 +55,16 @@ def build_prompt(processor: Any, messages: Sequence[PromptMessage], pixels: bool
     embeddings does not need them): the prompt's ids, grids and counts are the same."""
     prepared = [p for m in messages for p in m.content if isinstance(p, PreparedImage)]
     overrides = _shared_overrides(prepared)
-    pixels = pixels or not prepared or not skips_pixels(processor) or bool(overrides)
     text = templated(processor, messages)
     try:
-        built = None if pixels else _placeholders(processor, text, prepared)
-        pixels = built is None
-        inputs, stats = _processed(processor, text, prepared, overrides) if built is None else built
+        built = _placeholders(processor, text, prepared, pixels) if skips_pixels(processor) and not overrides else None
+        if built is None:
+            pixels = True
+            built = _processed(processor, text, prepared, overrides)
     except ValueError as exc:
         raise InvalidRequest(f"the model's processor refused the prompt: {exc}") from None
-    return LocalPrompt(inputs=inputs, stats=stats, pixels=pixels)
+    inputs, stats = built
+    return LocalPrompt(inputs=inputs, stats=stats, pixels=pixels or not prepared)
 
 
 def _processed(
@@ -86,10 +87,11 @@ def _processed(
 
 
 def _placeholders(
-    processor: Any, text: str, prepared: list[PreparedImage]
+    processor: Any, text: str, prepared: list[PreparedImage], pixels: bool
 ) -> tuple[dict[str, torch.Tensor], PromptStats] | None:
-    """The same ids and grids without pixels or the processor's call (see placeholder_inputs)."""
-    built = placeholder_inputs(processor, text, [_stand_in(p) for p in prepared])
+    """The same inputs without the processor's call (see placeholder_inputs), pixels optional."""
+    images = [resized(p.pixels, (p.width, p.height)) if pixels else _stand_in(p) for p in prepared]
+    built = placeholder_inputs(processor, text, images, pixels)
     if built is None:
         return None
     out, image_tokens = built
