@@ -62,18 +62,15 @@ def placeholder_inputs(
     where the call would: marker and image counts differ."""
     assert skips_pixels(processor)
     token, token_id = processor.image_token, processor.image_token_id
-    if text.count(token) != len(images):
-        raise ValueError(f"the prompt has {text.count(token)} image markers for {len(images)} images")
+    markers = text.count(token)
+    if markers != len(images):
+        raise ValueError(f"the prompt has {markers} image markers for {len(images)} images")
     text_kwargs, token_types, added = processor._text_call()
-    settings = processor._settings({})
-    try:
-        if not images:  # the call leaves out the image outputs altogether
-            grids: dict[str, Any] | None = {}
-        else:
-            grids = fast_images.preprocess(images, settings) if pixels else fast_images.geometry(images, settings)
+    image_outputs = fast_images.preprocess if pixels else fast_images.grids
+    try:  # none at all without images, as from the call
+        grids = image_outputs(images, processor._settings({})) if images else {}
     except ValueError:
         return None
-    assert grids is not None  # a layout that skips pixels has grids
     replacements = [processor.replace_image_token(grids, image_idx=i) for i in range(len(images))]
     repeats = [len(r) // len(token) for r in replacements]
     if not added or any(r != token * n for r, n in zip(replacements, repeats, strict=True)):

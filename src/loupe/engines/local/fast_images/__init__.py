@@ -19,7 +19,7 @@ import torch
 from loupe.engines.local.fast_images import idefics3, qwen
 from loupe.engines.local.fast_images.idefics3 import TileSettings
 from loupe.engines.local.fast_images.pixels import Normalization
-from loupe.engines.local.fast_images.qwen import QwenPatching
+from loupe.engines.local.fast_images.qwen import QwenPatching, grids
 from loupe.engines.local.fast_images.resize import resized
 
 __all__ = [
@@ -28,7 +28,7 @@ __all__ = [
     "Normalization",
     "QwenPatching",
     "TileSettings",
-    "geometry",
+    "grids",
     "preprocess",
     "resized",
     "settings_for",
@@ -56,12 +56,6 @@ def settings_for(
     if family in TILED:
         return TileSettings.from_image_processor(image_processor, overrides)
     raise ValueError(f"no fast image path for {family!r}; choose one of {', '.join(sorted(FAMILIES))}")
-
-
-def geometry(images: Sequence[Image.Image | torch.Tensor], settings: QwenPatching | TileSettings) -> dict[str, Any] | None:
-    """What `preprocess` returns less the pixel values, enough to expand the prompt's
-    placeholders; None where the layout needs the pixels for that (Idefics3's tiles)."""
-    return qwen.grids(images, settings) if isinstance(settings, QwenPatching) else None
 
 
 def preprocess(images: Sequence[Image.Image | torch.Tensor], settings: QwenPatching | TileSettings) -> dict[str, Any]:
