@@ -4,37 +4,35 @@
 
 transformers serve builds processors with `AutoProcessor`, which cannot build a VLM's video
 processor without torchvision; here it gets Loupe's image-only processor instead (same PIL image
-path as Loupe's own counting). It also lists `/v1/models` by scanning the Hugging Face cache,
-which fails (500) where the cache does not exist; here it lists the one model it serves, so
-health checks against `/v1/models` work. The model name to send is PATH exactly as given.
+path as Loupe's own counting). Since transformers 5.25 the server runs each model in a process of
+its own, started with `spawn` and handed the server's `ModelLoader` by pickling: so the loader is
+replaced by a subclass defined in this module, which the model's process imports by name, rather
+than patched in this process alone. The model name to send is PATH exactly as given; the server
+lists it alone in `/v1/models`, which health checks use.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main", "patch_transformers_serve"]
+from transformers.cli.serving import model_manager
+from transformers.cli.serving.utils import parse_model_id
+
+__all__ = ["ImageOnlyLoader", "main"]
 
 
-def patch_transformers_serve(model: str) -> None:
-    """Load processors through Loupe's `load_processor` and list only `model` in `/v1/models`."""
-    from transformers.cli.serving.model_manager import ModelManager
+class ImageOnlyLoader(model_manager.ModelLoader):
+    """transformers serve's loader, with processors from Loupe's `load_processor`."""
 
-    from loupe.engines.local.processor import load_processor
+    def load_processor(self, model_id: str) -> Any:
+        from loupe.engines.local.processor import load_processor
 
-    def load(self: ModelManager, model_id_and_revision: str, gguf_file: str | None = None) -> Any:
-        model_id, _, revision = model_id_and_revision.partition("@")
-        # A local directory has no revisions; a hub id keeps the one asked for.
-        return load_processor(model_id) if revision in ("", "main") else load_processor(model_id, revision=revision)
-
-    def models(cache_dir: str | None = None) -> list[dict[str, Any]]:
-        return [{"id": model, "object": "model", "created": int(time.time()), "owned_by": "transformers"}]
-
-    ModelManager._load_processor = load  # type: ignore[method-assign]
-    ModelManager.get_gen_models = staticmethod(models)  # type: ignore[method-assign,assignment]
+        repo, revision, gguf_file = parse_model_id(model_id)
+        if gguf_file is not None:
+            raise ValueError("GGUF checkpoints are not served by this launcher")
+        return load_processor(repo) if revision in (None, "main") else load_processor(repo, revision=revision)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -49,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from transformers.cli.serve import Serve
 
-    patch_transformers_serve(args.model)
+    # Serve imports the loader class from model_manager when it is built.
+    model_manager.ModelLoader = ImageOnlyLoader  # type: ignore[misc]
     # Serve's typer options have plain defaults, so it can be called as a function; it blocks in uvicorn.
     Serve(
         force_model=args.model,

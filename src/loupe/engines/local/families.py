@@ -88,7 +88,7 @@ def forward_embeds(model: Any, prefill: Prefill, cache: Cache, **extra: Any) -> 
         inputs_embeds=prefill.embeds,
         position_ids=prefill.positions,
         attention_mask=prefill.mask,
-        past_key_values=cache,
+        cache=cache,
         use_cache=True,
         logits_to_keep=1 if prefill.last is None else prefill.last,
         **extra,
@@ -166,7 +166,7 @@ class Qwen3VL(Qwen2VL):
         hidden = model.model.language_model(
             inputs_embeds=prefill.embeds,
             position_ids=prefill.positions,
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
             visual_pos_masks=prefill.images,
             deepstack_visual_embeds=list(prefill.deepstack),

@@ -37,14 +37,14 @@ def load_processor(path_or_id: str, **hub_kwargs: Any) -> ProcessorMixin:
             f"{cls.__name__} needs {', '.join(attributes)}; Loupe loads processors made of an "
             "image processor, a tokenizer and optionally a video processor"
         )
-    image_processor = AutoImageProcessor.from_pretrained(path_or_id, backend="pil", **hub_kwargs)  # type: ignore[no-untyped-call]
+    image_processor = AutoImageProcessor.from_pretrained(path_or_id, backend="pil", **hub_kwargs)
     parts = {
         "image_processor": image_processor,
         "tokenizer": AutoTokenizer.from_pretrained(path_or_id, **hub_kwargs),
         "video_processor": ImageOnlyVideoProcessor.matching(image_processor),
     }
-    processor: ProcessorMixin = accepting_stand_in(_with_list_rows(cls)).from_args_and_dict(
-        [parts[name] for name in attributes], processor_dict
+    processor: ProcessorMixin = accepting_stand_in(_with_list_rows(cls)).from_dict(
+        processor_dict, **{name: parts[name] for name in attributes}
     )
     return processor
 

@@ -165,7 +165,7 @@ class ModelRunner:
             input_ids=ids,
             attention_mask=self._mask,
             position_ids=positions,
-            past_key_values=self._cache,
+            cache=self._cache,
             use_cache=True,
         )
         for row in rows:
