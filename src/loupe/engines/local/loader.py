@@ -13,7 +13,7 @@ from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, Repo
 from transformers import AutoConfig, AutoModelForImageTextToText
 
 from loupe.engines.local.cpu_heap import keep_freed_memory
-from loupe.engines.local.cpu_layout import column_major_linears
+from loupe.engines.local.cpu_linear import packed_linears
 from loupe.engines.local.fast_processor import with_fast_images
 from loupe.engines.local.processor import load_processor
 from loupe.errors import ModelLoadError
@@ -119,7 +119,7 @@ def load_model(checkpoint: str, *, device: str = "auto", dtype: str = "auto") ->
     if target.type == "cpu":
         keep_freed_memory()
         if model.dtype == torch.float32:
-            column_major_linears(model)
+            packed_linears(model)
     return LoadedModel(checkpoint=found, model=model, device=target)
 
 

@@ -1,0 +1,76 @@
+"""A float32 model loaded for the CPU multiplies its linear layers with oneDNN: same results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from transformers import AutoModelForImageTextToText
+
+from loupe.engines.local import cpu_linear
+from loupe.engines.local.cpu_linear import PackedLinear, packed_linears, padded_rows
+from loupe.engines.local.loader import load_model
+
+
+def test_owned_linears_are_packed_and_a_tied_head_is_left(tiny_checkpoint: Callable[[str], Path]) -> None:
+    path = tiny_checkpoint("qwen2-vl")
+    model = load_model(str(path), device="cpu", dtype="float32").model
+    plain = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32).eval()
+    assert model.lm_head.weight is model.get_input_embeddings().weight  # tied: an nn.Linear still
+    assert type(model.lm_head) is nn.Linear
+    packed = [m for m in model.modules() if isinstance(m, PackedLinear)]
+    owned = [m for m in plain.modules() if type(m) is nn.Linear and m is not plain.lm_head]
+    assert len(packed) == len(owned) > 20
+    assert not any(type(m) is nn.Linear for m in model.modules() if m is not model.lm_head)
+    # Packed weights are not parameters or state: the state dict holds what is left, unchanged.
+    state = plain.state_dict()
+    assert all(torch.equal(p, state[k]) for k, p in model.state_dict().items())
+
+    vocab = model.get_input_embeddings().num_embeddings
+    generator = torch.Generator().manual_seed(0)
+    for rows, length in ((3, 40), (16, 1), (1, 300)):  # a short prefill, a decode step, a long prefill
+        ids = torch.randint(20, vocab, (rows, length), generator=generator)
+        with torch.inference_mode():
+            ours, theirs = model(input_ids=ids).logits, plain(input_ids=ids).logits
+        torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+        assert torch.equal(ours.argmax(-1), theirs.argmax(-1))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_every_row_count_gives_the_linear_product(bias: bool) -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(96, 40, bias=bias).eval()
+    packed = PackedLinear(linear)
+    with torch.inference_mode():
+        for rows in [0, 1, 7, 8, 9, 63, 255, 256, 257, 300]:
+            x = torch.randn(rows, 96)
+            torch.testing.assert_close(packed(x), linear(x), atol=1e-5, rtol=1e-5)
+        # Leading dimensions kept; a non-contiguous input (a transposed view) taken as it is.
+        x = torch.randn(2, 5, 96)
+        assert packed(x).shape == (2, 5, 40)
+        torch.testing.assert_close(packed(x), linear(x), atol=1e-5, rtol=1e-5)
+        xt = torch.randn(96, 11).t()
+        torch.testing.assert_close(packed(xt), linear(xt), atol=1e-5, rtol=1e-5)
+
+
+def test_short_inputs_share_a_few_padded_sizes() -> None:
+    sizes = {padded_rows(rows) for rows in range(1, cpu_linear.ROW_BUCKET_LIMIT + 1)}
+    assert sizes == set(range(cpu_linear.ROW_BUCKET, cpu_linear.ROW_BUCKET_LIMIT + 1, cpu_linear.ROW_BUCKET))
+    assert all(0 <= padded_rows(r) - r < cpu_linear.ROW_BUCKET for r in range(1, 257))
+    assert padded_rows(257) == 257 and padded_rows(4000) == 4000
+
+
+def test_without_onednn_nothing_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    assert packed_linears(model) == 0
+    assert all(type(m) is nn.Linear for m in (model[0], model[2]))
+
+
+def test_bfloat16_models_keep_their_linears(tiny_checkpoint: Callable[[str], Path]) -> None:
+    model = load_model(str(tiny_checkpoint("qwen2-vl")), device="cpu", dtype="bfloat16").model
+    assert not any(isinstance(m, PackedLinear) for m in model.modules())
+    assert any(type(m) is nn.Linear for m in model.modules())
