@@ -10,9 +10,10 @@ one run (interleaved, medians over the repeats, so a noisy machine shifts all th
   resized by Loupe to the planned size, bicubic; SmolVLM: the original image), then the PIL-backend
   image processor with the published settings, `return_tensors="pt"`;
 - loupe: what `loupe serve` runs: `media.decode_image` for the planned size (a JPEG planned at
-  most half its size decodes at a DCT scale), the embedded engine's `fast_images.resized`
-  (torch's uint8 bicubic) to that size, then `fast_images.preprocess` (SmolVLM: the full decode,
-  then the fast path's tiles, one resize to the canvas).
+  most half its size decodes at a DCT scale, else whole, straight into an array), the embedded
+  engine's `fast_images.resized` (torch's uint8 bicubic) to that size, then
+  `fast_images.preprocess` (SmolVLM: the full decode as a Pillow image, then the fast path's
+  tiles, one resize to the canvas).
 
 Qwen2-VL runs at detail high (the settled size of the original) and low (448 x 448); SmolVLM
 with its published splitting. The issue's target: loupe / hf at most 0.5.
@@ -34,7 +35,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
 
 from loupe.engines.local import fast_images
-from loupe.media import ImageLimits, decode_image
+from loupe.media import ImageLimits, as_pillow, decode_image
 from loupe.domain import Detail
 from loupe.models.qwen2_vl import QWEN2_VL_PUBLISHED, QwenRules
 from loupe.testing.tiny.qwen2_vl import PREPROCESSOR_CONFIG as QWEN_CONFIG
@@ -97,7 +98,7 @@ def smolvlm_case() -> Case:
         return processor([[full_decode(data)]], return_tensors="pt", return_row_col_info=True)
 
     def loupe(data: bytes) -> Any:
-        return fast_images.preprocess([decode_image(data, LIMITS).pixels], settings)
+        return fast_images.preprocess([as_pillow(decode_image(data, LIMITS).pixels)], settings)
 
     return Case("SmolVLM", hf, loupe)
 

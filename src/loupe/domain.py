@@ -48,7 +48,8 @@ class ImageRef:
 class PreparedImage:
     """A decoded RGB image, validated and planned for the detail applied.
 
-    `pixels` is a PIL image (typed loosely so this module needs no Pillow import), upright RGB;
+    `pixels` is upright RGB: a PIL image, or a uint8 array [height, width, 3] (a JPEG decoded
+    whole; see `media.pixels`), typed loosely so this module imports neither;
     `width` x `height` is the size the model sees it at. The pixels may be larger (the decoded
     picture, or a DCT-scaled decode of it): each engine resizes them there, bicubic, with its
     fastest faithful resize.

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from loupe.media.pixels import as_pillow, pixel_size
 from loupe.errors import (
     ImageExceedsMaxResolution,
     ImageFileExceedsMaxSize,
@@ -57,17 +58,18 @@ def mean_difference(a: Image.Image, b: Image.Image) -> float:
 def test_valid_pillow_images_decode_to_loaded_rgb(images: Path, name: str) -> None:
     path = images / "pillow" / name
     decoded = decode_file(path)
-    assert decoded.pixels.mode == "RGB"
     # Loaded: the pixels are there without the file (an animation's later frames are dropped).
     assert not getattr(decoded.pixels, "is_animated", False)
-    assert decoded.pixels.getpixel((0, 0)) is not None
-    assert decoded.pixels.size == (decoded.width, decoded.height)
+    pixels = as_pillow(decoded.pixels)
+    assert pixels.mode == "RGB"
+    assert pixels.getpixel((0, 0)) is not None
+    assert pixel_size(decoded.pixels) == (decoded.width, decoded.height)
     assert decoded.byte_size == path.stat().st_size
     assert len(decoded.content_hash) == 64
 
 
 def test_photos_decode(images: Path) -> None:
-    sizes = {p.name: decode_file(p).pixels.size for p in sorted((images / "photos").iterdir())}
+    sizes = {p.name: pixel_size(decode_file(p).pixels) for p in sorted((images / "photos").iterdir())}
     assert sizes["boats.jpg"] == (1920, 1080)
     assert sizes["bus.jpg"] == (810, 1080)
     assert sizes["llava_example_cmp.png"] == (1280, 720)

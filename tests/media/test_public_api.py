@@ -16,12 +16,16 @@ def test_public_surface_is_pinned() -> None:
         "ImageHeader",
         "ImageLimits",
         "MediaIntake",
+        "Pixels",
         "Resolver",
         "SystemResolver",
+        "as_pillow",
         "decode_image",
         "forbidden_reason",
         "network_transport",
         "parse_ip_host",
+        "pixel_bytes",
+        "pixel_size",
         "probe_image",
     ]
     for name in loupe.media.__all__:

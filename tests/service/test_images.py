@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from loupe.media.pixels import pixel_size
 from loupe.domain import Detail, ImageRef, ModelCard
 from loupe.errors import InvalidImageFormat
 from loupe.lru import ByteLRU
@@ -45,16 +46,16 @@ def test_a_photo_planned_small_is_drafted_and_keeps_its_planned_size() -> None:
     images, _ = service("qwen2_vl", QWEN)
     low, high = prepare(images, (jpeg_url(), Detail.LOW), (jpeg_url(), Detail.HIGH))
     assert (low.width, low.height) == (448, 448) and low.tokens == 256
-    assert low.pixels.size == (960, 540)  # a DCT-scaled decode, still larger than the plan
+    assert pixel_size(low.pixels) == (960, 540)  # a DCT-scaled decode, still larger than the plan
     assert (low.original_width, low.original_height) == (1920, 1080)
-    assert (high.width, high.height) == (1932, 1092) and high.pixels.size == (1920, 1080)
+    assert (high.width, high.height) == (1932, 1092) and pixel_size(high.pixels) == (1920, 1080)
     assert low.content_hash == high.content_hash  # the file's; the engine keys add the geometry
 
 
 def test_a_family_whose_processor_resizes_gets_the_decoded_picture() -> None:
     images, _ = service("smolvlm", SMOLVLM)
     [prepared] = prepare(images, (jpeg_url("bus.jpg"), None))
-    assert (prepared.width, prepared.height) == prepared.pixels.size == (810, 1080)
+    assert (prepared.width, prepared.height) == pixel_size(prepared.pixels) == (810, 1080)
 
 
 def test_later_turns_reuse_the_decode() -> None:

@@ -23,6 +23,7 @@ from loupe.errors import (
 from loupe.media.draft import draft
 from loupe.media.formats import PILLOW_FORMATS, sniff_format
 from loupe.media.limits import ImageLimits
+from loupe.media.pixels import Pixels, decode_jpeg_rgb
 
 _WHITE = (255, 255, 255)
 # EXIF orientation -> the transpose that makes the stored picture upright.
@@ -56,7 +57,9 @@ _WARNINGS_LOCK = threading.Lock()
 class DecodedImage:
     """A fully loaded RGB image with EXIF orientation applied.
 
-    `width` x `height` is the picture's upright size; `pixels` has that size unless it was
+    `pixels` is a Pillow image, or for a colour JPEG decoded whole, the RGB array libjpeg-turbo
+    wrote (see `media.pixels`). `width` x `height` is the picture's upright size; `pixels` has
+    that size unless it was
     decoded for a smaller target (`decode_image`), when it is a DCT-scaled decode no smaller
     than the target. `format` is what the bytes were (jpeg, png, webp, gif, bmp);
     `content_hash` is the sha256 of the encoded bytes, which decide the pixels (for a given
@@ -65,7 +68,7 @@ class DecodedImage:
     image.
     """
 
-    pixels: Image.Image
+    pixels: Pixels
     width: int
     height: int
     format: str
@@ -105,10 +108,14 @@ def decode_image(
         quarter_turn = orientation in QUARTER_TURNS
         full = (image.height, image.width) if quarter_turn else image.size
         covered = draft(image, target, quarter_turn) if target is not None else None
-        image.load()
-        if covered is not None and covered != image.size:
-            image = image.crop((0, 0, *covered))
-        rgb = _detached(to_rgb(_upright(image, orientation)))
+        rgb: Pixels
+        if fmt == "jpeg" and image.mode == "RGB" and covered is None:
+            rgb = decode_jpeg_rgb(data, orientation)
+        else:
+            image.load()
+            if covered is not None and covered != image.size:
+                image = image.crop((0, 0, *covered))
+            rgb = _detached(to_rgb(_upright(image, orientation)))
     return DecodedImage(
         pixels=rgb,
         width=full[0],

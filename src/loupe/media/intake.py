@@ -23,6 +23,7 @@ from loupe.media.data_url import decode_data_url, is_data_url
 from loupe.media.decode import DecodedImage, decode_image
 from loupe.media.fetch import ImageFetcher
 from loupe.media.limits import ImageLimits
+from loupe.media.pixels import pixel_bytes
 from loupe.media.probe import ImageHeader, probe_image
 
 T = TypeVar("T")
@@ -132,8 +133,8 @@ class MediaIntake:
             return cached
         decoded = await loop.run_in_executor(self._executor, decode_image, image.data, self._limits, target, image.digest)
         if self._cache is not None:
-            # Pillow keeps RGB at 4 bytes a pixel, and a still image keeps its file's bytes.
-            self._cache.put(key, decoded, decoded.pixels.width * decoded.pixels.height * 4 + len(image.data))
+            # The pixels, and a still image keeps its file's bytes.
+            self._cache.put(key, decoded, pixel_bytes(decoded.pixels) + len(image.data))
         return decoded
 
     async def _fetch(self, url: str) -> bytes:

@@ -203,6 +203,18 @@ def test_resized_keeps_an_image_already_at_its_size() -> None:
     assert fast_images.resized(image, (56, 28)) is image
 
 
+def test_resized_takes_a_decoded_array_as_its_image() -> None:
+    for image in images()[:3]:
+        array = np.array(image)
+        for size in ((448, 448), (1932, 1092)):
+            ours = fast_images.resized(array, size)
+            assert isinstance(ours, torch.Tensor) and torch.equal(ours, fast_images.resized(image, size))
+        same = fast_images.resized(array, image.size)
+        assert isinstance(same, Image.Image) and np.array_equal(np.asarray(same), array)
+    with pytest.raises(ValueError, match="uint8"):
+        fast_images.resized(np.zeros((4, 4, 4), dtype=np.uint8), (2, 2))
+
+
 def test_qwen_layout_takes_resized_tensors_like_images() -> None:
     hf = processor(Qwen2VLImageProcessorPil, tiny_qwen2_vl.PREPROCESSOR_CONFIG)
     settings = fast_images.settings_for("qwen2-vl", hf)

@@ -29,7 +29,8 @@ PNG_COMPRESS_LEVEL = 1
 
 def data_url(image: PreparedImage) -> str:
     """`data:image/png;base64,...` of the image's pixels (RGB); CPU-bound, so call it off the loop."""
-    pixels = image.pixels if image.pixels.mode == "RGB" else image.pixels.convert("RGB")
+    pixels = image.pixels if isinstance(image.pixels, Image.Image) else Image.fromarray(image.pixels)
+    pixels = pixels if pixels.mode == "RGB" else pixels.convert("RGB")
     if pixels.size != (image.width, image.height):
         pixels = pixels.resize((image.width, image.height), Image.Resampling.BICUBIC)
     buf = io.BytesIO()

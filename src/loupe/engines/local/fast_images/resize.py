@@ -19,14 +19,22 @@ from PIL import Image
 __all__ = ["resized"]
 
 
-def resized(image: Image.Image, size: tuple[int, int]) -> Image.Image | torch.Tensor:
-    """`image` (RGB) at `size` (width, height), bicubic: the same image when it has that size,
-    else a uint8 tensor [3, height, width]. CPU-bound: call it off the event loop."""
-    if image.size == size:
+def resized(image: Image.Image | np.ndarray, size: tuple[int, int]) -> Image.Image | torch.Tensor:
+    """`image` (an RGB Pillow image, or a writable uint8 array [height, width, 3] as Loupe's
+    JPEG decode gives) at `size` (width, height), bicubic: a Pillow image when it already has
+    that size, else a uint8 tensor [3, height, width]. CPU-bound: call it off the event loop."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected a uint8 [height, width, 3] array, got {image.dtype} {image.shape}")
+        if (image.shape[1], image.shape[0]) == size:
+            return Image.fromarray(image)
+        pixels = torch.from_numpy(image)  # no copy: the decode wrote it for this
+    elif image.size == size:
         return image
-    if image.mode != "RGB":
+    elif image.mode != "RGB":
         raise ValueError(f"expected an RGB image, got mode {image.mode}")
-    pixels = torch.from_numpy(np.array(image))  # a writable copy: torch refuses read-only arrays
+    else:
+        pixels = torch.from_numpy(np.array(image))  # a writable copy: torch refuses read-only arrays
     # HWC memory viewed as NCHW is the channels-last layout torch's uint8 kernel takes directly.
     nchw = pixels.permute(2, 0, 1).unsqueeze(0)
     out = torch.nn.functional.interpolate(nchw, size=(size[1], size[0]), mode="bicubic", antialias=True)
