@@ -57,10 +57,13 @@ def test_every_row_count_gives_the_linear_product(bias: bool) -> None:
 
 
 def test_short_inputs_share_a_few_padded_sizes() -> None:
-    sizes = {padded_rows(rows) for rows in range(1, cpu_linear.ROW_BUCKET_LIMIT + 1)}
-    assert sizes == set(range(cpu_linear.ROW_BUCKET, cpu_linear.ROW_BUCKET_LIMIT + 1, cpu_linear.ROW_BUCKET))
-    assert all(0 <= padded_rows(r) - r < cpu_linear.ROW_BUCKET for r in range(1, 257))
-    assert padded_rows(257) == 257 and padded_rows(4000) == 4000
+    exact, bucket, limit = cpu_linear.ROW_EXACT_LIMIT, cpu_linear.ROW_BUCKET, cpu_linear.ROW_BUCKET_LIMIT
+    # Decode batches keep their size (a few dozen, each compiled once); short prefills share buckets.
+    assert [padded_rows(r) for r in range(1, exact + 1)] == list(range(1, exact + 1))
+    sizes = {padded_rows(rows) for rows in range(exact + 1, limit + 1)}
+    assert sizes == set(range(exact + bucket, limit + 1, bucket))
+    assert all(0 <= padded_rows(r) - r < bucket for r in range(exact + 1, limit + 1))
+    assert padded_rows(limit + 1) == limit + 1 and padded_rows(4000) == 4000
 
 
 def test_without_onednn_nothing_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
