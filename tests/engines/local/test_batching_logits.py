@@ -131,9 +131,14 @@ def test_a_step_prefills_its_requests_in_one_forward_pass(
         pytest.skip("this family prefills one request per forward pass")
     turn1 = [PromptMessage(Role.USER, (TextPart("What is this?"), crop("boats.jpg", (0, 0, 448, 448))))]
     widths: list[int] = []  # rows of each prefill forward pass (the decode passes give ids)
+    # Qwen3-VL's prefill calls its language model itself, with the deepstack rows (a list, where
+    # the model's own forward, which the decode steps go through, passes None).
+    qwen3 = loaded.checkpoint.model_type == "qwen3_vl"
+    prefills = loaded.model.model.language_model if qwen3 else loaded.model
+    marker = "deepstack_visual_embeds" if qwen3 else "inputs_embeds"
 
     def count(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
-        if kwargs.get("inputs_embeds") is not None:
+        if kwargs.get(marker) is not None:
             widths.append(int(kwargs["inputs_embeds"].shape[0]))
 
     async def scenario() -> list[tuple[list[PromptMessage], KeyedPrompt, int]]:
@@ -169,7 +174,7 @@ def test_a_step_prefills_its_requests_in_one_forward_pass(
         monkeypatch.setattr(runner_module, "grouped", lambda sizes: [list(range(len(sizes)))])
         widths.clear()
 
-    hook = loaded.model.register_forward_hook(count, with_kwargs=True)
+    hook = prefills.register_forward_hook(count, with_kwargs=True)
     try:
         done = asyncio.run(scenario())
     finally:

@@ -47,8 +47,6 @@ def grouped(sizes: list[tuple[int, int]]) -> list[list[int]]:
 
 def stacked(prefills: list[Prefill], pasts: list[Layers], reused: list[int]) -> tuple[Prefill, Cache]:
     """One batched prefill of these single-row prefills, and a cache of their reused states."""
-    # Deepstack rows follow the placeholders in row-major order; no family that batches has them.
-    assert not any(p.deepstack for p in prefills), "deepstack rows are not batched"
     new = [p.embeds.shape[1] for p in prefills]
     width, past = max(new), max(reused)
     embeds = torch.cat([F.pad(p.embeds, (0, 0, 0, width - n)) for p, n in zip(prefills, new, strict=True)])
@@ -62,7 +60,14 @@ def stacked(prefills: list[Prefill], pasts: list[Layers], reused: list[int]) -> 
         device=embeds.device,
     )
     last = torch.tensor([[n - 1] for n in new], device=embeds.device)
-    return Prefill({}, embeds, positions, images, (), mask, last), _past(pasts, reused, past)
+    return Prefill({}, embeds, positions, images, _deepstack(prefills), mask, last), _past(pasts, reused, past)
+
+
+def _deepstack(prefills: list[Prefill]) -> tuple[torch.Tensor, ...]:
+    """Per layer, the prompts' deepstack rows one prompt after another: the row-major order of
+    the batch's placeholder mask (a prompt with no new placeholders has none)."""
+    depth = max(len(p.deepstack) for p in prefills)
+    return tuple(torch.cat([p.deepstack[i] for p in prefills if p.deepstack]) for i in range(depth))
 
 
 def split(cache: Cache, reused: list[int], new: list[int]) -> list[Layers]:

@@ -152,10 +152,10 @@ class Qwen3VL(Qwen2VL):
     language model adds to the placeholders' hidden states after each of its first layers.
 
     The top-level forward takes them only from its own vision pass, so a prefill calls the
-    language model itself, with the rows of the placeholders it computes.
+    language model itself, with the rows of the placeholders it computes. In a padded batch the
+    model adds them where the placeholder mask is set, in row-major order: each prompt's rows,
+    prompt after prompt (see batch_prefill.stacked).
     """
-
-    batched = False  # one prompt per prefill: its deepstack rows are not padded into a batch
 
     def encode(self, model: Any, group: ImageGroup) -> Features:
         out = model.model.get_image_features(**group.inputs, return_dict=True)
@@ -166,12 +166,17 @@ class Qwen3VL(Qwen2VL):
         hidden = model.model.language_model(
             inputs_embeds=prefill.embeds,
             position_ids=prefill.positions,
+            attention_mask=prefill.mask,
             cache=cache,
             use_cache=True,
             visual_pos_masks=prefill.images,
             deepstack_visual_embeds=list(prefill.deepstack),
         ).last_hidden_state
-        logits: torch.Tensor = model.lm_head(hidden[:, -1])
+        if prefill.last is None:
+            last = hidden[:, -1]
+        else:
+            last = hidden.gather(1, prefill.last[..., None].expand(-1, -1, hidden.shape[-1]))[:, 0]
+        logits: torch.Tensor = model.lm_head(last)
         return logits
 
 
