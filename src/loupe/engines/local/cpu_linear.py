@@ -10,10 +10,11 @@ from 4 to 290 rows and 1.1-1.3x at 1,024; on the benchmark's model a batch-16 de
 is bound by reading the weights). Results agree with MKL's to float32 rounding.
 
 oneDNN compiles a kernel for each input shape it meets (about 1 ms) and keeps it in a cache; a
-prompt of a length it has not seen would pay that for every weight shape of the model. So inputs
-of up to `ROW_BUCKET_LIMIT` rows are padded with zero rows to the next multiple of `ROW_BUCKET`:
-a few dozen kernels serve every decode batch and every short prefill. Longer inputs keep their
-size (compiling costs a few percent of one product there, once per length).
+prompt of a length it has not seen would pay that for every weight shape of the model. Inputs of
+up to `ROW_EXACT_LIMIT` rows (decode batches, each size compiled once) keep their size; inputs of
+up to `ROW_BUCKET_LIMIT` rows are padded with zero rows to the next multiple of `ROW_BUCKET`, so a
+few dozen kernels serve every short prefill; longer inputs keep their size (compiling costs a few
+percent of one product there, once per length).
 
 A weight another module shares (a language-model head tied to the input embeddings, whose
 lookup reads its rows) is left to MKL rather than held twice.
