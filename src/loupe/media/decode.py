@@ -60,11 +60,11 @@ class DecodedImage:
     `pixels` is a Pillow image, or for a colour JPEG decoded whole, the RGB array libjpeg-turbo
     wrote (see `media.pixels`). `width` x `height` is the picture's upright size; `pixels` has
     that size unless it was decoded for a smaller target (`decode_image`), when it is a
-    DCT-scaled decode no smaller than the target. `format` is what the bytes were (jpeg, png, webp, gif, bmp);
-    `content_hash` is the sha256 of the encoded bytes, which decide the pixels (for a given
-    target): the same file hashes equal whether a data URL or a fetch carried it, at a
-    hundredth of the cost of hashing a photo's pixels; `byte_size` is the size of the encoded
-    image.
+    DCT-scaled decode no smaller than the target. `format` is what the bytes were (jpeg, png,
+    webp, gif, bmp); `content_hash` is the sha256 of the encoded bytes, which decide the pixels
+    (for a given target): the same file hashes equal whether a data URL or a fetch carried it,
+    at a hundredth of the cost of hashing a photo's pixels; `byte_size` is the size of the
+    encoded image.
     """
 
     pixels: Pixels
