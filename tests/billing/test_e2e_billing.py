@@ -148,6 +148,36 @@ def admin_secret(db: str) -> str:
     return loupe("keys", "create", "--name", "another-admin", "--admin", db=db)
 
 
+def test_amounts_beyond_the_column_are_400s_naming_the_field(billed: tuple[RunningServer, str, Path]) -> None:
+    server, db, _ = billed
+    admin = {"authorization": f"Bearer {admin_secret(db)}"}
+
+    def post(path: str, body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(f"{server.base_url}/admin{path}", json=body, headers=admin, timeout=30)
+
+    def refused(response: httpx.Response, param: str) -> bool:
+        error = response.json()["error"]
+        return response.status_code == 400 and error["param"] == param and error["code"] == "INVALID_REQUEST_BODY"
+
+    assert refused(post("/keys", {"name": "huge", "balance": 1e10}), "balance")  # was a 500
+    assert refused(post("/keys", {"name": "long", "balance": 12345678.123456789}), "balance")  # digits a float loses
+    created = post("/keys", {"name": "edge", "balance": "9223372036"})
+    assert created.status_code == 200 and created.json()["balance"] == "9223372036"
+    key = created.json()["id"]
+    assert refused(post(f"/keys/{key}/top-up", {"amount": 1}), "amount")  # read back 9223372036.999999488
+    assert refused(post(f"/keys/{key}/top-up", {"amount": "1e10"}), "amount")
+    assert post(f"/keys/{key}/top-up", {"amount": "0.854775807"}).json()["balance"] == "9223372036.854775807"
+    assert query(db, f"select balance, typeof(balance) as kind from api_keys where id = '{key}'") == [
+        {"balance": 2**63 - 1, "kind": "integer"}
+    ]
+    for command in (["keys", "create", "--name", "cli", "--balance", "1e10"], ["keys", "top-up", key, "1"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "loupe", *command, "--db", db], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode != 0 and "9223372036.854775807" in done.stderr
+    assert query(db, f"select balance from api_keys where id = '{key}'") == [{"balance": 2**63 - 1}]
+
+
 def test_rate_limit_is_429_with_headers(billed: tuple[RunningServer, str, Path]) -> None:
     server, db, _ = billed
     secret = loupe("keys", "create", "--name", "limited", db=db)

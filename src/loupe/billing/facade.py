@@ -14,10 +14,10 @@ from decimal import Decimal
 
 from loupe.billing.clock import Clock, utc_now
 from loupe.billing.db import Database
-from loupe.errors import AccessDenied, FailedToAuth, InvalidApiKey
+from loupe.errors import AccessDenied, FailedToAuth, InvalidApiKey, InvalidRequest
 from loupe.billing.keys import ApiKey, KeyStore
 from loupe.billing.ledger import Ledger, Outcome, Reservation
-from loupe.billing.money import cost_nanos, from_nanos
+from loupe.billing.money import MAX_NANOS, cost_nanos, format_money, from_nanos
 from loupe.domain import Prices, RateLimitInfo
 from loupe.billing.ratelimit import RateLimiter
 from loupe.billing.throttle import Drawn, Limits, Throttle
@@ -110,16 +110,23 @@ class Billing:
     ) -> Admission:
         """Apply rate limits and reserve the request's maximum cost.
 
-        `prompt_tokens` includes image tokens. Raises AccessDenied, RateLimitExceeded,
+        `prompt_tokens` includes image tokens. Raises AccessDenied, InvalidRequest (the maximum
+        cost, alone or with the key's other holds, is beyond `MAX_NANOS`), RateLimitExceeded,
         TokenLimitExceeded, NotEnoughBalance, FailedToAuth (revoked meanwhile) or
         DuplicateRequestId. Every admission must end in `settle` or `cancel`.
         """
         if prompt_tokens < 0 or max_completion_tokens < 0:
             raise ValueError("token counts must be >= 0")
         self.check_model(key, model)
+        maximum = cost_nanos(prices, prompt_tokens, max_completion_tokens)
+        if maximum > MAX_NANOS:
+            raise InvalidRequest(
+                f"this request may cost up to {format_money(maximum)}, more than {format_money(MAX_NANOS)}, "
+                "the largest amount Loupe stores; lower max_tokens",
+                param="max_tokens",
+            )
         tokens = prompt_tokens + max_completion_tokens
         drawn = self._throttle.take(key.id, Limits(key.rpm, key.tpm), model, tokens)
-        maximum = cost_nanos(prices, prompt_tokens, max_completion_tokens)
         try:
             reservation = self.ledger.reserve(key.id, model, request_id, maximum)
         except BaseException:
@@ -135,6 +142,7 @@ class Billing:
         """
         charged = status in CHARGED_STATUSES
         cost = cost_nanos(admission.prices, usage.prompt_tokens, usage.completion_tokens) if charged else 0
+        cost = min(cost, MAX_NANOS)  # only a count above the admitted one could pass it: charge what fits
         outcome = Outcome(status, charged, usage.text_tokens, usage.image_tokens, usage.completion_tokens, cost)
         recorded = self.ledger.settle(admission.reservation, outcome)
         if recorded:

@@ -21,8 +21,8 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from loupe.billing.clock import Clock, utc_now
 from loupe.billing.db import Database
-from loupe.errors import DuplicateRequestId, FailedToAuth, NotEnoughBalance
-from loupe.billing.money import format_money
+from loupe.errors import DuplicateRequestId, FailedToAuth, InvalidRequest, NotEnoughBalance
+from loupe.billing.money import MAX_NANOS, MIN_NANOS, format_money
 from loupe.billing.tables import api_keys, ledger, reservations
 
 
@@ -69,11 +69,12 @@ class Ledger:
     def reserve(self, key_id: str, model: str, request_id: str, amount_nanos: int) -> Reservation:
         """Hold `amount_nanos` of the key's balance for `request_id`.
 
-        Unlimited keys (balance NULL) always succeed. Raises NotEnoughBalance, FailedToAuth
-        (key unknown or revoked) or DuplicateRequestId; nothing is held when it raises.
+        Unlimited keys (balance NULL) succeed while the key's holds stay within `MAX_NANOS`.
+        Raises NotEnoughBalance, InvalidRequest (the key's holds would pass `MAX_NANOS`),
+        FailedToAuth (key unknown or revoked) or DuplicateRequestId; nothing is held when it raises.
         """
-        if amount_nanos < 0:
-            raise ValueError("a reservation cannot be negative")
+        if not 0 <= amount_nanos <= MAX_NANOS:
+            raise ValueError(f"a reservation must be 0 to {MAX_NANOS} nano-units, not {amount_nanos}")
         held = Reservation(request_id, key_id, model, amount_nanos, self._clock())
         with self._db.write() as conn:
             if _exists(conn, ledger, ledger.c.request_id == request_id):
@@ -83,10 +84,8 @@ class Ledger:
                 .where(
                     api_keys.c.id == key_id,
                     api_keys.c.revoked_at.is_(None),
-                    sa.or_(
-                        api_keys.c.balance.is_(None),
-                        api_keys.c.balance - api_keys.c.reserved >= amount_nanos,
-                    ),
+                    api_keys.c.reserved <= MAX_NANOS - amount_nanos,
+                    sa.or_(api_keys.c.balance.is_(None), _covers(amount_nanos)),
                 )
                 .values(reserved=api_keys.c.reserved + amount_nanos)
             ).rowcount
@@ -112,9 +111,12 @@ class Ledger:
         Exactly once: returns True when this call recorded it, False when the request id was
         already in the ledger (then nothing changes). If the reservation was released as stale
         meanwhile, the cost is still charged. The charge may exceed the amount reserved; the
-        balance then goes below zero rather than losing a charge.
+        balance then goes below zero rather than losing a charge (down to `MIN_NANOS` at most).
         """
+        if not 0 <= outcome.cost_nanos <= MAX_NANOS:
+            raise ValueError(f"a cost must be 0 to {MAX_NANOS} nano-units, not {outcome.cost_nanos}")
         finished = self._clock()
+        cost = outcome.cost_nanos if outcome.charged else 0
         row = {
             "request_id": reservation.request_id,
             "key_id": reservation.key_id,
@@ -124,7 +126,7 @@ class Ledger:
             "text_tokens": outcome.text_tokens,
             "image_tokens": outcome.image_tokens,
             "completion_tokens": outcome.completion_tokens,
-            "cost": outcome.cost_nanos if outcome.charged else 0,
+            "cost": cost,
             "created_at": reservation.created_at,
             "finished_at": finished,
             "day": finished.astimezone(UTC).date(),
@@ -140,10 +142,7 @@ class Ledger:
             conn.execute(
                 sa.update(api_keys)
                 .where(api_keys.c.id == reservation.key_id)
-                .values(
-                    balance=api_keys.c.balance - row["cost"],
-                    reserved=api_keys.c.reserved - (released or 0),
-                )
+                .values(balance=_charged(cost), reserved=api_keys.c.reserved - (released or 0))
             )
         return True
 
@@ -191,6 +190,19 @@ def _exists(conn: Connection, table: sa.Table, condition: sa.ColumnElement[bool]
     return conn.execute(sa.select(sa.literal(1)).select_from(table).where(condition)).first() is not None
 
 
+def _covers(amount_nanos: int) -> sa.ColumnElement[bool]:
+    """balance - reserved >= amount, written so that no step leaves BIGINT's range (CASE keeps
+    the order on PostgreSQL; a negative balance minus a large amount would overflow)."""
+    balance, reserved = api_keys.c.balance, api_keys.c.reserved
+    return sa.case((balance >= amount_nanos, balance - amount_nanos >= reserved), else_=sa.false())
+
+
+def _charged(cost_nanos: int) -> sa.ColumnElement[int]:
+    """The balance less a charge, held at MIN_NANOS rather than leaving the column's range."""
+    balance = api_keys.c.balance
+    return sa.case((balance < MIN_NANOS + cost_nanos, MIN_NANOS), else_=balance - cost_nanos)
+
+
 def _refusal(conn: Connection, key_id: str, amount_nanos: int) -> Exception:
     row = conn.execute(
         sa.select(api_keys.c.balance, api_keys.c.reserved, api_keys.c.revoked_at).where(
@@ -199,7 +211,14 @@ def _refusal(conn: Connection, key_id: str, amount_nanos: int) -> Exception:
     ).first()
     if row is None or row.revoked_at is not None:
         return FailedToAuth("the API key is unknown or revoked")
-    available = max(row.balance - row.reserved, 0)
+    if row.balance is None:  # unlimited: only the sum of its holds can refuse it
+        return InvalidRequest(
+            f"this request may cost up to {format_money(amount_nanos)}, and the key already holds "
+            f"{format_money(row.reserved)} for requests in flight: together more than "
+            f"{format_money(MAX_NANOS)}, the largest amount Loupe stores; lower max_tokens or wait",
+            param="max_tokens",
+        )
+    available = max((row.balance or 0) - row.reserved, 0)
     return NotEnoughBalance(
         f"this request may cost up to {format_money(amount_nanos)}, and the key has "
         f"{format_money(available)} available; top up the key or lower max_tokens"
