@@ -1,8 +1,8 @@
 """Balances and the ledger: reserve a request's maximum cost, settle it exactly once.
 
-A reservation is a row (request id, key, amount, time) plus the same amount added to the key's
-`reserved`; admission succeeds only if `balance - reserved` covers it, checked and applied in one
-conditional UPDATE, so concurrent admissions never overdraw. Settling inserts the ledger row
+A reservation is a row (request id, key, amount, time, the process holding it) plus the same
+amount added to the key's `reserved`; admission succeeds only if `balance - reserved` covers it,
+checked and applied in one conditional UPDATE, so concurrent admissions never overdraw. Settling inserts the ledger row
 first; the request id is its primary key, so a second settle of the same id inserts nothing and
 changes nothing. The caller's transaction is committed (and durable) when `settle` returns.
 """
@@ -23,7 +23,7 @@ from loupe.billing.clock import Clock, utc_now
 from loupe.billing.db import Database
 from loupe.errors import DuplicateRequestId, FailedToAuth, InvalidRequest, NotEnoughBalance
 from loupe.billing.money import MAX_NANOS, MIN_NANOS, format_money
-from loupe.billing.tables import api_keys, ledger, reservations
+from loupe.billing.tables import api_keys, ledger, processes, reservations
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,7 @@ class Reservation:
     model: str
     amount_nanos: int
     created_at: datetime
+    owner: str | None = None  # the serving process holding it (see `processes`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +63,11 @@ class LedgerEntry:
 class Ledger:
     """Reservations and settlements on one database."""
 
-    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
+    def __init__(self, db: Database, clock: Clock = utc_now, owner: str | None = None) -> None:
+        """`owner`: the registered process whose reservations these are (None: not recorded)."""
         self._db = db
         self._clock = clock
+        self._owner = owner
 
     def reserve(self, key_id: str, model: str, request_id: str, amount_nanos: int) -> Reservation:
         """Hold `amount_nanos` of the key's balance for `request_id`.
@@ -75,7 +78,7 @@ class Ledger:
         """
         if not 0 <= amount_nanos <= MAX_NANOS:
             raise ValueError(f"a reservation must be 0 to {MAX_NANOS} nano-units, not {amount_nanos}")
-        held = Reservation(request_id, key_id, model, amount_nanos, self._clock())
+        held = Reservation(request_id, key_id, model, amount_nanos, self._clock(), self._owner)
         with self._db.write() as conn:
             if _exists(conn, ledger, ledger.c.request_id == request_id):
                 raise DuplicateRequestId(f"request id {request_id!r} was already settled")
@@ -99,6 +102,7 @@ class Ledger:
                         model=model,
                         amount=amount_nanos,
                         created_at=held.created_at,
+                        owner=self._owner,
                     )
                 )
             except sa.exc.IntegrityError:
@@ -146,29 +150,34 @@ class Ledger:
             )
         return True
 
-    def release_stale(self, older_than: timedelta) -> int:
-        """Release reservations older than `older_than` (left by a crash); returns how many.
+    def release_abandoned(self, older_than: timedelta) -> list[Reservation]:
+        """Release the reservations no live process holds, and return them.
 
-        Run at start-up with an age longer than any request can last: a reservation released
-        while its request still runs only loses the overdraft guard, never a charge.
+        Those are the ones whose owner has no `processes` row (it was found dead, or retired), and
+        any older than `older_than`: a backstop, and the only rule for rows made before owners
+        were recorded. A reservation released while its request still runs only loses the
+        overdraft guard, never a charge: `settle` charges without it.
         """
-        cutoff = self._clock() - older_than
+        owner_alive = sa.exists(sa.select(processes.c.id).where(processes.c.id == reservations.c.owner))
+        abandoned = sa.or_(
+            reservations.c.created_at < self._clock() - older_than,
+            sa.and_(reservations.c.owner.is_not(None), ~owner_alive),
+        )
+        with self._db.read() as conn:  # most sweeps find nothing: no write lock for them
+            if not _exists(conn, reservations, abandoned):
+                return []
         with self._db.write() as conn:
-            rows = conn.execute(
-                sa.delete(reservations)
-                .where(reservations.c.created_at < cutoff)
-                .returning(reservations.c.key_id, reservations.c.amount)
-            ).all()
+            rows = conn.execute(sa.delete(reservations).where(abandoned).returning(*reservations.c)).mappings().all()
             per_key: Counter[str] = Counter()
-            for key_id, amount in rows:
-                per_key[key_id] += amount
+            for row in rows:
+                per_key[row["key_id"]] += row["amount"]
             for key_id, amount in sorted(per_key.items()):  # one lock order across processes
                 conn.execute(
                     sa.update(api_keys)
                     .where(api_keys.c.id == key_id)
                     .values(reserved=api_keys.c.reserved - amount)
                 )
-        return len(rows)
+        return [_to_reservation(row) for row in rows]
 
     def entry(self, request_id: str) -> LedgerEntry | None:
         with self._db.read() as conn:
@@ -180,10 +189,7 @@ class Ledger:
         if key_id is not None:
             query = query.where(reservations.c.key_id == key_id)
         with self._db.read() as conn:
-            return [
-                Reservation(r["request_id"], r["key_id"], r["model"], r["amount"], r["created_at"])
-                for r in conn.execute(query).mappings()
-            ]
+            return [_to_reservation(row) for row in conn.execute(query).mappings()]
 
 
 def _exists(conn: Connection, table: sa.Table, condition: sa.ColumnElement[bool]) -> bool:
@@ -234,6 +240,10 @@ def _insert_ignoring_duplicates(conn: Connection, row: dict[str, Any]) -> Return
         .on_conflict_do_nothing(index_elements=["request_id"])
         .returning(ledger.c.request_id)
     )
+
+
+def _to_reservation(row: Any) -> Reservation:
+    return Reservation(row["request_id"], row["key_id"], row["model"], row["amount"], row["created_at"], row["owner"])
 
 
 def _to_entry(row: Any) -> LedgerEntry:
