@@ -3,8 +3,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -12,15 +10,6 @@ import pytest
 from loupe.billing.liveness import ProcessIdentity, is_running, machine_of, process_identity, this_process
 
 pytestmark = pytest.mark.skipif(machine_of() is None, reason="needs Linux /proc")  # CI runs Linux
-
-
-@pytest.fixture
-def child() -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    yield process
-    if process.poll() is None:
-        process.kill()
-        process.wait()
 
 
 def test_this_process_is_running() -> None:

@@ -6,9 +6,7 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -39,16 +37,6 @@ def billing_as(database: Database, identity: ProcessIdentity, monotonic: Monoton
     billing = Billing(database, InProcessRateLimiter(), processes=processes)
     billing.register()
     return billing
-
-
-@pytest.fixture
-def child() -> Iterator[subprocess.Popen[bytes]]:
-    """A process on this machine to stand for a server that will be killed."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    yield process
-    if process.poll() is None:
-        process.kill()
-        process.wait()
 
 
 def test_reservations_of_a_process_that_exited_are_released_at_once(
