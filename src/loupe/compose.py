@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from datetime import timedelta
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import redis
 from fastapi import FastAPI

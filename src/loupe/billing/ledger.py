@@ -2,9 +2,10 @@
 
 A reservation is a row (request id, key, amount, time, the process holding it) plus the same
 amount added to the key's `reserved`; admission succeeds only if `balance - reserved` covers it,
-checked and applied in one conditional UPDATE, so concurrent admissions never overdraw. Settling inserts the ledger row
-first; the request id is its primary key, so a second settle of the same id inserts nothing and
-changes nothing. The caller's transaction is committed (and durable) when `settle` returns.
+checked and applied in one conditional UPDATE, so concurrent admissions never overdraw. Settling
+inserts the ledger row first; the request id is its primary key, so a second settle of the same
+id inserts nothing and changes nothing. The caller's transaction is committed (and durable) when
+`settle` returns. Every sum is checked inside its UPDATE so that none leaves BIGINT's range.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def _refusal(conn: Connection, key_id: str, amount_nanos: int) -> Exception:
             f"{format_money(MAX_NANOS)}, the largest amount Loupe stores; lower max_tokens or wait",
             param="max_tokens",
         )
-    available = max((row.balance or 0) - row.reserved, 0)
+    available = max(row.balance - row.reserved, 0)
     return NotEnoughBalance(
         f"this request may cost up to {format_money(amount_nanos)}, and the key has "
         f"{format_money(available)} available; top up the key or lower max_tokens"

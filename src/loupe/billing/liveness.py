@@ -66,8 +66,8 @@ def is_running(other: ProcessIdentity, here: ProcessIdentity, proc: Path = PROC)
     except OSError:
         return None
     state, ticks = _stat(other.pid, proc)
-    if state is None:
-        return True  # it exists but /proc hides it (mounted with hidepid): trust the pid
+    if state is None or other.start_ticks is None:
+        return True  # it exists, but /proc hides it (mounted with hidepid): trust the pid
     return state not in {"Z", "X"} and ticks == other.start_ticks
 
 

@@ -1,10 +1,10 @@
 """The billing schema as SQLAlchemy Core tables: API keys, open reservations, the ledger, and the
 serving processes that hold reservations.
 
-Money columns are BIGINT nano-units (see `money`). On SQLite, which would turn an overflowing
-integer sum into a REAL, triggers (`MONEY_COLUMNS`, made by migration 0002) refuse any money value
+Money columns (`MONEY_COLUMNS`) are BIGINT nano-units (see `money`). SQLite would turn an
+overflowing integer sum into a REAL: there, triggers made by migration 0002 refuse any money value
 that is not an integer. Timestamps are stored in UTC and read back as aware UTC datetimes on every
-backend. The migrations in `migrations/versions` create exactly this schema; a test compares the two.
+backend. The migrations in `migrations/versions` create exactly this schema; a test compares them.
 """
 
 from __future__ import annotations
