@@ -6,6 +6,7 @@ import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import redis
 from fastapi import FastAPI
@@ -13,6 +14,9 @@ from fastapi import FastAPI
 from loupe.api.app import create_app
 from loupe.api.state import AppState
 from loupe.billing import Billing, InProcessRateLimiter, Limits, RateLimiter, RedisRateLimiter, open_database, upgrade
+from loupe.billing.heartbeat import Heartbeat
+from loupe.billing.liveness import this_process
+from loupe.billing.processes import ProcessRegistry
 from loupe.domain import Prices
 from loupe.engines.local.engine import BatchingLimits, LocalEngine
 from loupe.engines.local.loader import load_model
@@ -156,7 +160,9 @@ def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Bi
         max_choices=settings.engine.max_choices,
         max_request_bytes=settings.max_request_bytes,
     )
-    return create_app(state, list(engines.values()), closers=[chat.aclose, _async(billing.db.dispose)])
+    stop_heartbeat = start_heartbeat(settings, billing)
+    closers = [chat.aclose, _async(stop_heartbeat), _async(billing.db.dispose)]
+    return create_app(state, list(engines.values()), closers=closers)
 
 
 def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
@@ -168,16 +174,33 @@ def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
 
 
 def open_billing(settings: Settings) -> Billing:
-    """The database (migrated, stale reservations released) and the rate limiter."""
+    """The database (migrated; what dead processes held released) and the rate limiter."""
     db = open_database(settings.db)
     upgrade(db)
     limiter: RateLimiter = InProcessRateLimiter()
     if settings.redis is not None:
         limiter = RedisRateLimiter(redis.Redis.from_url(settings.redis))
     limits = {m.id: Limits(m.rpm, m.tpm) for m in settings.models if m.rpm or m.tpm}
-    billing = Billing(db, limiter, model_limits=limits)
-    billing.release_stale()
+    timing = settings.billing
+    processes = ProcessRegistry(db, this_process(), dead_after_s=timing.dead_after_s)
+    billing = Billing(
+        db, limiter, model_limits=limits, processes=processes, max_hold=timedelta(seconds=timing.max_hold_s)
+    )
+    billing.sweep()
     return billing
+
+
+def start_heartbeat(settings: Settings, billing: Billing) -> Callable[[], None]:
+    """Register this serving process and beat until the returned function stops it and retires."""
+    billing.register()
+    heartbeat = Heartbeat(billing.heartbeat, settings.billing.heartbeat_s)
+    heartbeat.start()
+
+    def stop() -> None:
+        heartbeat.stop()
+        billing.retire()
+
+    return stop
 
 
 def is_loopback(host: str) -> bool:

@@ -103,6 +103,26 @@ class EngineSettings(BaseModel):
     )
 
 
+class BillingSettings(BaseModel):
+    """How processes sharing the database notice that one died, and free what it held (docs/billing.md)."""
+
+    model_config = _FROZEN
+
+    heartbeat_s: float = Field(
+        5.0, gt=0, le=300, description="seconds between a serving process's heartbeats; each also looks for dead ones"
+    )
+    dead_after_s: float = Field(
+        30.0, gt=0, description="a process whose heartbeat has not moved this long is dead: its reservations are released"
+    )
+    max_hold_s: float = Field(3600.0, gt=0, description="a reservation older than this is released, whoever holds it")
+
+    @model_validator(mode="after")
+    def _several_beats(self) -> BillingSettings:
+        if self.dead_after_s < 2 * self.heartbeat_s:
+            raise ValueError("billing.dead_after_s must be at least twice billing.heartbeat_s")
+        return self
+
+
 class Settings(BaseModel):
     """Everything Loupe needs to run, read once at start-up."""
 
@@ -124,6 +144,7 @@ class Settings(BaseModel):
     models: tuple[ModelSettings, ...] = ()
     fetch: FetchSettings = FetchSettings()
     engine: EngineSettings = EngineSettings()
+    billing: BillingSettings = BillingSettings()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Settings:

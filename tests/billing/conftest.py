@@ -6,6 +6,8 @@ server binary fails the session loudly with an install hint; nothing is skipped.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,3 +83,13 @@ def database(db_url: str) -> Iterator[Database]:
 @pytest.fixture
 def billing(database: Database) -> Billing:
     return Billing(database, InProcessRateLimiter())
+
+
+@pytest.fixture
+def child() -> Iterator[subprocess.Popen[bytes]]:
+    """A process on this machine, to stand for a serving process that will be killed."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield process
+    if process.poll() is None:
+        process.kill()
+        process.wait()

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from loupe.billing import Billing, Database, KeyStore
 from loupe.billing.keys import SECRET_PREFIX, hash_secret
+from loupe.billing.money import MAX_NANOS
 from loupe.billing.tables import metadata
 from loupe.errors import InvalidRequest, NotFound
 
@@ -90,3 +91,29 @@ def test_unknown_ids_and_bad_top_ups(database: Database) -> None:
         with pytest.raises(InvalidRequest):
             store.top_up(key.id, amount)
     assert store.find_by_secret("lp-not-a-real-secret") is None
+
+
+def test_a_balance_beyond_the_column_is_refused_naming_the_field(database: Database) -> None:
+    store = KeyStore(database)
+    assert store.create("most", balance="9223372036.854775807").key.balance_nanos == MAX_NANOS
+    for beyond in ("1e10", "9223372036.854775808"):
+        with pytest.raises(InvalidRequest) as caught:
+            store.create("x", balance=beyond)
+        assert caught.value.param == "balance" and "9223372036.854775807" in caught.value.message
+    assert [k.name for k in store.list_keys()] == ["most"]
+
+
+def test_a_top_up_that_would_overflow_is_refused_and_changes_nothing(database: Database) -> None:
+    store = KeyStore(database)
+    key = store.create("k", balance="9223372036").key
+    with pytest.raises(InvalidRequest) as caught:
+        store.top_up(key.id, "1")  # the case: it read back as 9223372036.999999488
+    assert caught.value.param == "amount" and "top up at most 0.854775807" in caught.value.message
+    assert store.get(key.id).balance_nanos == 9_223_372_036_000_000_000
+    with pytest.raises(InvalidRequest) as beyond:
+        store.top_up(key.id, "1e10")
+    assert beyond.value.param == "amount"
+    assert store.top_up(key.id, "0.854775807").balance_nanos == MAX_NANOS
+    with pytest.raises(InvalidRequest):
+        store.top_up(key.id, "0.000000001")
+    assert store.get(key.id).balance_nanos == MAX_NANOS

@@ -163,10 +163,10 @@ def test_stale_reservations_are_released(database: Database) -> None:
     clock.advance(minutes=30)
     ledger.reserve(key.id, "m", "req-new", 200)
     clock.advance(minutes=45)
-    assert ledger.release_stale(timedelta(hours=1)) == 1
+    assert ledger.release_abandoned(timedelta(hours=1)) == [crashed]
     assert [r.request_id for r in ledger.open_reservations(key.id)] == ["req-new"]
     assert keys.get(key.id).reserved_nanos == 200
-    assert ledger.release_stale(timedelta(hours=1)) == 0
+    assert ledger.release_abandoned(timedelta(hours=1)) == []
 
     # A late settle of the released request still charges, and does not touch others' holds.
     assert ledger.settle(crashed, Outcome(200, True, 10, 0, 5, 300))

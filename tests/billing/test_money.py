@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loupe.billing.money import cost_nanos, format_money, from_nanos, prices_of, to_decimal, to_nanos
+from loupe.billing.money import (
+    MAX_AMOUNT,
+    MAX_NANOS,
+    cost_nanos,
+    format_money,
+    from_nanos,
+    prices_of,
+    to_decimal,
+    to_nanos,
+)
 from loupe.domain import Prices
 
 
@@ -53,3 +62,18 @@ def test_amounts_in_nano_units_and_back() -> None:
 )
 def test_format_money_is_a_plain_decimal_string(nanos: int, text: str) -> None:
     assert format_money(nanos) == text
+
+
+def test_amounts_are_refused_beyond_what_a_bigint_holds() -> None:
+    assert to_nanos("9223372036.854775807") == MAX_NANOS == 2**63 - 1
+    assert from_nanos(MAX_NANOS) == MAX_AMOUNT == Decimal("9223372036.854775807")
+    for beyond in ("9223372036.854775808", "1e10", 1e10, "1e1000000"):
+        with pytest.raises(ValueError, match="at most 9223372036.854775807"):
+            to_nanos(beyond, what="balance")
+
+
+def test_decimals_are_counted_exactly_whatever_their_length() -> None:
+    assert to_nanos("1." + "0" * 100) == 10**9
+    for inexact in ("1.0000000000000000000000000000001", "1e-1000000"):
+        with pytest.raises(ValueError, match="more than 9 decimals"):
+            to_nanos(inexact)

@@ -7,6 +7,7 @@ worker thread (`anyio.to_thread.run_sync`), which keeps database work off the ev
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,10 +15,11 @@ from decimal import Decimal
 
 from loupe.billing.clock import Clock, utc_now
 from loupe.billing.db import Database
-from loupe.errors import AccessDenied, FailedToAuth, InvalidApiKey
+from loupe.errors import AccessDenied, FailedToAuth, InvalidApiKey, InvalidRequest
 from loupe.billing.keys import ApiKey, KeyStore
 from loupe.billing.ledger import Ledger, Outcome, Reservation
-from loupe.billing.money import cost_nanos, from_nanos
+from loupe.billing.money import MAX_NANOS, cost_nanos, format_money, from_nanos
+from loupe.billing.processes import ProcessRegistry
 from loupe.domain import Prices, RateLimitInfo
 from loupe.billing.ratelimit import RateLimiter
 from loupe.billing.throttle import Drawn, Limits, Throttle
@@ -26,7 +28,10 @@ from loupe.domain import Usage
 
 # 200: done. 499: the client went away mid-stream; what was generated is charged.
 CHARGED_STATUSES = frozenset({200, 499})
-DEFAULT_STALE_AFTER = timedelta(hours=1)
+# Reservations older than this are released whoever holds them: no request lasts an hour.
+DEFAULT_MAX_HOLD = timedelta(hours=1)
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +84,17 @@ class Billing:
         *,
         model_limits: Mapping[str, Limits] | None = None,
         clock: Clock = utc_now,
+        processes: ProcessRegistry | None = None,
+        max_hold: timedelta = DEFAULT_MAX_HOLD,
     ) -> None:
+        """`processes`: this process's place among those sharing the database; without it, its
+        reservations carry no owner and only `max_hold` releases them after a crash."""
         self.db = db
         self.keys = KeyStore(db, clock)
-        self.ledger = Ledger(db, clock)
+        self.ledger = Ledger(db, clock, owner=None if processes is None else processes.owner)
+        self.processes = processes
         self._throttle = Throttle(limiter, model_limits)
+        self._max_hold = max_hold
 
     def authenticate(self, secret: str | None) -> ApiKey:
         """The live key for a secret. Raises InvalidApiKey (none sent) or FailedToAuth."""
@@ -110,16 +121,23 @@ class Billing:
     ) -> Admission:
         """Apply rate limits and reserve the request's maximum cost.
 
-        `prompt_tokens` includes image tokens. Raises AccessDenied, RateLimitExceeded,
+        `prompt_tokens` includes image tokens. Raises AccessDenied, InvalidRequest (the maximum
+        cost, alone or with the key's other holds, is beyond `MAX_NANOS`), RateLimitExceeded,
         TokenLimitExceeded, NotEnoughBalance, FailedToAuth (revoked meanwhile) or
         DuplicateRequestId. Every admission must end in `settle` or `cancel`.
         """
         if prompt_tokens < 0 or max_completion_tokens < 0:
             raise ValueError("token counts must be >= 0")
         self.check_model(key, model)
+        maximum = cost_nanos(prices, prompt_tokens, max_completion_tokens)
+        if maximum > MAX_NANOS:
+            raise InvalidRequest(
+                f"this request may cost up to {format_money(maximum)}, more than {format_money(MAX_NANOS)}, "
+                "the largest amount Loupe stores; lower max_tokens",
+                param="max_tokens",
+            )
         tokens = prompt_tokens + max_completion_tokens
         drawn = self._throttle.take(key.id, Limits(key.rpm, key.tpm), model, tokens)
-        maximum = cost_nanos(prices, prompt_tokens, max_completion_tokens)
         try:
             reservation = self.ledger.reserve(key.id, model, request_id, maximum)
         except BaseException:
@@ -135,6 +153,7 @@ class Billing:
         """
         charged = status in CHARGED_STATUSES
         cost = cost_nanos(admission.prices, usage.prompt_tokens, usage.completion_tokens) if charged else 0
+        cost = min(cost, MAX_NANOS)  # only a count above the admitted one could pass it: charge what fits
         outcome = Outcome(status, charged, usage.text_tokens, usage.image_tokens, usage.completion_tokens, cost)
         recorded = self.ledger.settle(admission.reservation, outcome)
         if recorded:
@@ -148,9 +167,42 @@ class Billing:
             raise ValueError(f"status {status} is charged; use settle")
         return self.settle(admission, status, Usage(prompt_tokens=0, completion_tokens=0, image_tokens=0))
 
-    def release_stale(self, older_than: timedelta = DEFAULT_STALE_AFTER) -> int:
-        """Release reservations a crashed process left behind; run at start-up."""
-        return self.ledger.release_stale(older_than)
+    def sweep(self) -> int:
+        """Release what no live process holds; returns how many reservations were released.
+
+        Processes found dead lose their rows, then the reservations of unregistered owners, and
+        any older than `max_hold`, are released. Run at start-up (a process on this machine that
+        exited is seen at once) and on every heartbeat.
+        """
+        for dead in [] if self.processes is None else self.processes.remove_dead():
+            who = dead.identity
+            _log.warning("serving process %s (pid %d on %s) %s", dead.id, who.pid, who.host, dead.reason)
+        released = self.ledger.release_abandoned(self._max_hold)
+        if released:
+            _log.warning(
+                "released %d reservations that no live process holds, uncharged: %s",
+                len(released), ", ".join(r.request_id for r in released),
+            )
+        return len(released)
+
+    def register(self) -> None:
+        """Enter this serving process in the registry, before it admits a request."""
+        self._registry().register()
+
+    def heartbeat(self) -> None:
+        """Show this process alive and sweep for the dead: every `heartbeat_s`."""
+        self._registry().beat()
+        self.sweep()
+
+    def retire(self) -> None:
+        """Leave the registry at shutdown; what this process still holds is released."""
+        self._registry().retire()
+        self.sweep()
+
+    def _registry(self) -> ProcessRegistry:
+        if self.processes is None:
+            raise RuntimeError("this Billing was made without a process registry")
+        return self.processes
 
     def usage(
         self, key_id: str | None, start: datetime, end: datetime, group_by: GroupBy | None = None

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from loupe.billing.clock import Clock, utc_now
 from loupe.billing.db import Database
-from loupe.billing.money import MoneyInput, to_nanos
+from loupe.billing.money import MAX_NANOS, MoneyInput, format_money, to_nanos
 from loupe.billing.tables import api_keys
 from loupe.errors import InvalidRequest, NotFound
 
@@ -166,21 +166,33 @@ class KeyStore:
     def top_up(self, key_id: str, amount: MoneyInput) -> ApiKey:
         """Add `amount` (currency, > 0) to a key's balance, atomically.
 
-        Raises NotFound, or InvalidRequest for a non-positive amount or an unlimited key.
+        Raises NotFound, or InvalidRequest for a non-positive amount, an unlimited key, or a sum
+        beyond the largest balance (`MAX_NANOS`); nothing changes when it raises.
         """
         nanos = _nanos(amount, "amount")
         if nanos <= 0:
             raise InvalidRequest("a top-up must be more than 0", param="amount")
+        with self._db.write() as conn:
+            added = conn.execute(
+                sa.update(api_keys)
+                .where(
+                    api_keys.c.id == key_id,
+                    api_keys.c.balance.is_not(None),
+                    api_keys.c.balance <= MAX_NANOS - nanos,  # the sum fits, computed without overflow
+                )
+                .values(balance=api_keys.c.balance + nanos)
+            ).rowcount
         key = self.get(key_id)
+        if added == 1:
+            return key
         if key.balance_nanos is None:
             raise InvalidRequest(f"key {key_id} is unlimited; it has no balance to top up")
-        with self._db.write() as conn:
-            conn.execute(
-                sa.update(api_keys)
-                .where(api_keys.c.id == key_id, api_keys.c.balance.is_not(None))
-                .values(balance=api_keys.c.balance + nanos)
-            )
-        return self.get(key_id)
+        raise InvalidRequest(
+            f"a top-up of {format_money(nanos)} would take the balance of {format_money(key.balance_nanos)} past "
+            f"{format_money(MAX_NANOS)}, the largest amount Loupe stores; top up at most "
+            f"{format_money(max(MAX_NANOS - key.balance_nanos, 0))}",
+            param="amount",
+        )
 
 
 def _nanos(value: MoneyInput, what: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -31,6 +32,15 @@ def head_revision() -> str:
 
 def upgrade(db: str | Database, revision: str = "head") -> None:
     """Bring the schema to `revision` (the newest by default); a no-op when it is already there."""
+    _migrate(db, command.upgrade, revision)
+
+
+def downgrade(db: str | Database, revision: str) -> None:
+    """Take the schema back to `revision`, for an operator returning to an older release."""
+    _migrate(db, command.downgrade, revision)
+
+
+def _migrate(db: str | Database, step: Callable[[Config, str], None], revision: str) -> None:
     database = open_database(db) if isinstance(db, str) else db
     try:
         with database.write() as conn:
@@ -38,7 +48,7 @@ def upgrade(db: str | Database, revision: str = "head") -> None:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})")
             config = _config()
             config.attributes["connection"] = conn
-            command.upgrade(config, revision)
+            step(config, revision)
     finally:
         if isinstance(db, str):
             database.dispose()

@@ -4,6 +4,10 @@ One nano-unit is 1e-9 of the currency. A request's cost is rounded up to a whole
 cost = ceil((prompt_tokens * input_price + completion_tokens * output_price) / 1e6 * 1e9).
 Rounding once per request, upwards, means a charge is never below the list price, and the
 error is under one nano-unit per request.
+
+Amounts are stored in signed 64-bit integer columns (BIGINT), so one amount holds at most
+MAX_NANOS, 9,223,372,036.854775807 of the currency. This module is the one boundary between the
+two: every other layer keeps Decimal, and anything outside the range is refused here.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ from decimal import Decimal
 from loupe.domain import Prices
 
 NANOS_PER_UNIT = 10**9
+# What a BIGINT column holds, on SQLite and PostgreSQL alike.
+MAX_NANOS = 2**63 - 1
+MIN_NANOS = -(2**63)
 _TOKENS_PER_PRICE = 10**6
 # Enough digits that no product of a token count and a price is ever rounded.
 _EXACT = decimal.Context(prec=80, traps=[decimal.Inexact, decimal.InvalidOperation])
+_ONE_NANO = Decimal("1e-9")
 
 MoneyInput = Decimal | str | int | float
 
@@ -39,16 +47,27 @@ def to_decimal(value: MoneyInput, *, what: str = "amount") -> Decimal:
 
 
 def to_nanos(value: MoneyInput, *, what: str = "amount") -> int:
-    """A currency amount ("12.5") as nano-units; more than nine decimals is refused."""
-    scaled = to_decimal(value, what=what).scaleb(9)
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"{what} has more than 9 decimals: {value!r}")
-    return int(scaled)
+    """A currency amount ("12.5") as nano-units.
+
+    Raises ValueError for more than nine decimals, or for more than the largest amount
+    (`MAX_NANOS`) a balance or charge can hold.
+    """
+    number = to_decimal(value, what=what)
+    if number > MAX_AMOUNT:
+        raise ValueError(f"{what} must be at most {MAX_AMOUNT}, the largest amount Loupe stores")
+    try:
+        whole = number.quantize(_ONE_NANO, context=_EXACT)
+    except decimal.Inexact:
+        raise ValueError(f"{what} has more than 9 decimals: {value!r}") from None
+    return int(whole.scaleb(9))
 
 
 def from_nanos(nanos: int) -> Decimal:
     """Nano-units as an exact Decimal of the currency."""
     return Decimal(nanos).scaleb(-9)
+
+
+MAX_AMOUNT = from_nanos(MAX_NANOS)  # 9223372036.854775807
 
 
 def format_money(nanos: int) -> str:

@@ -1,8 +1,10 @@
-"""The billing schema as SQLAlchemy Core tables: API keys, open reservations and the ledger.
+"""The billing schema as SQLAlchemy Core tables: API keys, open reservations, the ledger, and the
+serving processes that hold reservations.
 
-Money columns are BIGINT nano-units (see `money`). Timestamps are stored in UTC and read back
-as aware UTC datetimes on every backend. The migrations in `migrations/versions` create exactly
-this schema; a test compares the two.
+Money columns (`MONEY_COLUMNS`) are BIGINT nano-units (see `money`). SQLite would turn an
+overflowing integer sum into a REAL: there, triggers made by migration 0002 refuse any money value
+that is not an integer. Timestamps are stored in UTC and read back as aware UTC datetimes on every
+backend. The migrations in `migrations/versions` create exactly this schema; a test compares them.
 """
 
 from __future__ import annotations
@@ -73,6 +75,24 @@ reservations = sa.Table(
     sa.Column("model", sa.String(200), nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False, index=True),
+    # The `processes` row of the server that holds it; NULL: made before owners were recorded.
+    # No foreign key: a process found dead loses its row first, then its reservations.
+    sa.Column("owner", sa.String(32), nullable=True, index=True),
+)
+
+# Serving processes, each alive while its `beats` counter moves (see `processes`).
+processes = sa.Table(
+    "processes",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    # The kernel boot and pid namespace it ran in, and its start time there: with these another
+    # process on the same machine can tell at once that it has exited. NULL where unknown.
+    sa.Column("machine", sa.String(100), nullable=True),
+    sa.Column("start_ticks", sa.BigInteger, nullable=True),
+    sa.Column("beats", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("started_at", UtcDateTime, nullable=False),
 )
 
 ledger = sa.Table(
@@ -94,3 +114,6 @@ ledger = sa.Table(
     sa.Index("ix_ledger_key_id_finished_at", "key_id", "finished_at"),
     sa.Index("ix_ledger_finished_at", "finished_at"),
 )
+
+# Every money column, by table: BIGINT nano-units, guarded on SQLite by migration 0002's triggers.
+MONEY_COLUMNS = {"api_keys": ("balance", "reserved"), "reservations": ("amount",), "ledger": ("cost",)}

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from loupe.billing.db import Database
-from loupe.billing.money import format_money, from_nanos, to_nanos
+from loupe.billing.money import NANOS_PER_UNIT, format_money, from_nanos
 from loupe.billing.tables import ledger
 
 GroupBy = Literal["model", "day"]
@@ -37,7 +37,7 @@ class UsageTotals:
             "prompt_tokens": self.prompt_tokens,
             "image_tokens": self.image_tokens,
             "completion_tokens": self.completion_tokens,
-            "cost": format_money(to_nanos(self.cost)),
+            "cost": format_money(int(self.cost.scaleb(9))),
         }
 
 
@@ -79,7 +79,9 @@ def usage_report(
         _sum(ledger.c.text_tokens + ledger.c.image_tokens).label("prompt_tokens"),
         _sum(ledger.c.image_tokens).label("image_tokens"),
         _sum(ledger.c.completion_tokens).label("completion_tokens"),
-        _sum(ledger.c.cost).label("cost"),
+        # Whole units and the rest apart: SQLite's sum() of BIGINTs fails past 2**63 - 1.
+        _sum(ledger.c.cost // NANOS_PER_UNIT).label("cost_units"),
+        _sum(ledger.c.cost % NANOS_PER_UNIT).label("cost_rest"),
     )
     with db.read() as conn:
         total_row = conn.execute(sa.select(*sums).where(*where)).one()
@@ -104,7 +106,7 @@ def _totals(row: Any) -> UsageTotals:
         prompt_tokens=int(row.prompt_tokens),
         image_tokens=int(row.image_tokens),
         completion_tokens=int(row.completion_tokens),
-        cost=from_nanos(int(row.cost)),
+        cost=from_nanos(int(row.cost_units) * NANOS_PER_UNIT + int(row.cost_rest)),
     )
 
 

@@ -5,23 +5,46 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from loupe.api.auth import caller_dependency
 from loupe.api.routes.usage import GroupBy, period, usage_object
 from loupe.api.state import AppState
 from loupe.billing import ApiKey, format_money
+from loupe.billing.money import MAX_AMOUNT
 from loupe.service.accounts import Caller
+
+
+_EXACT_FLOAT_DIGITS = 15  # a decimal of at most 15 significant digits survives a float exactly
+
+
+def _exact_number(value: object) -> object:
+    """A JSON number reaches the server as a float: refuse one too long to hold every digit sent."""
+    if isinstance(value, float) and len(Decimal(repr(value)).as_tuple().digits) > _EXACT_FLOAT_DIGITS:
+        raise ValueError(
+            f"a JSON number keeps only {_EXACT_FLOAT_DIGITS} significant digits; send this amount as a string"
+        )
+    return value
+
+
+# Amounts of money: up to 9 decimals and at most what the database holds (see docs/billing.md).
+_AMOUNT = "currency units, up to 9 decimals and at most 9223372036.854775807; a string keeps every digit"
+Amount = Annotated[
+    Decimal, Field(ge=0, le=MAX_AMOUNT, decimal_places=9, description=_AMOUNT), BeforeValidator(_exact_number)
+]
+PositiveAmount = Annotated[
+    Decimal, Field(gt=0, le=MAX_AMOUNT, decimal_places=9, description=_AMOUNT), BeforeValidator(_exact_number)
+]
 
 
 class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    balance: Decimal | None = Field(None, ge=0)
+    balance: Amount | None = None
     rpm: int | None = Field(None, ge=1)
     tpm: int | None = Field(None, ge=1)
     models: list[str] | None = None
@@ -30,7 +53,7 @@ class NewKey(BaseModel):
 
 class TopUp(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    amount: Decimal = Field(gt=0)
+    amount: PositiveAmount
 
 
 def key_object(key: ApiKey) -> dict[str, Any]:
