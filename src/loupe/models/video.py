@@ -88,13 +88,15 @@ def resolve_sampling(
 ) -> Sampling:
     """The request's `fps` and `max_frames`, else the processor's, else Loupe's; `limit` is the
     most frames the server samples from one video. Raises InvalidRequest for values out of range
-    and TooManyVideoFrames above `limit`."""
+    and TooManyVideoFrames above `limit`, each naming its field (`fps`, `max_frames`)."""
     default_fps, processor_max = defaults
     if fps is not None and not 0 < fps <= 60:
         raise InvalidRequest("video_url.fps must be above 0 and at most 60", param="fps")
     if max_frames is not None and max_frames < 1:
         raise InvalidRequest("video_url.max_frames must be at least 1", param="max_frames")
     if max_frames is not None and max_frames > limit:
-        raise TooManyVideoFrames(f"max_frames is {max_frames}; this model samples at most {limit} frames a video.")
+        raise TooManyVideoFrames(
+            f"max_frames is {max_frames}; this model samples at most {limit} frames a video.", param="max_frames"
+        )
     chosen = max_frames if max_frames is not None else min(limit, processor_max)
     return Sampling(fps=fps or default_fps or DEFAULT_FPS, max_frames=chosen)
