@@ -24,7 +24,7 @@ class VideoLimits:
     max_side: int = 8192
     min_side: int = 1
     max_fps: float = 240.0
-    decode_timeout_s: float = 20.0
+    decode_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("max_bytes", "max_frames", "max_pixels", "max_side", "min_side"):
