@@ -95,7 +95,62 @@ class PlannedImage:
     tokens: int
 
 
-ContentPart = TextPart | ImageRef
+@dataclass(frozen=True, slots=True)
+class VideoRef:
+    """A video part as the client sent it: a data URL or an http(s) URL, not yet fetched.
+
+    `fps` (frames sampled per second of video) and `max_frames` are None when the client did
+    not say (the model's defaults apply); `detail` applies to every sampled frame.
+    """
+
+    url: str
+    detail: Detail | None
+    param: str
+    fps: float | None = None
+    max_frames: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFrames:
+    """The frames a video plan samples and the geometry the model sees them at.
+
+    `indices` are frame numbers of the video (frame i is shown at i / `video_fps` s);
+    `width` x `height` is each frame's planned size; `tokens` the placeholders the family's
+    rules count for them (the prompt may add text around them: timestamps, a frame count).
+    """
+
+    indices: tuple[int, ...]
+    video_fps: float
+    frame_count: int
+    duration_s: float
+    width: int
+    height: int
+    original_width: int
+    original_height: int
+    detail: Detail
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedVideo:
+    """A video known only by its header: its plan, enough to count its tokens."""
+
+    index: int
+    frames: VideoFrames
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedVideo:
+    """A video's sampled frames at their planned size: `pixels` is a uint8 array
+    [frames, height, width, 3] (typed loosely, as PreparedImage's). `content_hash` keys the
+    frames (the file, the indices and the size) for caches keyed by content."""
+
+    pixels: Any
+    frames: VideoFrames
+    content_hash: str
+
+
+ContentPart = TextPart | ImageRef | VideoRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +161,16 @@ class Message:
     def images(self) -> tuple[ImageRef, ...]:
         return tuple(p for p in self.content if isinstance(p, ImageRef))
 
+    def videos(self) -> tuple[VideoRef, ...]:
+        return tuple(p for p in self.content if isinstance(p, VideoRef))
+
 
 @dataclass(frozen=True, slots=True)
 class PromptMessage:
     """A message ready for an engine: text parts and prepared images in their order."""
 
     role: Role
-    content: tuple[TextPart | PreparedImage | PlannedImage, ...]
+    content: tuple[TextPart | PreparedImage | PlannedImage | PreparedVideo | PlannedVideo, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +206,9 @@ class ChatRequest:
     def images(self) -> tuple[ImageRef, ...]:
         return tuple(img for m in self.messages for img in m.images())
 
+    def videos(self) -> tuple[VideoRef, ...]:
+        return tuple(video for m in self.messages for video in m.videos())
+
 
 @dataclass(frozen=True, slots=True)
 class PromptStats:
@@ -155,10 +216,11 @@ class PromptStats:
 
     prompt_tokens: int
     image_tokens: int
+    video_tokens: int = 0
 
     @property
     def text_tokens(self) -> int:
-        return self.prompt_tokens - self.image_tokens
+        return self.prompt_tokens - self.image_tokens - self.video_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +229,11 @@ class Usage:
     completion_tokens: int
     image_tokens: int
     cached_tokens: int = 0
+    video_tokens: int = 0
 
     @property
     def text_tokens(self) -> int:
-        return self.prompt_tokens - self.image_tokens
+        return self.prompt_tokens - self.image_tokens - self.video_tokens
 
     @property
     def total_tokens(self) -> int:
@@ -261,10 +324,12 @@ class Estimate:
     images: tuple[PlannedImage, ...]
     max_completion_tokens: int
     prices: Prices
+    video_tokens: int = 0
+    videos: tuple[PlannedVideo, ...] = ()
 
     @property
     def text_tokens(self) -> int:
-        return self.prompt_tokens - self.image_tokens
+        return self.prompt_tokens - self.image_tokens - self.video_tokens
 
     @property
     def cost_min(self) -> Decimal:

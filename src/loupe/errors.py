@@ -123,6 +123,75 @@ class TooManyImages(LoupeError):
     code = "TOO_MANY_IMAGES"
 
 
+# -- videos --------------------------------------------------------------------------------------
+
+
+class VideoError(LoupeError):
+    """Base of the errors about one video part."""
+
+    code = "INVALID_VIDEO"
+
+
+class InvalidVideoFormat(VideoError):
+    """Not a video, a container or codec Loupe does not accept, or a truncated/corrupt file."""
+
+    code = "INVALID_VIDEO_FORMAT"
+
+
+class VideoFileExceedsMaxSize(VideoError):
+    """More bytes than allowed for one video."""
+
+    code = "VIDEO_FILE_EXCEEDS_MAX_SIZE"
+
+
+class VideoExceedsMaxDuration(VideoError):
+    """Longer than allowed: refused from the container's metadata, before decoding."""
+
+    code = "VIDEO_EXCEEDS_MAX_DURATION"
+
+
+class VideoExceedsMaxResolution(VideoError):
+    """Frames with more pixels (or a longer side) than allowed: refused before decoding."""
+
+    code = "VIDEO_EXCEEDS_MAX_RESOLUTION"
+
+
+class TooManyVideoFrames(VideoError):
+    """More frames to sample (or declared) than allowed."""
+
+    code = "TOO_MANY_VIDEO_FRAMES"
+
+
+class VideoFetchFailed(VideoError):
+    """A video URL could not be fetched: unreachable, timed out, or answered with an error."""
+
+    code = "VIDEO_FETCH_FAILED"
+
+
+class VideoUrlForbidden(VideoError):
+    """A video URL Loupe refuses to fetch: scheme, address or host not allowed."""
+
+    code = "VIDEO_URL_FORBIDDEN"
+
+
+class VideoNotSupported(LoupeError):
+    """The model does not take video input."""
+
+    code = "VIDEO_NOT_SUPPORTED"
+
+
+class TooManyVideos(LoupeError):
+    """More videos in one request than the model allows."""
+
+    code = "TOO_MANY_VIDEOS"
+
+
+class VideoTokensExceeded(LoupeError):
+    """The request's videos would become more tokens than the model allows per request."""
+
+    code = "VIDEO_TOKENS_EXCEED_LIMIT"
+
+
 # -- keys, balances and rate limits ---------------------------------------------------------------
 
 

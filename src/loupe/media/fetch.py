@@ -23,7 +23,6 @@ from loupe.media.url_policy import Destination, UrlPolicy, check_reference_text
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _HEADERS = {
-    "Accept": "image/*",
     "Accept-Encoding": "identity",
     "User-Agent": "Loupe-image-fetcher",
 }
@@ -54,11 +53,11 @@ class ImageFetcher:
         self._transport = transport
         self._resolver = resolver
 
-    async def fetch(self, url: str, *, max_bytes: int | None = None) -> bytes:
+    async def fetch(self, url: str, *, max_bytes: int | None = None, accept: str = "image/*") -> bytes:
         """Return the body of `url`, following up to `max_redirects` checked redirects.
 
         `max_bytes` overrides the limit's cap, so one fetcher can serve models with different
-        limits. Raises ImageUrlForbidden (before any request is sent for that URL),
+        limits; `accept` is the Accept header (videos ask for `video/*`). Raises ImageUrlForbidden (before any request is sent for that URL),
         ImageFetchFailed (unresolvable, unreachable, timed out, non-2xx, too many redirects) and
         ImageFileExceedsMaxSize (the body passed `max_bytes`; reading stops there).
         """
@@ -66,7 +65,7 @@ class ImageFetcher:
         try:
             async with asyncio.timeout(self._limits.total_timeout):
                 with _httpx_errors_as_fetch_failed():
-                    return await self._follow(url, cap)
+                    return await self._follow(url, cap, accept)
         except TimeoutError:
             raise ImageFetchFailed(
                 f"Fetching the image took longer than {self._limits.total_timeout:g} s."
@@ -75,13 +74,13 @@ class ImageFetcher:
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-    async def _follow(self, url: str, max_bytes: int) -> bytes:
+    async def _follow(self, url: str, max_bytes: int, accept: str) -> bytes:
         resolved: dict[str, IPAddress] = {}
         for _ in range(self._limits.max_redirects + 1):
             destination = self._policy.check_url(url)
             address = await self._address_of(destination, resolved)
             response = await self._transport.handle_async_request(
-                self._request(destination, address)
+                self._request(destination, address, accept)
             )
             try:
                 location = _redirect_location(response)
@@ -105,7 +104,7 @@ class ImageFetcher:
             resolved[destination.host] = self._policy.check_addresses(destination, addresses)
         return resolved[destination.host]
 
-    def _request(self, destination: Destination, address: IPAddress) -> httpx.Request:
+    def _request(self, destination: Destination, address: IPAddress, accept: str) -> httpx.Request:
         limits = self._limits
         extensions: dict[str, object] = {
             "timeout": {
@@ -120,7 +119,7 @@ class ImageFetcher:
         return httpx.Request(
             "GET",
             destination.url.copy_with(host=str(address), fragment=None),
-            headers={"Host": destination.host_header, **_HEADERS},
+            headers={"Host": destination.host_header, **_HEADERS, "Accept": accept},
             extensions=extensions,
         )
 

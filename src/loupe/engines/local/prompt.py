@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from loupe.domain import PreparedImage, PromptMessage, PromptStats, TextPart, nested_overrides
+from loupe.domain import PlannedImage, PreparedImage, PromptMessage, PromptStats, TextPart, nested_overrides
 from loupe.engines.local.fast_images import resized
 from loupe.engines.local.fast_processor import placeholder_inputs, skips_pixels
 from loupe.errors import InvalidRequest
@@ -111,7 +111,7 @@ def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptSta
         start = text.find(marker, start + len(marker))
     offsets = processor.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
     text_tokens = len(offsets) - _tokens_within(offsets, spans)
-    image_tokens = sum(p.tokens for m in messages for p in m.content if not isinstance(p, TextPart))
+    image_tokens = sum(p.tokens for m in messages for p in m.content if isinstance(p, PreparedImage | PlannedImage))
     return PromptStats(prompt_tokens=text_tokens + image_tokens, image_tokens=image_tokens)
 
 
