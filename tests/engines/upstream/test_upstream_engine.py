@@ -233,6 +233,18 @@ async def test_n_choices_are_fanned_out_with_distinct_seeds() -> None:
     assert texts == {0: "s5", 1: "s6", 2: "s7"}
 
 
+@pytest.mark.asyncio
+async def test_choice_seeds_past_the_largest_wrap_to_the_smallest() -> None:
+    seeds: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seeds.append(json.loads(request.content)["seed"])
+        return httpx.Response(200, stream=Stream(sse("s", usage=usage())))
+
+    await collect(engine(handler), SamplingParams(n=2, seed=2**63 - 1))
+    assert sorted(seeds) == [-(2**63), 2**63 - 1]  # both fit OpenAI's signed 64-bit seed
+
+
 @pytest.mark.parametrize("n", [1, 2])
 @pytest.mark.asyncio
 async def test_closing_early_closes_the_upstream_streams(n: int) -> None:

@@ -113,7 +113,7 @@ class UpstreamEngine:
     def _choice(
         self, prompt: UpstreamPrompt, sampling: SamplingParams, max_tokens: int, index: int, sent: Callable[[], bool]
     ) -> ChoiceStream:
-        seed = None if sampling.seed is None else sampling.seed + index
+        seed = None if sampling.seed is None else _wrapped(sampling.seed + index)
         return ChoiceStream(
             client=self._client,
             pool=self._pool,
@@ -134,3 +134,7 @@ class UpstreamEngine:
         """Completion tokens of an upstream that reported no usage: the checkpoint's tokenizer's count."""
         return len(self._processor.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+
+def _wrapped(seed: int) -> int:
+    """`seed` wrapped into OpenAI's signed 64-bit range: choice i of the largest seed still has one."""
+    return (seed + 2**63) % 2**64 - 2**63
