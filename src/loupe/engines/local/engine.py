@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from loupe.domain import GenerationEvent, ModelCard, PreparedImage, PromptMessage, PromptStats, SamplingParams
+from loupe.engines.local.control_text import control_text
 from loupe.engines.local.core import EngineCore
 from loupe.engines.local.families import family_for
 from loupe.engines.local.generation import eos_ids, run_choices
@@ -57,6 +58,7 @@ class LocalEngine:
     ) -> None:
         self._card = card
         self._loaded = loaded
+        control_text(loaded.processor)  # checked at load, not on the first request
         self._preprocess = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loupe-preprocess")
         self._core: EngineCore | None = None
         self._worker: InferenceWorker | None = None

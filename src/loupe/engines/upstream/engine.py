@@ -23,6 +23,7 @@ from loupe.domain import (
     PromptStats,
     SamplingParams,
 )
+from loupe.engines.local.control_text import neutral_messages
 from loupe.engines.local.prompt import count_prompt
 from loupe.engines.upstream.choices import ChoiceStream, UpstreamCounters, merge
 from loupe.engines.upstream.client import UpstreamClient
@@ -127,6 +128,8 @@ class UpstreamEngine:
         )
 
     def _prepare(self, messages: Sequence[PromptMessage]) -> UpstreamPrompt:
+        # The upstream tokenizes the text itself: it gets the client's markers already broken.
+        messages = neutral_messages(self._processor, messages)
         stats = count_prompt(self._processor, messages)
         return UpstreamPrompt(messages=openai_messages(messages, self._encode), stats=stats)
 
