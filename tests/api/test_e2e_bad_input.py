@@ -146,6 +146,26 @@ def test_a_tiny_temperature_samples_greedily(qwen_server: RunningServer, tempera
     assert text == greedy["choices"][0]["message"]["content"]
 
 
+@pytest.mark.parametrize("route", ["chat/completions", "estimate"])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("a" * 8_000_000, "at least 400005 tokens: its 8000000 characters of text"),  # from its length alone
+        ("The photo shows a man ironing clothes on a board. " * 12_000, "its long texts counted until over"),
+    ],
+    ids=["refused from its length", "refused after a few pieces"],
+)
+def test_text_the_context_cannot_hold_is_refused_before_it_is_tokenized(
+    qwen_server: RunningServer, route: str, text: str, says: str
+) -> None:
+    payload = chat(model_of(qwen_server), text, stream=route == "chat/completions")
+    response = httpx.post(f"{qwen_server.api}/{route}", json=payload, timeout=120)
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert says in error["message"] and "32768" in error["message"]
+
+
 def test_body_over_the_limit_is_413(qwen_server: RunningServer) -> None:
     huge = b'{"model": "m", "messages": [{"role": "user", "content": "' + b"a" * (51 * 1024 * 1024) + b'"}]}'
     response = post(qwen_server, None, raw=huge)

@@ -25,6 +25,7 @@ from loupe.domain import (
 )
 from loupe.engines.local.control_text import neutral_messages
 from loupe.engines.local.prompt import count_prompt
+from loupe.engines.local.text_budget import refuse_oversized
 from loupe.engines.upstream.choices import ChoiceStream, UpstreamCounters, merge
 from loupe.engines.upstream.client import UpstreamClient
 from loupe.engines.upstream.encode import data_url
@@ -96,7 +97,7 @@ class UpstreamEngine:
         return await asyncio.to_thread(self._prepare, messages)
 
     async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
-        return await asyncio.to_thread(count_prompt, self._processor, messages)
+        return await asyncio.to_thread(self._count, messages)
 
     async def generate(
         self, prompt: object, sampling: SamplingParams, max_tokens: int
@@ -127,10 +128,14 @@ class UpstreamEngine:
             sent=sent,
         )
 
+    def _count(self, messages: Sequence[PromptMessage]) -> PromptStats:
+        refuse_oversized(self._processor, messages, self._card.context_size)
+        return count_prompt(self._processor, messages)
+
     def _prepare(self, messages: Sequence[PromptMessage]) -> UpstreamPrompt:
         # The upstream tokenizes the text itself: it gets the client's markers already broken.
         messages = neutral_messages(self._processor, messages)
-        stats = count_prompt(self._processor, messages)
+        stats = self._count(messages)
         return UpstreamPrompt(messages=openai_messages(messages, self._encode), stats=stats)
 
     def _count_text(self, text: str) -> int:
