@@ -121,7 +121,7 @@ class LocalEngine:
     async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
         self._budget.refuse_beyond(messages, self._card.context_size)
         loop = asyncio.get_running_loop()
-        count = partial(count_prompt, self._loaded.processor)
+        count = partial(count_prompt, self._loaded.processor, messages)
         return await loop.run_in_executor(self._preprocess, self._within_context, count, messages)
 
     def _within_context(self, build: Callable[..., T], messages: Sequence[PromptMessage], *args: Any) -> T:
