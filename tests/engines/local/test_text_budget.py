@@ -187,11 +187,20 @@ def test_a_long_text_over_the_context_is_refused_after_a_few_pieces(processors: 
         return len(backend.encode(text, add_special_tokens=False))
 
     words = ("The photo shows a man ironing clothes on a board that is fixed to a taxi. " * 8_000)[:600_000]
-    with pytest.raises(ContextLengthExceeded, match=r"at least 3[34]\d{3} tokens \(its long texts"):
-        text_budget(processor).count_long(count, ask(words), context_size=32_768)
+    with pytest.raises(ContextLengthExceeded, match=r"at least 3[23]\d{3} tokens \(counted until over\)"):
+        text_budget(processor).count_long(count, words, context_size=32_768)
     assert sum(counted) < 200_000  # what 32,768 tokens hold, not the 600,000 characters sent
     counted.clear()
     fits = words[:100_000]
-    text_budget(processor).count_long(count, ask(fits), context_size=32_768)
+    text_budget(processor).count_long(count, fits, context_size=32_768)
     assert sum(counted) == len(fits)
+    with pytest.raises(ContextLengthExceeded, match="counted until over"):
+        refuse_oversized(processor, ask(words), context_size=32_768)
     refuse_oversized(processor, ask(fits), context_size=32_768)
+
+
+def test_text_a_template_trims_is_not_counted(processors: dict[str, Any]) -> None:
+    processor = processors["gemma3"]  # its template trims each text
+    padded = ask("Describe the boats on the water. " * 600 + " " * 1_000_000)
+    assert count_prompt(processor, padded).prompt_tokens < 8_192
+    refuse_oversized(processor, padded, context_size=8_192)

@@ -7,9 +7,9 @@ of its own. So `floor` is a true lower bound on the prompt's tokens, computed in
 from `len()` of each text, and a 49 MB body is refused without a tokenizer call.
 
 Text that passes the floor may still be far over the context (ordinary words cost 4 or 5
-characters a token, not the 20 to 100 of the longest entry). `count_long` counts long texts in
-pieces of `PIECE` characters and stops as soon as the prompt is over, so the work and memory
-spent on a refused prompt are bounded by the context, not by the body.
+characters a token, not the 20 to 100 of the longest entry). `count_long` counts a long prompt,
+as the template wrote it, in pieces of `PIECE` characters and stops as soon as it is over, so the
+work and memory spent on a refused prompt are bounded by the context, not by the body.
 
 Pieces are cut only where the tokenizer itself must split, so their counts add up exactly: at
 a space between a non-space character and a letter (`end. Next`), or at an ASCII punctuation
@@ -28,9 +28,10 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any
 
 from loupe.domain import PromptMessage, Role, TextPart
+from loupe.engines.local.prompt import templated
 from loupe.errors import ContextLengthExceeded
 
 __all__ = ["PIECE", "TextBudget", "refuse_oversized", "text_budget"]
@@ -59,45 +60,35 @@ class TextBudget:
     piece: int = PIECE
 
     def floor(self, messages: Sequence[PromptMessage]) -> int:
-        """A lower bound on the prompt's tokens, from lengths alone."""
+        """A lower bound on the prompt's tokens, from lengths alone. Text is counted stripped:
+        templates may trim it (Gemma's, GLM's)."""
         turns = sum(1 for m in messages if m.role is not Role.SYSTEM)
         images = sum(p.tokens for m in messages for p in m.content if not isinstance(p, TextPart))
-        chars = sum(len(p.text) for m in messages for p in m.content if isinstance(p, TextPart))
-        text = -(-chars // self.chars_per_token) if self.chars_per_token else 0
+        text = -(-_chars(messages) // self.chars_per_token) if self.chars_per_token else 0
         return self.fixed + self.per_turn * turns + images + text
 
     def refuse_beyond(self, messages: Sequence[PromptMessage], context_size: int) -> None:
         """Raise ContextLengthExceeded when the text alone cannot fit the context."""
         floor = self.floor(messages)
         if floor >= context_size:
-            chars = sum(len(p.text) for m in messages for p in m.content if isinstance(p, TextPart))
             raise _exceeded(
-                f"the prompt is at least {floor} tokens: its {chars} characters of text cannot take fewer "
-                f"with this model's tokenizer (at most {self.chars_per_token} characters a token)",
+                f"the prompt is at least {floor} tokens: its {_chars(messages)} characters of text cannot take "
+                f"fewer with this model's tokenizer (at most {self.chars_per_token} characters a token)",
                 context_size,
             )
 
-    def count_long(self, count: Callable[[str], int], messages: Sequence[PromptMessage], context_size: int) -> None:
-        """Count the texts longer than a piece in pieces with `count` (a text's tokens, special
-        tokens included), and raise ContextLengthExceeded as soon as the prompt is over the
-        context; a few pieces of work for a prompt of any size."""
-        if not self.pieces:
-            return
-        long = [p.text for m in messages for p in m.content if self._long(p)]
-        rest = [PromptMessage(m.role, tuple(p for p in m.content if not self._long(p))) for m in messages]
-        known = self.floor(rest)
-        for text in long:
-            # Only a text's first and last tokens can hold characters of what surrounds it.
-            known += self._pieces(count, text, context_size - known + 2) - 2
-            if known >= context_size:
-                raise _exceeded(f"the prompt is at least {known} tokens (its long texts counted until over)", context_size)
-
-    def _long(self, part: object) -> TypeGuard[TextPart]:
-        return isinstance(part, TextPart) and len(part.text) > self.piece
+    def count_long(self, count: Callable[[str], int], prompt: str, context_size: int) -> None:
+        """Raise ContextLengthExceeded where the prompt's text (as templated) is over the
+        context, counted piece by piece with `count` and no further than the context; a few
+        pieces of work for a text of any length."""
+        if self.pieces and len(prompt) > self.piece:
+            tokens = self._pieces(count, prompt, context_size)
+            if tokens >= context_size:
+                raise _exceeded(f"the prompt is at least {tokens} tokens (counted until over)", context_size)
 
     def _pieces(self, count: Callable[[str], int], text: str, budget: int) -> int:
-        """The tokens of `text`, counted piece by piece until more than `budget`; where no cut
-        is found, the rest is bounded by its length."""
+        """The tokens of `text`, counted piece by piece until `budget`; where no cut is
+        found, the rest is bounded by its length."""
         tokens, start = 0, 0
         while start < len(text) and tokens < budget:
             end = _cut(text, start, self.piece)
@@ -110,11 +101,14 @@ class TextBudget:
 
 def refuse_oversized(processor: Any, messages: Sequence[PromptMessage], context_size: int) -> None:
     """Raise ContextLengthExceeded for a prompt whose text cannot fit `context_size`: from its
-    length, then by counting its long texts in pieces (CPU work: call it off the event loop)."""
+    length, then, where a text is long, by counting the templated prompt in pieces (CPU work:
+    call it off the event loop). Image markers count one token there, so this is a lower bound."""
     budget = text_budget(processor)
     budget.refuse_beyond(messages, context_size)
-    backend = processor.tokenizer.backend_tokenizer
-    budget.count_long(lambda text: len(backend.encode(text, add_special_tokens=False)), messages, context_size)
+    if any(len(p.text) > budget.piece for m in messages for p in m.content if isinstance(p, TextPart)):
+        backend = processor.tokenizer.backend_tokenizer
+        count = lambda text: len(backend.encode(text, add_special_tokens=False))  # noqa: E731
+        budget.count_long(count, templated(processor, messages), context_size)
 
 
 def text_budget(processor: Any) -> TextBudget:
@@ -244,6 +238,10 @@ def _template_tokens(processor: Any) -> tuple[int, int]:
         return 0, 0
     per_turn = max(0, (three - one) // 2)
     return max(0, min(one, system) - per_turn), per_turn
+
+
+def _chars(messages: Sequence[PromptMessage]) -> int:
+    return sum(len(p.text.strip()) for m in messages for p in m.content if isinstance(p, TextPart))
 
 
 def _exceeded(what: str, context_size: int) -> ContextLengthExceeded:
