@@ -93,6 +93,24 @@ CASES: list[tuple[str, Any, int, str, str | None]] = [
         "messages[0].content[0].image_url",
     ),
     ("unknown part type", lambda m: chat(m, [{"type": "video", "video": "x"}]), 400, "INVALID_REQUEST_BODY", None),
+    # Values the engine cannot compute with, refused before it sees them (issue 21).
+    ("tiny repetition penalty", lambda m: chat(m, "hi", repetition_penalty=5e-324), 400, "INVALID_REQUEST_BODY", "repetition_penalty"),
+    ("seed of 2**64", lambda m: chat(m, "hi", seed=2**64), 400, "INVALID_REQUEST_BODY", "seed"),
+    ("seed of 10**30", lambda m: chat(m, "hi", seed=-(10**30)), 400, "INVALID_REQUEST_BODY", "seed"),
+    ("huge top_k", lambda m: chat(m, "hi", top_k=2**63), 400, "INVALID_REQUEST_BODY", "top_k"),
+    ("NaN temperature", b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', 400, "INVALID_REQUEST_BODY", "temperature"),
+    ("infinite top_p", b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "top_p": -Infinity}', 400, "INVALID_REQUEST_BODY", "top_p"),
+    ("lone surrogate", lambda m: chat(m, "a\ud800b"), 400, "INVALID_REQUEST_BODY", "messages[0].content"),
+    (
+        "lone surrogate in a part",
+        lambda m: chat(m, [{"type": "text", "text": "ok"}, {"type": "text", "text": "a\udfffb"}]),
+        400,
+        "INVALID_REQUEST_BODY",
+        "messages[0].content[1].text",
+    ),
+    ("lone surrogate, streaming", lambda m: chat(m, "a\ud800b", stream=True), 400, "INVALID_REQUEST_BODY", "messages[0].content"),
+    ("lone surrogate in stop", lambda m: chat(m, "hi", stop=["\ud800"]), 400, "INVALID_REQUEST_BODY", "stop"),
+    ("lone surrogate in user", lambda m: chat(m, "hi", user="\udc00"), 400, "INVALID_REQUEST_BODY", "user"),
 ]
 
 
@@ -110,6 +128,42 @@ def test_bad_input_is_refused_and_the_server_keeps_serving(
         assert error["param"] == param
     assert "Traceback" not in response.text and len(error["message"]) > 5
     assert post(qwen_server, chat(model, "still there?")).status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("temperature", [5e-324, 1e-7])
+def test_a_tiny_temperature_samples_greedily(qwen_server: RunningServer, temperature: float, stream: bool) -> None:
+    model = model_of(qwen_server)
+    greedy = post(qwen_server, chat(model, "Describe this image.", temperature=0, max_tokens=6)).json()
+    response = post(qwen_server, chat(model, "Describe this image.", temperature=temperature, max_tokens=6, stream=stream))
+    assert response.status_code == 200, response.text
+    if not stream:
+        assert response.json()["choices"][0]["message"] == greedy["choices"][0]["message"]
+        return
+    events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+    assert all("error" not in e for e in events)
+    text = "".join(c["delta"].get("content") or "" for e in events for c in e["choices"])
+    assert text == greedy["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("route", ["chat/completions", "estimate"])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("a" * 8_000_000, "at least 400005 tokens: its 8000000 characters of text"),  # from its length alone
+        ("The photo shows a man ironing clothes on a board. " * 12_000, "counted until over"),
+    ],
+    ids=["refused from its length", "refused after a few pieces"],
+)
+def test_text_the_context_cannot_hold_is_refused_before_it_is_tokenized(
+    qwen_server: RunningServer, route: str, text: str, says: str
+) -> None:
+    payload = chat(model_of(qwen_server), text, stream=route == "chat/completions")
+    response = httpx.post(f"{qwen_server.api}/{route}", json=payload, timeout=120)
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert says in error["message"] and "32768" in error["message"]
 
 
 def test_body_over_the_limit_is_413(qwen_server: RunningServer) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from loupe.api import schemas as wire
 from decimal import Decimal
 
+from loupe.api import schemas as wire
 from loupe.domain import (
     ChatRequest,
     ContentPart,
@@ -23,6 +23,9 @@ from loupe.service.chat import ChatRun, Completion
 
 _ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
 _DETAILS = {d.value: d for d in Detail}
+# Below this, sampling is greedy (as vLLM does): dividing logits by a smaller temperature
+# overflows float32, and the distribution is already all on the arg-max.
+GREEDY_BELOW = 1e-5
 
 
 def to_domain(body: wire.ChatCompletionRequest, *, max_choices: int) -> ChatRequest:
@@ -44,7 +47,7 @@ def to_domain(body: wire.ChatCompletionRequest, *, max_choices: int) -> ChatRequ
         sampling=_sampling(body),
         stream=body.stream,
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
-        user=body.user,
+        user=None if body.user is None else _text(body.user, "user"),
     )
 
 
@@ -52,10 +55,12 @@ def _sampling(body: wire.ChatCompletionRequest) -> SamplingParams:
     stop = body.stop if isinstance(body.stop, list) else [body.stop] if body.stop else []
     if any(s == "" for s in stop):
         raise InvalidRequest("stop sequences must not be empty strings", param="stop")
+    for s in stop:
+        _text(s, "stop")
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     return SamplingParams(
         max_tokens=max_tokens,
-        temperature=body.temperature,
+        temperature=body.temperature if body.temperature >= GREEDY_BELOW else 0.0,
         top_p=body.top_p,
         top_k=max(body.top_k, 0),
         min_p=body.min_p,
@@ -76,17 +81,33 @@ def _message(index: int, message: wire.ChatMessage) -> Message:
             f"unknown role {message.role!r}; use one of system, user, assistant", param=f"{where}.role"
         )
     if isinstance(message.content, str):
-        return Message(role=role, content=(TextPart(message.content),))
+        return Message(role=role, content=(TextPart(_text(message.content, f"{where}.content")),))
     parts: list[ContentPart] = []
     for j, part in enumerate(message.content):
         if isinstance(part, wire.TextContent):
-            parts.append(TextPart(part.text))
+            parts.append(TextPart(_text(part.text, f"{where}.content[{j}].text")))
             continue
         param = f"{where}.content[{j}].image_url"
         if role is not Role.USER:
             raise InvalidRequest(f"images are only allowed in user messages, not {message.role}", param=param)
         parts.append(ImageRef(url=part.image_url.url, detail=_detail(part.image_url.detail, param), param=param))
     return Message(role=role, content=tuple(parts))
+
+
+def _text(value: str, param: str) -> str:
+    """`value`, unless it holds a lone UTF-16 surrogate (JSON's "\\ud800" escape), which is not
+    a character and which no tokenizer or database can encode: refused, naming where."""
+    if value.isascii():  # O(1): CPython keeps the flag
+        return value
+    try:
+        value.encode("utf-8")  # a few ns a character, where a regex search takes 15
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest(
+            f"{param} holds a lone UTF-16 surrogate (U+{ord(value[exc.start]):04X}) at character "
+            f"{exc.start}, which is not text; send valid Unicode",
+            param=param,
+        ) from None
+    return value
 
 
 def _detail(value: str | None, param: str) -> Detail | None:

@@ -47,10 +47,18 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
-    """POST /v1/chat/completions and POST /v1/estimate."""
+# OpenAI's published range for `seed` (a signed 64-bit integer).
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 
-    model_config = ConfigDict(extra="allow")
+
+class ChatCompletionRequest(BaseModel):
+    """POST /v1/chat/completions and POST /v1/estimate.
+
+    Numbers are refused outside the ranges the engines handle: NaN and infinities (Python's JSON
+    parser accepts them), seeds beyond 64 bits, and penalties so small that logits overflow.
+    """
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
@@ -58,13 +66,13 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=-1)
+    top_k: int = Field(0, ge=-1, le=2**31 - 1)
     min_p: float = Field(0.0, ge=0.0, le=1.0)
-    repetition_penalty: float = Field(1.0, gt=0.0, le=10.0)
+    repetition_penalty: float = Field(1.0, ge=0.01, le=10.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
     n: int = Field(1, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None

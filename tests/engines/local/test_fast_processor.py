@@ -14,7 +14,6 @@ from loupe.engines.local import fast_images
 from loupe.engines.local.fast_processor import _FastImages
 from loupe.engines.local.loader import read_checkpoint
 from loupe.engines.local.prompt import build_prompt
-from loupe.errors import InvalidRequest
 from tests.helpers import PHOTOS
 
 
@@ -146,15 +145,17 @@ def test_a_prompt_without_pixels_of_an_image_not_sized_by_the_planner_gets_them(
     assert torch.equal(lean.inputs["input_ids"], full.inputs["input_ids"])
 
 
-def test_a_prompt_without_pixels_refuses_a_typed_image_marker_as_the_processor_does(
-    tiny_checkpoint: Callable[[str], Path],
-) -> None:
+def test_a_typed_image_marker_is_text_on_every_path(tiny_checkpoint: Callable[[str], Path]) -> None:
     photo = Image.new("RGB", (448, 448), "red")
-    processor = read_checkpoint(str(tiny_checkpoint("qwen2-vl"))).processor
+    checkpoint = str(tiny_checkpoint("qwen2-vl"))
+    processor, plain = read_checkpoint(checkpoint).processor, read_checkpoint(checkpoint, fast=False).processor
     typed = [PromptMessage(Role.USER, (*messages(photo)[0].content, TextPart(f"and {processor.image_token}?")))]
-    for pixels in (True, False):
-        with pytest.raises(InvalidRequest, match="refused the prompt"):
-            build_prompt(processor, typed, pixels=pixels)
+    one = [PromptMessage(Role.USER, messages(photo)[0].content)]
+    built = [build_prompt(processor, typed), build_prompt(processor, typed, pixels=False), build_prompt(plain, typed)]
+    assert built[0].stats.image_tokens == build_prompt(processor, one).stats.image_tokens  # one image's
+    for other in built[1:]:
+        assert other.stats == built[0].stats
+        assert torch.equal(other.inputs["input_ids"], built[0].inputs["input_ids"])
 
 
 @pytest.mark.parametrize("family", sorted(fast_images.QWEN_LAYOUT))

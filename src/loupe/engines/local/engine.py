@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from loupe.domain import GenerationEvent, ModelCard, PreparedImage, PromptMessage, PromptStats, SamplingParams
+from loupe.engines.local.control_text import control_text
 from loupe.engines.local.core import EngineCore
 from loupe.engines.local.families import family_for
 from loupe.engines.local.generation import eos_ids, run_choices
@@ -24,10 +25,12 @@ from loupe.engines.local.loader import LoadedModel
 from loupe.engines.local.prompt import build_prompt, count_prompt
 from loupe.engines.local.runner import KeyedPrompt, ModelRunner
 from loupe.engines.local.scheduler import Scheduler
+from loupe.engines.local.text_budget import refuse_oversized, text_budget
 from loupe.engines.local.worker import InferenceWorker
 from loupe.errors import InvalidRequest
 
 MiB = 1024 * 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,8 @@ class LocalEngine:
     ) -> None:
         self._card = card
         self._loaded = loaded
+        control_text(loaded.processor)  # worked out at load, not on the first request
+        self._budget = text_budget(loaded.processor)
         self._preprocess = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loupe-preprocess")
         self._core: EngineCore | None = None
         self._worker: InferenceWorker | None = None
@@ -105,16 +110,24 @@ class LocalEngine:
     async def prepare(self, messages: Sequence[PromptMessage]) -> KeyedPrompt:
         """The prompt's model inputs. Images whose embeddings the batched engine holds (a later
         turn of a conversation, an image sent again) skip the resize and pixel values."""
+        self._budget.refuse_beyond(messages, self._card.context_size)  # from lengths, before queueing
         loop = asyncio.get_running_loop()
         keys = tuple(_image_key(p) for p in _images(messages))
         pixels = not (keys and self._core is not None and self._runner.holds_features(keys))
         build = partial(build_prompt, self._loaded.processor, messages)
-        local = await loop.run_in_executor(self._preprocess, build, pixels)
+        local = await loop.run_in_executor(self._preprocess, self._within_context, build, messages, pixels)
         return KeyedPrompt(local=local, image_keys=keys, complete=None if local.pixels else build)
 
     async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
+        self._budget.refuse_beyond(messages, self._card.context_size)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._preprocess, count_prompt, self._loaded.processor, messages)
+        count = partial(count_prompt, self._loaded.processor, messages)
+        return await loop.run_in_executor(self._preprocess, self._within_context, count, messages)
+
+    def _within_context(self, build: Callable[..., T], messages: Sequence[PromptMessage], *args: Any) -> T:
+        """`build(*args)`, unless the long texts, counted in pieces, are already over the context."""
+        refuse_oversized(self._loaded.processor, messages, self._card.context_size)
+        return build(*args)
 
     async def generate(
         self, prompt: object, sampling: SamplingParams, max_tokens: int

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from loupe.domain import PlannedImage, PreparedImage, PromptMessage, PromptStats, TextPart, nested_overrides
+from loupe.engines.local.control_text import neutral_messages
 from loupe.engines.local.fast_images import resized
 from loupe.engines.local.fast_processor import placeholder_inputs, skips_pixels
 from loupe.errors import InvalidRequest
@@ -46,7 +47,9 @@ def to_conversation(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
 
 
 def templated(processor: Any, messages: Sequence[PromptMessage]) -> str:
-    return str(processor.apply_chat_template(to_conversation(messages), add_generation_prompt=True, tokenize=False))
+    """The prompt's text, with the control strings a client wrote broken (see control_text)."""
+    conversation = to_conversation(neutral_messages(processor, messages))
+    return str(processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False))
 
 
 def build_prompt(processor: Any, messages: Sequence[PromptMessage], pixels: bool = True) -> LocalPrompt:

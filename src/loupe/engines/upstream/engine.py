@@ -23,7 +23,9 @@ from loupe.domain import (
     PromptStats,
     SamplingParams,
 )
+from loupe.engines.local.control_text import neutral_messages
 from loupe.engines.local.prompt import count_prompt
+from loupe.engines.local.text_budget import refuse_oversized
 from loupe.engines.upstream.choices import ChoiceStream, UpstreamCounters, merge
 from loupe.engines.upstream.client import UpstreamClient
 from loupe.engines.upstream.encode import data_url
@@ -95,7 +97,7 @@ class UpstreamEngine:
         return await asyncio.to_thread(self._prepare, messages)
 
     async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
-        return await asyncio.to_thread(count_prompt, self._processor, messages)
+        return await asyncio.to_thread(self._count, messages)
 
     async def generate(
         self, prompt: object, sampling: SamplingParams, max_tokens: int
@@ -113,7 +115,7 @@ class UpstreamEngine:
     def _choice(
         self, prompt: UpstreamPrompt, sampling: SamplingParams, max_tokens: int, index: int, sent: Callable[[], bool]
     ) -> ChoiceStream:
-        seed = None if sampling.seed is None else sampling.seed + index
+        seed = None if sampling.seed is None else _wrapped(sampling.seed + index)
         return ChoiceStream(
             client=self._client,
             pool=self._pool,
@@ -126,11 +128,21 @@ class UpstreamEngine:
             sent=sent,
         )
 
+    def _count(self, messages: Sequence[PromptMessage]) -> PromptStats:
+        refuse_oversized(self._processor, messages, self._card.context_size)
+        return count_prompt(self._processor, messages)
+
     def _prepare(self, messages: Sequence[PromptMessage]) -> UpstreamPrompt:
-        stats = count_prompt(self._processor, messages)
+        # The upstream tokenizes the text itself: it gets the client's markers already broken.
+        messages = neutral_messages(self._processor, messages)
+        stats = self._count(messages)
         return UpstreamPrompt(messages=openai_messages(messages, self._encode), stats=stats)
 
     def _count_text(self, text: str) -> int:
         """Completion tokens of an upstream that reported no usage: the checkpoint's tokenizer's count."""
         return len(self._processor.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+
+def _wrapped(seed: int) -> int:
+    """`seed` wrapped into OpenAI's signed 64-bit range: choice i of the largest seed still has one."""
+    return (seed + 2**63) % 2**64 - 2**63
