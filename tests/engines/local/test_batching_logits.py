@@ -34,7 +34,7 @@ from tests.engines.local.test_batching import GREEDY, card, conversations, crop,
 STEPS = [12, 5, 9, 7]
 # Families whose images are encoded (and so matched in the prefix cache) one by one; the others
 # encode a prompt's images together.
-PER_IMAGE = {"qwen2-vl", "qwen2.5-vl", "qwen3-vl", "glm4v", "llava", "gemma3"}
+PER_IMAGE = {"qwen2-vl", "qwen2.5-vl", "qwen3-vl", "qwen3-vl-moe", "glm4v", "llava", "gemma3"}
 FAMILIES = sorted(PER_IMAGE | {"smolvlm", "idefics3", "internvl", "llava-onevision"})
 
 Seen = dict[int, list[torch.Tensor]]
@@ -133,7 +133,7 @@ def test_a_step_prefills_its_requests_in_one_forward_pass(
     widths: list[int] = []  # rows of each prefill forward pass (the decode passes give ids)
     # Qwen3-VL's prefill calls its language model itself, with the deepstack rows (a list, where
     # the model's own forward, which the decode steps go through, passes None).
-    qwen3 = loaded.checkpoint.model_type == "qwen3_vl"
+    qwen3 = loaded.checkpoint.model_type in ("qwen3_vl", "qwen3_vl_moe")
     prefills = loaded.model.model.language_model if qwen3 else loaded.model
     marker = "deepstack_visual_embeds" if qwen3 else "inputs_embeds"
 

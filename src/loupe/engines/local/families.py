@@ -222,13 +222,13 @@ def family_for(model_type: str) -> Family | None:
     """The batched runner's description of `model_type`, or None: use `generate` per request."""
     # Each model type here is checked against `generate`, logit for logit, on a tiny checkpoint
     # (see the tests). Qwen2.5-VL and GLM-4.1V share Qwen2-VL's M-RoPE and per-image grids;
-    # Idefics3 is SmolVLM's design. Qwen3-VL-MoE (qwen3_vl_moe) is left out: no tiny checkpoint
-    # of it checks the same path.
+    # Idefics3 is SmolVLM's design; Qwen3-VL-MoE is Qwen3-VL with expert MLPs.
     families: dict[str, Family] = {
         "qwen2_vl": Qwen2VL(),
         "qwen2_5_vl": Qwen2VL(),
         "glm4v": Qwen2VL(),
         "qwen3_vl": Qwen3VL(),
+        "qwen3_vl_moe": Qwen3VL(),
         "smolvlm": Joined(("pixel_values", "pixel_attention_mask")),
         "idefics3": Joined(("pixel_values", "pixel_attention_mask")),
         "internvl": Joined(("pixel_values",)),
