@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,8 @@ def build(out_dir: Path, size: TextSize) -> Path:
 def build_with(
     out_dir: Path,
     size: TextSize,
-    config_class: type[PretrainedConfig],
-    text_class: type[PretrainedConfig],
+    config_class: Callable[..., PretrainedConfig],
+    text_class: Callable[..., PretrainedConfig],
     text_extra: dict[str, Any],
 ) -> Path:
     """The Qwen3-VL checkpoint with these config classes (dense or mixture of experts) and these
