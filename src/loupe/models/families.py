@@ -29,6 +29,7 @@ from loupe.models.idefics3 import IDEFICS3_PUBLISHED, SMOLVLM_PUBLISHED, Idefics
 from loupe.models.internvl import InternVLRules
 from loupe.models.llava import LlavaRules
 from loupe.models.llava_onevision import OnevisionRules
+from loupe.models.mistral3 import Mistral3Rules
 from loupe.models.qwen2_vl import QWEN2_VL_PUBLISHED, QWEN3_VL_PUBLISHED, QwenRules
 
 FAMILIES: Mapping[str, FamilyRules[Any]] = MappingProxyType(
@@ -43,6 +44,7 @@ FAMILIES: Mapping[str, FamilyRules[Any]] = MappingProxyType(
         "llava-onevision": OnevisionRules(),
         "gemma3": Gemma3Rules(),
         "internvl": InternVLRules(),
+        "mistral3": Mistral3Rules(),
     }
 )
 """Every family Loupe serves, by the name `/v1/models` reports."""
@@ -60,6 +62,7 @@ MODEL_TYPES: Mapping[str, str] = MappingProxyType(
         "llava_onevision": "llava-onevision",
         "gemma3": "gemma3",
         "internvl": "internvl",
+        "mistral3": "mistral3",
     }
 )
 """HF `config.json` `model_type` values, and the family each belongs to."""

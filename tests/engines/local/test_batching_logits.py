@@ -34,7 +34,7 @@ from tests.engines.local.test_batching import GREEDY, card, conversations, crop,
 STEPS = [12, 5, 9, 7]
 # Families whose images are encoded (and so matched in the prefix cache) one by one; the others
 # encode a prompt's images together.
-PER_IMAGE = {"qwen2-vl", "qwen2.5-vl", "qwen3-vl", "qwen3-vl-moe", "glm4v", "llava", "gemma3"}
+PER_IMAGE = {"qwen2-vl", "qwen2.5-vl", "qwen3-vl", "qwen3-vl-moe", "glm4v", "llava", "gemma3", "mistral3"}
 FAMILIES = sorted(PER_IMAGE | {"smolvlm", "idefics3", "internvl", "llava-onevision"})
 
 Seen = dict[int, list[torch.Tensor]]
@@ -189,3 +189,16 @@ def test_a_step_prefills_its_requests_in_one_forward_pass(
 async def drain(events: AsyncIterator[GenerationEvent]) -> None:
     async for _ in events:
         pass
+
+
+def test_images_of_different_sizes_in_one_prompt(family: str, loaded: LoadedModel, seen: Seen) -> None:
+    """Mistral 3's processor pads a prompt's images to one size; each is encoded from its own."""
+    if family != "mistral3":
+        pytest.skip("only Mistral 3 pads a prompt's images to one size")
+    images = (crop("bus.jpg", (40, 40, 264, 376)), crop("boats.jpg", (0, 0, 448, 140)))
+    messages = [PromptMessage(Role.USER, (*images, TextPart("Compare.")))]
+    prompts: list[Any] = []
+    run(loaded, [(messages, GREEDY, 6)], keep=prompts)
+    sizes = prompts[0].local.inputs["image_sizes"].tolist()
+    assert len({tuple(s) for s in sizes}) == 2
+    assert_logits_of_generate(loaded, messages, 6, seen[id(prompts[0])])

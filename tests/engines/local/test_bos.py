@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -43,13 +44,15 @@ def test_one_bos_as_the_reference_chat_tokenization(
     prompt = build_prompt(processor, chat)
     ids = prompt.inputs["input_ids"][0].tolist()
     assert ids[0] == bos and ids[1] != bos
+    image = chat[0].content[0]
+    assert isinstance(image, PreparedImage)
     conversation = to_conversation(chat)
-    conversation[0]["content"][0]["image"] = chat[0].content[0].pixels  # type: ignore[union-attr]
-    reference = processor.apply_chat_template(
+    conversation[0]["content"][0]["image"] = image.pixels
+    reference: Any = processor.apply_chat_template(
         conversation, add_generation_prompt=True, tokenize=True, return_dict=True
     )
     assert ids == list(reference["input_ids"][0])
     # The estimate's count (text tokenized around the image marker) agrees.
-    image = replace(chat[0].content[0], tokens=prompt.stats.image_tokens)  # type: ignore[type-var]
-    counted = [PromptMessage(Role.USER, (image, chat[0].content[1])), *chat[1:]]
+    planned = replace(image, tokens=prompt.stats.image_tokens)
+    counted = [PromptMessage(Role.USER, (planned, chat[0].content[1])), *chat[1:]]
     assert count_prompt(processor, counted) == prompt.stats

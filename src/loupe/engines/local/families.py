@@ -208,6 +208,23 @@ class PerImage(Defaults):
         return [ImageGroup(key, tokens, {"pixel_values": pixels[i : i + 1]}) for i, key in enumerate(keys)]
 
 
+class Mistral3(Defaults):
+    """One group per image: the processor pads a prompt's images to one size, with each one's
+    own in `image_sizes`; an image is encoded alone, from its own pixels (the Pixtral tower
+    attends within each image only)."""
+
+    def groups(self, model: Any, inputs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> list[ImageGroup]:
+        if "pixel_values" not in inputs:
+            return []
+        factor = model.config.vision_config.patch_size * model.config.spatial_merge_size
+        groups = []
+        for i, (key, (height, width)) in enumerate(zip(keys, inputs["image_sizes"].tolist(), strict=True)):
+            pixels = inputs["pixel_values"][i : i + 1, :, :height, :width]
+            encoder = {"pixel_values": pixels, "image_sizes": inputs["image_sizes"][i : i + 1]}
+            groups.append(ImageGroup(key, (height // factor) * (width // factor), encoder))
+        return groups
+
+
 class Gemma3(PerImage):
     """An image's placeholders attend to each other both ways in a prefill; the mask finds them
     by absolute position in the token types of the whole prompt, reused prefix included."""
@@ -235,5 +252,6 @@ def family_for(model_type: str) -> Family | None:
         "llava_onevision": Joined(("pixel_values", "image_sizes", "batch_num_images")),
         "llava": PerImage(),
         "gemma3": Gemma3(),
+        "mistral3": Mistral3(),
     }
     return families.get(model_type)

@@ -8,6 +8,7 @@ import transformers
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, ProcessorMixin
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES  # type: ignore[attr-defined]
 
+from loupe.engines.local.torchvision_free import processor_class
 from loupe.engines.local.video_stub import ImageOnlyVideoProcessor, accepting_stand_in
 from loupe.errors import ModelLoadError
 
@@ -79,6 +80,8 @@ def _processor_class(
         if name is None:
             raise ModelLoadError(f"{path_or_id}: model type {model_type!r} has no processor")
     found = getattr(transformers, name, None)
+    if not (isinstance(found, type) and issubclass(found, ProcessorMixin)):
+        found = processor_class(name)  # a placeholder where transformers wants torchvision
     if not (isinstance(found, type) and issubclass(found, ProcessorMixin)):
         raise ModelLoadError(f"{path_or_id}: processor class {name!r} is not in transformers")
     return found

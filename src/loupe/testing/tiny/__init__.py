@@ -23,6 +23,7 @@ FAMILIES: tuple[str, ...] = (
     "llava-onevision",
     "gemma3",
     "internvl",
+    "mistral3",
 )
 
 
