@@ -27,6 +27,7 @@ from loupe.models.gemma3 import Gemma3Rules
 from loupe.models.glm4v import GLM4V_PUBLISHED, Glm4vRules
 from loupe.models.idefics3 import IDEFICS3_PUBLISHED, SMOLVLM_PUBLISHED, Idefics3Rules
 from loupe.models.internvl import InternVLRules
+from loupe.models.llama4 import Llama4Rules
 from loupe.models.llava import LlavaRules
 from loupe.models.llava_onevision import OnevisionRules
 from loupe.models.mistral3 import Mistral3Rules
@@ -45,6 +46,7 @@ FAMILIES: Mapping[str, FamilyRules[Any]] = MappingProxyType(
         "gemma3": Gemma3Rules(),
         "internvl": InternVLRules(),
         "mistral3": Mistral3Rules(),
+        "llama4": Llama4Rules(),
     }
 )
 """Every family Loupe serves, by the name `/v1/models` reports."""
@@ -63,6 +65,7 @@ MODEL_TYPES: Mapping[str, str] = MappingProxyType(
         "gemma3": "gemma3",
         "internvl": "internvl",
         "mistral3": "mistral3",
+        "llama4": "llama4",
     }
 )
 """HF `config.json` `model_type` values, and the family each belongs to."""

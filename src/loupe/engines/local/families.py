@@ -225,6 +225,34 @@ class Mistral3(Defaults):
         return groups
 
 
+class Llama4(Defaults):
+    """One group per image, between its `<|image_start|>` and `<|image_end|>`: its tiles'
+    patches, the global tile's last. The processor's pixel values are bfloat16 (as the original
+    implementation makes them); the tower gets them in the model's dtype, as a caller of
+    `generate` casts them."""
+
+    def groups(self, model: Any, inputs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> list[ImageGroup]:
+        if "pixel_values" not in inputs:
+            return []
+        ids, config = inputs["input_ids"][0], model.config
+        vision = config.vision_config
+        per_tile = int((vision.image_size // vision.patch_size) ** 2 * vision.pixel_shuffle_ratio**2)
+        starts = (ids == config.boi_token_id).nonzero()[:, 0].tolist()
+        ends = (ids == config.eoi_token_id).nonzero()[:, 0].tolist()
+        groups, at = [], 0
+        for key, start, end in zip(keys, starts, ends, strict=True):
+            patches = int((ids[start:end] == config.image_token_id).sum())
+            tiles = patches // per_tile
+            groups.append(ImageGroup(key, patches, {"pixel_values": inputs["pixel_values"][at : at + tiles]}))
+            at += tiles
+        return groups
+
+    def encode(self, model: Any, group: ImageGroup) -> Features:
+        pixels = group.inputs["pixel_values"].to(model.dtype)
+        out = model.get_image_features(pixel_values=pixels, return_dict=True)
+        return Features(out.pooler_output.reshape(-1, out.pooler_output.shape[-1]))
+
+
 class Gemma3(PerImage):
     """An image's placeholders attend to each other both ways in a prefill; the mask finds them
     by absolute position in the token types of the whole prompt, reused prefix included."""
@@ -253,5 +281,6 @@ def family_for(model_type: str) -> Family | None:
         "llava": PerImage(),
         "gemma3": Gemma3(),
         "mistral3": Mistral3(),
+        "llama4": Llama4(),
     }
     return families.get(model_type)

@@ -3,7 +3,8 @@
 Loupe's venv never has torchvision (see processor.py). `PixtralProcessor` (Mistral 3) is marked
 as needing it only because its module imports one arithmetic function from the torchvision image
 processor's module; the PIL image processor's module defines the same function, so the module
-is imported with that one in its place.
+is imported with that one in its place. Llama 4's image processor exists only as a torchvision
+one: Loupe's `Llama4ImageProcessorTorch` stands in for it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import importlib
 import sys
 from types import ModuleType
+from typing import Any
 
-from transformers import ProcessorMixin
+from transformers import BaseImageProcessor, ProcessorMixin
 from transformers.utils.import_utils import is_torchvision_available
+
+from loupe.engines.local.llama4_images import Llama4ImageProcessorTorch
 
 # Processor class name -> (its module, the torchvision module it imports, the PIL module that
 # defines what it imports from there).
@@ -36,6 +40,25 @@ def processor_class(name: str) -> type[ProcessorMixin] | None:
     found = getattr(module, name)
     assert isinstance(found, type) and issubclass(found, ProcessorMixin)
     return found
+
+
+# `image_processor_type` values of checkpoints whose image processor transformers has only with
+# torchvision, and Loupe's stand-in for each.
+_STAND_INS: dict[str, type[BaseImageProcessor]] = {
+    "Llama4ImageProcessor": Llama4ImageProcessorTorch,
+    "Llama4ImageProcessorFast": Llama4ImageProcessorTorch,
+}
+
+
+def image_processor(path_or_id: str, **hub_kwargs: Any) -> BaseImageProcessor | None:
+    """Loupe's stand-in for the checkpoint's image processor, where transformers has it only
+    with torchvision; None for any other."""
+    config, _ = BaseImageProcessor.get_image_processor_dict(path_or_id, **hub_kwargs)
+    stand_in = _STAND_INS.get(str(config.get("image_processor_type")))
+    if stand_in is None:
+        return None
+    loaded: BaseImageProcessor = stand_in.from_pretrained(path_or_id, **hub_kwargs)
+    return loaded
 
 
 def _imported(module_name: str, torchvision_module: str, pil_module: str) -> ModuleType:

@@ -24,6 +24,7 @@ FAMILIES: tuple[str, ...] = (
     "gemma3",
     "internvl",
     "mistral3",
+    "llama4",
 )
 
 
