@@ -10,6 +10,7 @@ bfloat16 as the original implementation does.
 
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 import numpy as np
@@ -95,12 +96,14 @@ class Llama4ImageProcessorTorch(PilBackend):
 
 
 def resize(image: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """torchvision's resize of a uint8 [N, C, H, W] tensor on the CPU, antialiased: torch's
-    uint8 kernel where torchvision uses it (bicubic; bilinear on a CPU with AVX2), else in
-    float32, rounded back to uint8 (bicubic clamped first). The same size is left as is."""
+    """torchvision's (0.28) resize of a uint8 [N, C, H, W] tensor on the CPU, antialiased:
+    torch's uint8 kernel where torchvision uses it (bicubic; bilinear where torch runs AVX2 or
+    AVX-512 kernels, or on ARM), else in float32, rounded back to uint8 (bicubic clamped first).
+    The same size is left as is."""
     if tuple(image.shape[-2:]) == size:
         return image
-    native = mode == "bicubic" or "AVX2" in torch.backends.cpu.get_cpu_capability()
+    vectorised = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+    native = mode == "bicubic" or vectorised or platform.machine() in ("aarch64", "arm64")
     if native:
         return F.interpolate(image, size=list(size), mode=mode, align_corners=False, antialias=True)
     out = F.interpolate(image.float(), size=list(size), mode=mode, align_corners=False, antialias=True)
