@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import RunningServer
 from tests.helpers import PHOTOS, data_url, image_part
+from tests.test_e2e_chat import client_for
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +40,7 @@ def server(family: str, serve: Callable[..., RunningServer], tiny_checkpoint: Ca
 
 @pytest.fixture(scope="module")
 def client(server: RunningServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.api, api_key="unused", max_retries=0, timeout=120)
+    return client_for(server)
 
 
 @pytest.fixture(scope="module")

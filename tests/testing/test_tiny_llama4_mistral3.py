@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 from transformers import AutoTokenizer
 
-from loupe.domain import Detail, PreparedImage, PromptMessage, Role, TextPart
+from loupe.domain import PromptMessage, Role, TextPart
 from loupe.engines.local.loader import load_model
 from loupe.engines.local.prompt import build_prompt
 from loupe.models.llama4 import Llama4Rules
 from loupe.models.mistral3 import Mistral3Rules
 from tests.helpers import PHOTOS
 from tests.testing.support import USER_IMAGE_TURN, planned_tokens, read_json
+from tests.testing.test_tiny_more2 import prepared
 
 RULES: dict[str, Any] = {"llama4": Llama4Rules(), "mistral3": Mistral3Rules()}
 # 570 x 380 at detail high: a 2 x 2 canvas and the global tile (3 + 144 + 4 x 145); Mistral 3:
@@ -51,12 +51,6 @@ PUBLISHED_VISION: dict[str, dict[str, Any]] = {
     "llama4": {"image_size": 336, "patch_size": 14, "pixel_shuffle_ratio": 0.5},
     "mistral3": {"image_size": 1540, "patch_size": 14},
 }
-
-
-def prepared(path: Path) -> PreparedImage:
-    with Image.open(path) as img:
-        rgb = img.convert("RGB")
-    return PreparedImage(rgb, rgb.width, rgb.height, rgb.width, rgb.height, Detail.HIGH, "photo")
 
 
 @pytest.mark.parametrize("family", RULES)
