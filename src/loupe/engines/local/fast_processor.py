@@ -143,7 +143,10 @@ class _FastImages:
     def _settings(self, overrides: Mapping[str, Any]) -> Any:
         key = tuple(sorted((k, repr(v)) for k, v in overrides.items()))
         if key not in self._loupe_settings:
+            # Mistral 3's token patch is the processor's (patch times spatial merge).
+            merge = int(getattr(self, "spatial_merge_size", None) or 1)
+            token_patch = int(getattr(self, "patch_size", None) or 0) * merge
             self._loupe_settings[key] = fast_images.settings_for(
-                self._loupe_family, self.image_processor, overrides or None  # type: ignore[attr-defined]
+                self._loupe_family, self.image_processor, overrides or None, token_patch  # type: ignore[attr-defined]
             )
         return self._loupe_settings[key]
