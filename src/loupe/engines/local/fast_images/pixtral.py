@@ -38,13 +38,7 @@ class PixtralPatching:
             raise ValueError("the fast path pads a prompt's images to one size, by whole patches")
         return cls(
             token_patch=token_patch,
-            normalization=Normalization.of(
-                do_rescale=bool(image_processor.do_rescale),
-                rescale_factor=image_processor.rescale_factor,
-                do_normalize=bool(image_processor.do_normalize),
-                mean=image_processor.image_mean,
-                std=image_processor.image_std,
-            ),
+            normalization=Normalization.of_image_processor(image_processor),
         )
 
 
