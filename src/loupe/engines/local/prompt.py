@@ -52,6 +52,18 @@ def templated(processor: Any, messages: Sequence[PromptMessage]) -> str:
     return str(processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False))
 
 
+def chat_text_kwargs(processor: Any, text: str) -> dict[str, Any]:
+    """Tokenizer arguments for a rendered chat, as the family's reference code tokenizes it.
+
+    transformers' `apply_chat_template(tokenize=True)` (and vLLM's chat path) adds no special
+    tokens to a rendered chat that starts with the BOS: the template wrote it. The published
+    Gemma 3, Idefics3, Llama 4 and Mistral 3 tokenizers add a BOS of their own, so tokenizing
+    the text as is would feed the model two.
+    """
+    bos = processor.tokenizer.bos_token
+    return {"add_special_tokens": False} if bos is not None and text.startswith(bos) else {}
+
+
 def build_prompt(processor: Any, messages: Sequence[PromptMessage], pixels: bool = True) -> LocalPrompt:
     """The model inputs of these messages. With `pixels` False, where the processor can, the
     images are neither resized nor turned into pixel values (an engine that holds their
@@ -80,6 +92,7 @@ def _processed(
         return_tensors="pt",
         return_offsets_mapping=True,
         return_text_replacement_offsets=True,
+        **chat_text_kwargs(processor, text),
         **overrides,
     )
     offsets = out.pop("offset_mapping")[0].tolist()
@@ -94,7 +107,7 @@ def _placeholders(
 ) -> tuple[dict[str, torch.Tensor], PromptStats] | None:
     """The same inputs without the processor's call (see placeholder_inputs), pixels optional."""
     images = [resized(p.pixels, (p.width, p.height)) if pixels else _stand_in(p) for p in prepared]
-    built = placeholder_inputs(processor, text, images, pixels)
+    built = placeholder_inputs(processor, text, images, pixels, chat_text_kwargs(processor, text))
     if built is None:
         return None
     out, image_tokens = built
@@ -112,7 +125,7 @@ def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptSta
     while start >= 0:
         spans += (start, start + len(marker))
         start = text.find(marker, start + len(marker))
-    offsets = processor.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    offsets = processor.tokenizer(text, return_offsets_mapping=True, **chat_text_kwargs(processor, text))["offset_mapping"]
     text_tokens = len(offsets) - _tokens_within(offsets, spans)
     image_tokens = sum(p.tokens for m in messages for p in m.content if isinstance(p, PreparedImage | PlannedImage))
     return PromptStats(prompt_tokens=text_tokens + image_tokens, image_tokens=image_tokens)
