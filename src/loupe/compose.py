@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-import redis
 from fastapi import FastAPI
 
 from loupe.api.app import create_app
 from loupe.api.state import AppState
-from loupe.billing import Billing, InProcessRateLimiter, Limits, RateLimiter, RedisRateLimiter, open_database, upgrade
+from loupe.billing import Billing
 from loupe.domain import Prices
 from loupe.engines.local.engine import BatchingLimits, LocalEngine
 from loupe.engines.local.loader import load_model
@@ -22,7 +20,6 @@ from loupe.lru import ByteLRU
 from loupe.media import DecodedCache, ImageFetcher, MediaIntake, SystemResolver, network_transport
 from loupe.models import TokenCounter
 from loupe.models.card import checkpoint_counter, model_card
-from loupe.errors import ConfigError
 from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
 from loupe.service.metrics import Metrics
@@ -164,38 +161,3 @@ def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
         close()
 
     return run
-
-
-
-def open_billing(settings: Settings) -> Billing:
-    """The database (migrated, stale reservations released) and the rate limiter."""
-    db = open_database(settings.db)
-    upgrade(db)
-    limiter: RateLimiter = InProcessRateLimiter()
-    if settings.redis is not None:
-        limiter = RedisRateLimiter(redis.Redis.from_url(settings.redis))
-    limits = {m.id: Limits(m.rpm, m.tpm) for m in settings.models if m.rpm or m.tpm}
-    billing = Billing(db, limiter, model_limits=limits)
-    billing.release_stale()
-    return billing
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(settings: Settings, billing: Billing) -> bool:
-    """True when the server runs open. Refuses (ConfigError) to listen beyond loopback without keys."""
-    if billing.keys.any_active():
-        return False
-    if not is_loopback(settings.host):
-        raise ConfigError(
-            f"refusing to listen on {settings.host} without API keys: anyone could use the models. "
-            "Create one first with `loupe keys create --name admin --admin`, or listen on 127.0.0.1."
-        )
-    return True

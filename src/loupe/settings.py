@@ -6,6 +6,8 @@ values are handed down. Nothing else in Loupe reads the environment or a config 
 
 from __future__ import annotations
 
+import os
+import sys
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +20,24 @@ from loupe.errors import ConfigError
 DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+def data_dir() -> Path:
+    """Where Loupe keeps its data unless told otherwise, whatever the working directory:
+    `$XDG_DATA_HOME/loupe` when that is set, else the platform's per-user data directory."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    if xdg:
+        return Path(xdg) / "loupe"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "loupe"
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "loupe"
+    return Path.home() / ".local" / "share" / "loupe"
+
+
+def default_database() -> str:
+    """The database used when neither `--db` nor the config names one: loupe.db in `data_dir()`."""
+    return f"sqlite:///{data_dir() / 'loupe.db'}"
 
 
 class ImageSettings(BaseModel):
@@ -112,7 +132,10 @@ class Settings(BaseModel):
     port: int = Field(8000, ge=0, le=65535)
     currency: str = "USD"
     max_request_bytes: int = Field(50 * 1024 * 1024, ge=1024)
-    db: str = Field("sqlite:///loupe.db", description="SQLite path URL or postgresql:// URL")
+    db: str = Field(
+        default_factory=default_database,
+        description="SQLite path URL or postgresql:// URL; default: loupe.db in Loupe's data directory",
+    )
     redis: str | None = Field(None, description="redis:// URL: rate limits shared by several Loupe processes")
     auth_cache_s: float = Field(
         1.0,
