@@ -43,6 +43,8 @@ def create_app(
         version=__version__,
         summary="Vision-language models behind the OpenAI chat-completions API",
         lifespan=lifespan,
+        docs_url=None,  # served offline by web.router()
+        redoc_url=None,
     )
     install_handlers(app)
     api = APIRouter()
@@ -53,7 +55,7 @@ def create_app(
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix)
     app.include_router(admin.router(state))
-    app.include_router(web.router())
+    app.include_router(web.router(lambda: [card.id for card in state.chat.models()]))
     app.include_router(metrics_router(state.metrics))
 
     @app.get("/health", summary="Liveness and the served models")
