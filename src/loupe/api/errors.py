@@ -67,8 +67,10 @@ def _headers_of(error: errors.LoupeError) -> dict[str, str] | None:
     if not isinstance(error, errors.RateLimited):
         return None
     headers = rate_limit_headers(error.info)
-    if error.retry_after_s is not None:
-        headers["retry-after"] = str(max(1, math.ceil(error.retry_after_s)))
+    wait = error.retry_after_s
+    if wait is not None:  # the same whole seconds as the message; the openai client reads the ms
+        headers["retry-after"] = str(errors.whole_seconds(wait))
+        headers["retry-after-ms"] = str(math.ceil(wait * 1000))
     return headers
 
 
