@@ -109,7 +109,7 @@ def serve(
         note(f"database: {describe_database(settings.db)}")
         billing = open_billing(settings)
         runs_open = check_exposure(settings, billing)
-        metrics = Metrics()
+        metrics = Metrics(served=[m.id for m in settings.models])
         with _status("loading models") as status:
             served = load_models(settings, metrics, lambda m: status.update(f"loading {m.id} from {m.checkpoint}"))
         web = build_app(settings, served, billing, metrics)

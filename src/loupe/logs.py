@@ -9,9 +9,23 @@ import sys
 import time
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("loupe_request_id", default=None)
+# What the layers learn about the request being served (model, key id, error code), for its access line.
+request_fields: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
+    "loupe_request_fields", default=None
+)
+# uvicorn passes a copy of its message with terminal colours; JSON lines carry the plain one.
+_DROPPED = {"color_message"}
+
+
+def annotate(**fields: object) -> None:
+    """Add fields to the access line of the request being served (nothing outside a request).
+    Never a secret or image data."""
+    current = request_fields.get()
+    if current is not None:
+        current.update({name: value for name, value in fields.items() if value is not None})
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged as a field.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"} | _DROPPED
 
 
 class JsonFormatter(logging.Formatter):

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 
 from loupe.domain import RateLimitInfo
+from loupe.logs import annotate
 from loupe.service.accounts import Accounts, Caller
 
 
@@ -23,7 +24,9 @@ def caller_dependency(accounts: Accounts, fresh: bool = False) -> Callable[[Requ
     """The request's caller; `fresh` resolves it from the database even when one is kept."""
 
     async def caller(request: Request) -> Caller:
-        return await accounts.caller(bearer(request), fresh)
+        found = await accounts.caller(bearer(request), fresh)
+        annotate(key_id=found.key.id if found.key else None)
+        return found
 
     return caller
 
