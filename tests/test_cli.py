@@ -183,3 +183,15 @@ def test_doctor_says_what_serve_would_use(tmp_path: Path, tiny_checkpoint: Calla
 
 def test_serve_names_its_database(qwen_server: RunningServer) -> None:
     assert f"database: SQLite {qwen_server.log_path.parent / 'loupe.db'}" in qwen_server.log()
+
+
+def test_a_busy_port_fails_before_loading_models(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run("serve", "--model", str(tmp_path / "never-loaded"), "--port", str(port), data=tmp_path)
+    one_line_error(done, f"cannot listen on 127.0.0.1:{port}", "--port")
+    assert "never-loaded" not in done.stderr  # refused before the model was looked at

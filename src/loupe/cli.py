@@ -106,6 +106,7 @@ def serve(
 
     try:
         settings = load_settings(config, models=tuple(model or ()), overrides=_overrides(host, port, allow_media_host, device, db, redis))
+        _check_address(settings.host, settings.port)
         note(f"database: {describe_database(settings.db)}")
         billing = open_billing(settings)
         runs_open = check_exposure(settings, billing)
@@ -128,6 +129,20 @@ def serve(
     note(f"ready: {base}/  (API {base}/v1, playground {base}/playground, docs {base}/docs)")
     configure_logs(log_level)
     uvicorn.run(web, host=settings.host, port=settings.port, log_level=log_level, access_log=False, log_config=None)
+
+
+def _check_address(host: str, port: int) -> None:
+    """Fail at once, before loading models for a minute, when the address cannot be listened on."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        fail(f"cannot listen on {host}:{port}: {reason}; is another server running there? Choose another --port")
 
 
 def _overrides(
