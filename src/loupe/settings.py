@@ -6,9 +6,11 @@ values are handed down. Nothing else in Loupe reads the environment or a config 
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 import tomllib
+import typing
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -215,5 +217,24 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown setting{_did_you_mean(err['loc'])}"
+        parts.append(f"{loc}: {message}" if loc else message)
     return "; ".join(parts)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """'; did you mean x?' for an unknown key, from the settings known at its place in the file."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        if field is None:
+            continue
+        inner = [a for a in (field.annotation, *typing.get_args(field.annotation)) if isinstance(a, type)]
+        found = [a for a in inner if issubclass(a, BaseModel)]
+        if not found:
+            return ""
+        model = found[0]
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f"; known here: {', '.join(model.model_fields)}"
