@@ -152,6 +152,7 @@ def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Bi
         metrics=metrics,
         max_choices=settings.engine.max_choices,
         max_request_bytes=settings.max_request_bytes,
+        cors_origins=settings.cors_origins,
     )
     return create_app(state, list(engines.values()), closers=[chat.aclose, _async(billing.db.dispose)])
 

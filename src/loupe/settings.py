@@ -146,6 +146,9 @@ class Settings(BaseModel):
         description="seconds a resolved API key (or the open state) is reused without a query; admission and "
         "admin calls always check the database",
     )
+    cors_origins: tuple[str, ...] = Field(
+        (), description="origins of web pages allowed to call the API from a browser (CORS), e.g. http://localhost:3000"
+    )
     models: tuple[ModelSettings, ...] = ()
     fetch: FetchSettings = FetchSettings()
     engine: EngineSettings = EngineSettings()

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from loupe import __version__
 from loupe.api.body_limit import BodyLimit
@@ -16,6 +17,7 @@ from loupe.api.state import AppState
 from loupe.engines.protocol import Engine
 
 API_PREFIXES = ("/v1", "/openai/v1")
+RATE_LIMIT_HEADERS = [f"x-ratelimit-{k}-{w}" for k in ("limit", "remaining", "reset") for w in ("requests", "tokens")]
 
 
 def create_app(
@@ -63,5 +65,13 @@ def create_app(
         return {"status": "ok", "models": [card.id for card in state.chat.models()], "queue": state.chat.queue_depths()}
 
     app.add_middleware(BodyLimit, max_bytes=state.max_request_bytes)
+    if state.cors_origins:  # browsers may call the API from these pages; preflights are answered first
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(state.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after", "retry-after-ms", *RATE_LIMIT_HEADERS],
+        )
     app.add_middleware(RequestContext)  # outermost: every response, errors included, gets an id
     return app
