@@ -138,3 +138,12 @@ def test_access_lines_carry_the_error_code(fresh: RunningServer) -> None:
             break
         time.sleep(0.05)
     assert mine[-1]["status"] == 404 and mine[-1]["error_code"] == "MODEL_NOT_FOUND" and mine[-1]["model"] == "gpt-4o"
+
+
+def test_the_api_reference_declares_the_bearer_key(fresh: RunningServer) -> None:
+    """So /docs offers "Authorize" and its "Try it out" sends the key."""
+    document = httpx.get(f"{fresh.base_url}/openapi.json").json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http", "scheme": "bearer", "description": "An API key from `loupe keys create` (lp-...)"
+    }
+    assert document["paths"]["/v1/chat/completions"]["post"]["security"] == [{"HTTPBearer": []}]
