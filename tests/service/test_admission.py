@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -44,12 +45,25 @@ def priced(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Callable[[
     stop_server(server)
 
 
-def key_balance(db: str, secret: str) -> int:
+def key_of(db: str, secret: str) -> dict[str, Any]:
     keys = json.loads(subprocess.run(
         [sys.executable, "-m", "loupe", "keys", "list", "--json", "--db", db], capture_output=True, text=True, check=True
     ).stdout)
-    found = next(k for k in keys if secret.startswith(k["secret_hint"]))
-    return int(Decimal(found["balance"]).scaleb(9))
+    return next(k for k in keys if secret.startswith(k["secret_hint"]))  # type: ignore[no-any-return]
+
+
+def key_balance(db: str, secret: str) -> int:
+    return int(Decimal(key_of(db, secret)["balance"]).scaleb(9))
+
+
+def access_line(server: RunningServer, request_id: str) -> dict[str, Any]:
+    """The server's access line for a request (written just after the response went out)."""
+    for _ in range(100):
+        lines = [json.loads(x) for x in server.log().splitlines() if request_id in x and '"path"' in x]
+        if lines:
+            return lines[-1]  # type: ignore[no-any-return]
+        time.sleep(0.05)
+    raise AssertionError(f"no access line for {request_id}")
 
 
 def post(server: RunningServer, path: str, secret: str, body: dict[str, Any]) -> httpx.Response:
@@ -77,6 +91,8 @@ def test_without_max_tokens_the_answer_is_capped_at_what_the_balance_pays(priced
     assert choice["finish_reason"] == "length" or usage["completion_tokens"] < 5
     charged = cost_nanos(PRICES, prompt, usage["completion_tokens"])
     assert key_balance(db, secret) == cost_nanos(PRICES, prompt, 5) - charged >= 0
+    line = access_line(server, answer.headers["x-request-id"])
+    assert line["key_id"] == key_of(db, secret)["id"] and line["model"] == "priced" and secret not in server.log()
 
 
 def test_an_explicit_max_tokens_is_still_refused_when_unaffordable(priced: tuple[RunningServer, str]) -> None:

@@ -127,7 +127,7 @@ class Accounts:
         return Ticket(admission=admission)
 
     def _admit(self, key: ApiKey, run: ChatRun) -> Admission:
-        if run.request.sampling.max_tokens is None:
+        if run.request.sampling.max_tokens is None and key.balance_nanos is not None:  # unlimited stays so
             run.max_tokens = self._affordable(key.id, run)
         return self._billing.admit(
             key,
