@@ -27,3 +27,16 @@ def test_annotations_reach_only_the_current_request() -> None:
     finally:
         request_fields.reset(token)
     assert fields == {"model": "tiny-qwen", "error_code": "MODEL_NOT_FOUND"}
+
+
+def test_text_lines_for_a_terminal_carry_the_same_fields() -> None:
+    from loupe.logs import TextFormatter
+
+    access = logging.makeLogRecord({
+        "name": "loupe.access", "msg": "request", "method": "POST", "path": "/v1/chat/completions",
+        "status": 404, "duration_ms": 3.2, "model": "gpt-4o", "error_code": "MODEL_NOT_FOUND",
+    })
+    line = TextFormatter().format(access)
+    assert line.endswith("POST /v1/chat/completions 404 3.2ms model=gpt-4o error_code=MODEL_NOT_FOUND")
+    other = logging.makeLogRecord({"name": "uvicorn.error", "msg": "Started", "levelname": "INFO", "color_message": "\x1b[1m"})
+    assert TextFormatter().format(other).endswith("info Started")

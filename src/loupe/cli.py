@@ -94,8 +94,13 @@ def serve(
         str | None, typer.Option(metavar="URL", help="redis:// URL for rate limits shared by processes")
     ] = None,
     log_level: Annotated[str, typer.Option(metavar="LEVEL", help="debug, info, warning or error")] = "info",
+    log_format: Annotated[
+        str, typer.Option(metavar="auto|json|text", help="Logs as JSON lines, or text; auto: text on a terminal")
+    ] = "auto",
 ) -> None:
     """Load the models and serve the OpenAI-compatible API."""
+    if log_format not in ("auto", "json", "text"):
+        fail(f"--log-format is auto, json or text, not {log_format!r}", 2)
     import uvicorn
 
     from loupe.compose import build_app, load_models
@@ -127,7 +132,7 @@ def serve(
         note("no API key exists: serving OPEN on loopback (any client, no billing); `loupe keys create` ends that")
     base = f"http://{settings.host}:{settings.port}"
     note(f"ready: {base}/  (API {base}/v1, playground {base}/playground, docs {base}/docs)")
-    configure_logs(log_level)
+    configure_logs(log_level, log_format)
     uvicorn.run(web, host=settings.host, port=settings.port, log_level=log_level, access_log=False, log_config=None)
 
 
