@@ -130,6 +130,7 @@ def test_the_guide_is_a_page(client: TestClient) -> None:
     assert 'href="/guide/image-tokens"' in page.text  # links to other pages become routes
     assert "<table>" in page.text
     assert 'href="/guide/deploy"' in client.get("/guide").text
+    assert 'href="/"' in client.get("/guide/internals").text  # its link to the README
     assert client.get("/guide/..%2FREADME").status_code == 404
 
 

@@ -41,7 +41,9 @@ def _anchors_and_links(tokens: list[Token]) -> None:
             token.attrSet("id", slug("".join(child.content for child in tokens[i + 1].children or [])))
         for child in token.children or []:
             href = child.attrGet("href") if child.type == "link_open" else None
-            if isinstance(href, str) and "://" not in href:
+            if href == "../README.md":  # the README's place on a server is its home page
+                child.attrSet("href", "/")
+            elif isinstance(href, str) and "://" not in href:
                 page, dot_md, anchor = href.partition(".md")
                 if dot_md and "/" not in page.strip("./") and page.strip("./") in DOC_PAGES:
                     child.attrSet("href", f"/guide/{page.strip('./')}{anchor}")
