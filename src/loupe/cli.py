@@ -13,7 +13,18 @@ import typer
 from loupe import __version__
 from loupe.cli_accounts import db_app, keys_app, usage
 from loupe.cli_doctor import doctor
-from loupe.cli_output import fail, note, one_line, print_json
+from loupe.cli_output import (
+    ConfigOption,
+    DbOption,
+    DeviceOption,
+    HostOption,
+    ModelOption,
+    PortOption,
+    fail,
+    note,
+    one_line,
+    print_json,
+)
 from loupe.errors import LoupeError
 
 HELP = {"help_option_names": ["-h", "--help"]}
@@ -75,21 +86,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 @app.command()
 def serve(
-    model: Annotated[
-        list[str] | None, typer.Option("--model", "-m", metavar="CHECKPOINT", help="Hub id or local path; repeatable")
-    ] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE", help="loupe.toml")] = None,
-    host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Address to listen on (default 127.0.0.1)")] = None,
-    port: Annotated[int | None, typer.Option(metavar="PORT", help="Port (default 8000)")] = None,
+    model: ModelOption = None,
+    config: ConfigOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
     allow_media_host: Annotated[
         list[str] | None,
         typer.Option("--allow-media-host", metavar="HOST", help="Allow fetching images from this private host; repeatable"),
     ] = None,
-    device: Annotated[str | None, typer.Option(metavar="auto|cpu|cuda", help="Where the models run")] = None,
-    db: Annotated[
-        str | None,
-        typer.Option(metavar="URL", help="Database: a SQLite path or postgresql:// URL (default: Loupe's data directory)"),
-    ] = None,
+    device: DeviceOption = None,
+    db: DbOption = None,
     redis: Annotated[
         str | None, typer.Option(metavar="URL", help="redis:// URL for rate limits shared by processes")
     ] = None,

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from loupe.billing import ApiKey, Billing, format_money
-from loupe.cli_output import JsonOption, balance_amount, fail, note, positive_amount, print_json, print_table
+from loupe.cli_output import ConfigOption, DbOption, JsonOption, balance_amount, fail, note, positive_amount, print_json, print_table
 from loupe.errors import LoupeError
 from loupe.settings import Settings
 
@@ -25,11 +25,6 @@ T = TypeVar("T")
 keys_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Create, list, revoke and top up API keys.")
 db_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The billing database.")
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE", help="loupe.toml")]
-DbOption = Annotated[
-    str | None,
-    typer.Option(metavar="URL", help="Database: a SQLite path or postgresql:// URL (default: the config's, else Loupe's data directory)"),
-]
 
 
 def _settings(config: Path | None, db: str | None) -> Settings:

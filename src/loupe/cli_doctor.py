@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from loupe import __version__
-from loupe.cli_output import fail, print_json
+from loupe.cli_output import ConfigOption, DbOption, DeviceOption, HostOption, ModelOption, PortOption, fail, print_json
 from loupe.errors import LoupeError
 from loupe.settings import ModelSettings, Settings
 
@@ -34,14 +34,12 @@ class Report:
 
 
 def doctor(
-    model: Annotated[
-        list[str] | None, typer.Option("--model", "-m", metavar="CHECKPOINT", help="As for `loupe serve`; repeatable")
-    ] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE", help="loupe.toml")] = None,
-    host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="As for `loupe serve`")] = None,
-    port: Annotated[int | None, typer.Option(metavar="PORT", help="As for `loupe serve`")] = None,
-    device: Annotated[str | None, typer.Option(metavar="auto|cpu|cuda", help="As for `loupe serve`")] = None,
-    db: Annotated[str | None, typer.Option(metavar="URL", help="As for `loupe serve`")] = None,
+    model: ModelOption = None,
+    config: ConfigOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    device: DeviceOption = None,
+    db: DbOption = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Say what `loupe serve` would use with these options: database, keys, models, device, dtype.

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -20,6 +21,18 @@ from rich.table import Table
 err = Console(stderr=True, highlight=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+# The options `loupe serve` and `loupe doctor` share, so that doctor answers for the same command line.
+ModelOption = Annotated[
+    list[str] | None, typer.Option("--model", "-m", metavar="CHECKPOINT", help="Hub id or local path; repeatable")
+]
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE", help="loupe.toml")]
+HostOption = Annotated[str | None, typer.Option(metavar="ADDRESS", help="Address to listen on (default 127.0.0.1)")]
+PortOption = Annotated[int | None, typer.Option(metavar="PORT", help="Port (default 8000)")]
+DeviceOption = Annotated[str | None, typer.Option(metavar="auto|cpu|cuda", help="Where the models run")]
+DbOption = Annotated[
+    str | None,
+    typer.Option(metavar="URL", help="Database: a SQLite path or postgresql:// URL (default: the config's, else Loupe's data directory)"),
+]
 
 
 def fail(message: str, status: int = 1) -> NoReturn:
