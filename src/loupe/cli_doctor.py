@@ -115,6 +115,8 @@ def _compute(settings: Settings) -> tuple[str, str, str]:
 
 def _keys(db: str) -> tuple[dict[str, int] | None, str | None]:
     """Counts of keys, read without creating or migrating the database."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from loupe.billing import KeyStore, open_database
     from loupe.compose_billing import sqlite_file
 
@@ -127,8 +129,9 @@ def _keys(db: str) -> tuple[dict[str, int] | None, str | None]:
             found = KeyStore(database).list_keys()
         finally:
             database.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure to read is the finding itself
-        return None, f"the database cannot be read ({type(exc).__name__}); try `loupe db upgrade`"
+    except (LoupeError, SQLAlchemyError) as exc:
+        reason = exc.message if isinstance(exc, LoupeError) else type(exc).__name__
+        return None, f"the database cannot be read ({reason}); try `loupe db upgrade`"
     live = [k for k in found if not k.revoked]
     return {"total": len(found), "active": len(live), "admin": sum(k.is_admin for k in live)}, None
 
