@@ -225,7 +225,11 @@ def test_the_composer_stays_in_view_after_a_long_answer(
         assert in_view(page, "#prompt") and in_view(page, "#send") and page_does_not_scroll(page)
         # The conversation scrolled inside its own box, to its end (the last usage line shows).
         at_end = "(m => m.scrollHeight > m.clientHeight && m.scrollTop + m.clientHeight >= m.scrollHeight - 2)"
-        page.wait_for_function(f"{at_end}(document.querySelector('#messages'))", timeout=5_000)
+        for _ in range(50):  # the last frame of the answer may still be laid out (the page's CSP forbids eval)
+            if page.evaluate(f"{at_end}(document.querySelector('#messages'))"):
+                break
+            page.wait_for_timeout(100)
+        assert page.evaluate(f"{at_end}(document.querySelector('#messages'))")
         assert in_view(page, ".message.assistant:last-child .usage") or name == "phone"
         shot(page, f"08-long-answers-{name}")
 
