@@ -26,6 +26,10 @@ class Detail(str, enum.Enum):
     AUTO = "auto"
 
 
+# What an image without `detail` gets: `auto`, as in OpenAI's API (full resolution only on request).
+DEFAULT_DETAIL = Detail.AUTO
+
+
 @dataclass(frozen=True, slots=True)
 class TextPart:
     text: str
