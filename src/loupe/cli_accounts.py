@@ -122,7 +122,7 @@ def usage(
         err.print("[bold red]error:[/] --group-by is model or day")
         raise typer.Exit(2)
     begin, stop = _run(lambda: period(start, end))
-    report = _run(lambda: _billing(config, db).usage(key, begin, stop, group_by))  # type: ignore[arg-type]
+    report = _run(lambda: _billing(config, db).usage(key, begin, stop, group_by))
     table = Table(title=f"usage {begin:%Y-%m-%d %H:%M} .. {stop:%Y-%m-%d %H:%M} UTC")
     for column in ("group", "requests", "prompt_tokens", "image_tokens", "completion_tokens", "cost"):
         table.add_column(column, justify="left" if column == "group" else "right")

@@ -15,6 +15,7 @@ from loupe.api.state import AppState
 from loupe.billing import Billing, InProcessRateLimiter, Limits, RateLimiter, RedisRateLimiter, open_database, upgrade
 from loupe.domain import Prices
 from loupe.engines.local.engine import BatchingLimits, LocalEngine
+from loupe.engines.local.identity import local_fingerprint
 from loupe.engines.local.loader import load_model
 from loupe.engines.protocol import Engine
 from loupe.engines.upstream import UpstreamEngine, load_upstream_model
@@ -56,6 +57,7 @@ def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics)
         prices=prices_of(model, settings),
         owned_by=model.owned_by,
         family=model.family,
+        fingerprint=local_fingerprint(loaded),
     )
     engine = settings.engine
     limits = BatchingLimits(

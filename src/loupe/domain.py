@@ -144,6 +144,8 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     user: str | None = None
+    safety_identifier: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()  # OpenAI's `metadata`, kept with the ledger row
 
     def images(self) -> tuple[ImageRef, ...]:
         return tuple(img for m in self.messages for img in m.images())
@@ -249,6 +251,8 @@ class ModelCard:
     max_images: int
     prices: Prices = field(default_factory=Prices)
     detail_rules: tuple[DetailRule, ...] = ()
+    # OpenAI's `system_fingerprint`: changes when the weights or the engine's configuration do.
+    fingerprint: str = "fp_unknown"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,10 @@ def to_domain(body: wire.ChatCompletionRequest, *, max_choices: int) -> ChatRequ
         )
     if body.n > max_choices:
         raise InvalidRequest(f"n must be at most {max_choices}", param="n")
+    if body.store:
+        raise InvalidRequest(
+            "store: true is not supported: Loupe keeps no completions; send false or leave it out", param="store"
+        )
     if body.stream_options is not None and not body.stream:
         raise InvalidRequest("stream_options is only allowed when stream is true", param="stream_options")
     messages = tuple(_message(i, m) for i, m in enumerate(body.messages))
@@ -45,6 +49,8 @@ def to_domain(body: wire.ChatCompletionRequest, *, max_choices: int) -> ChatRequ
         stream=body.stream,
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
         user=body.user,
+        safety_identifier=body.safety_identifier,
+        metadata=tuple(sorted((body.metadata or {}).items())),
     )
 
 
@@ -112,6 +118,7 @@ def completion_to_wire(run: ChatRun, done: Completion) -> wire.ChatCompletion:
             for i, (text, reason) in enumerate(zip(done.texts, done.finish_reasons, strict=True))
         ],
         usage=usage_to_wire(done.usage),
+        system_fingerprint=run.engine.card.fingerprint,
     )
 
 

@@ -45,6 +45,7 @@ class ChatMessage(BaseModel):
 class StreamOptions(BaseModel):
     model_config = _STRICT
     include_usage: bool = False
+    include_obfuscation: bool | None = None  # accepted; Loupe adds no obfuscation padding
 
 
 class ChatCompletionRequest(BaseModel):
@@ -68,7 +69,22 @@ class ChatCompletionRequest(BaseModel):
     n: int = Field(1, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    user: str | None = None
+    user: str | None = Field(None, max_length=256)
+    # Fields that change nothing about the output: accepted, recorded where useful.
+    metadata: dict[str, Annotated[str, Field(max_length=512)]] | None = Field(None, max_length=16)
+    safety_identifier: str | None = Field(None, max_length=64)
+    prompt_cache_key: str | None = None  # the prefix cache already keys by content
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast"] | None = None
+    store: bool | None = None
+    parallel_tool_calls: bool | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value and any(len(key) > 64 for key in value):
+            raise ValueError("metadata keys are at most 64 characters")
+        return value
 
     @field_validator("stop")
     @classmethod
@@ -85,7 +101,6 @@ UNSUPPORTED_FIELDS: dict[str, object] = {
     "tool_choice": "none",
     "functions": _ABSENT,
     "function_call": "none",
-    "parallel_tool_calls": _ABSENT,
     "logprobs": False,
     "top_logprobs": _ABSENT,
     "logit_bias": {},
@@ -95,9 +110,6 @@ UNSUPPORTED_FIELDS: dict[str, object] = {
     "prediction": _ABSENT,
     "web_search_options": _ABSENT,
     "reasoning_effort": _ABSENT,
-    "service_tier": _ABSENT,
-    "store": False,
-    "metadata": _ABSENT,
     "verbosity": _ABSENT,
 }
 
@@ -131,7 +143,8 @@ class CompletionUsage(BaseModel):
 
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    refusal: None = None  # OpenAI requires the key; Loupe's models never refuse by a separate channel
 
 
 class Choice(BaseModel):
@@ -148,11 +161,18 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[Choice]
     usage: CompletionUsage
-    system_fingerprint: str | None = None
+    system_fingerprint: str
+    service_tier: Literal["default"] = "default"
+
+
+def _absent(value: object) -> bool:
+    return value is None
 
 
 class Delta(BaseModel):
-    role: Literal["assistant"] | None = None
+    """OpenAI leaves out `role` after the first chunk (null is not allowed there)."""
+
+    role: Literal["assistant"] | None = Field(None, exclude_if=_absent)
     content: str | None = None
 
 
@@ -170,7 +190,8 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: CompletionUsage | None = None
-    system_fingerprint: str | None = None
+    system_fingerprint: str
+    service_tier: Literal["default"] = "default"
 
 
 class DetailRuleObject(BaseModel):

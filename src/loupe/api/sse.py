@@ -36,7 +36,11 @@ class ChunkWriter:
 
     def _chunk(self, choices: list[wire.ChunkChoice]) -> wire.ChatCompletionChunk:
         return wire.ChatCompletionChunk(
-            id=self._run.id, created=self._run.created, model=self._run.request.model, choices=choices
+            id=self._run.id,
+            created=self._run.created,
+            model=self._run.request.model,
+            choices=choices,
+            system_fingerprint=self._run.engine.card.fingerprint,
         )
 
     def on_event(self, event: GenerationEvent) -> list[wire.ChatCompletionChunk]:

@@ -16,7 +16,7 @@ from loupe.billing.clock import Clock, utc_now
 from loupe.billing.db import Database
 from loupe.errors import AccessDenied, FailedToAuth, InvalidApiKey
 from loupe.billing.keys import ApiKey, KeyStore
-from loupe.billing.ledger import Ledger, Outcome, Reservation
+from loupe.billing.ledger import Ledger, Outcome, Reservation, Tags
 from loupe.billing.money import cost_nanos, from_nanos
 from loupe.domain import Prices, RateLimitInfo
 from loupe.billing.ratelimit import RateLimiter
@@ -40,6 +40,7 @@ class Admission:
     max_completion_tokens: int
     reservation: Reservation
     drawn: Drawn
+    tags: Tags = Tags()
 
     @property
     def request_id(self) -> str:
@@ -107,6 +108,7 @@ class Billing:
         prompt_tokens: int,
         max_completion_tokens: int,
         request_id: str,
+        tags: Tags = Tags(),
     ) -> Admission:
         """Apply rate limits and reserve the request's maximum cost.
 
@@ -125,7 +127,7 @@ class Billing:
         except BaseException:
             self._throttle.give_back(drawn, tokens)  # the request still counts; its tokens do not
             raise
-        return Admission(key.id, model, prices, prompt_tokens, max_completion_tokens, reservation, drawn)
+        return Admission(key.id, model, prices, prompt_tokens, max_completion_tokens, reservation, drawn, tags)
 
     def settle(self, admission: Admission, status: int, usage: Usage) -> Settlement:
         """Record how the request ended; charge it if `status` is 200 or 499, else charge nothing.
@@ -136,7 +138,7 @@ class Billing:
         charged = status in CHARGED_STATUSES
         cost = cost_nanos(admission.prices, usage.prompt_tokens, usage.completion_tokens) if charged else 0
         outcome = Outcome(status, charged, usage.text_tokens, usage.image_tokens, usage.completion_tokens, cost)
-        recorded = self.ledger.settle(admission.reservation, outcome)
+        recorded = self.ledger.settle(admission.reservation, outcome, admission.tags)
         if recorded:
             drawn_tokens = admission.prompt_tokens + admission.max_completion_tokens
             self._throttle.give_back(admission.drawn, drawn_tokens - usage.total_tokens)

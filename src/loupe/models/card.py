@@ -54,6 +54,7 @@ def model_card(
     prices: Prices,
     owned_by: str,
     family: str | None,
+    fingerprint: str = "fp_unknown",
 ) -> ModelCard:
     """The card `/v1/models` shows; a configured context can only lower the checkpoint's."""
     return ModelCard(
@@ -66,4 +67,5 @@ def model_card(
         max_images=max_images,
         prices=prices,
         detail_rules=tuple(detail_rules(counter)),
+        fingerprint=fingerprint,
     )

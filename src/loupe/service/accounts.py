@@ -23,6 +23,7 @@ import anyio
 
 from loupe.billing import Admission, ApiKey, Billing, UsageReport
 from loupe.billing.facade import CHARGED_STATUSES
+from loupe.billing.ledger import Tags
 from loupe.domain import RateLimitInfo, Usage
 from loupe.errors import AccessDenied, FailedToAuth, InvalidApiKey
 from loupe.service.chat import ChatRun
@@ -120,6 +121,8 @@ class Accounts:
         if caller.key is None:
             return Ticket(admission=None)
         maximum = run.max_tokens * run.request.sampling.n
+        request = run.request
+        tags = Tags(request.user, request.safety_identifier, request.metadata)
         admission = await anyio.to_thread.run_sync(
             self._billing.admit,
             caller.key,
@@ -128,6 +131,7 @@ class Accounts:
             run.stats.prompt_tokens,
             maximum,
             run.id,
+            tags,
         )
         return Ticket(admission=admission)
 
