@@ -58,6 +58,7 @@ def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics)
         owned_by=model.owned_by,
         family=model.family,
         fingerprint=local_fingerprint(loaded),
+        vocab_size=len(loaded.processor.tokenizer),
     )
     engine = settings.engine
     limits = BatchingLimits(

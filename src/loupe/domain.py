@@ -130,6 +130,9 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     n: int = 1
+    logprobs: bool = False
+    top_logprobs: int = 0  # alternatives reported per token (0-20), with `logprobs`
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit)
 
     @property
     def greedy(self) -> bool:
@@ -183,12 +186,33 @@ FinishReason = Literal["stop", "length", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
+class TopLogprob:
+    """One candidate token: its text, log probability and UTF-8 bytes (OpenAI's shape)."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """A generated token with its log probability and the most likely candidates at its place."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+    top: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TextDelta:
-    """New text for choice `index`; `tokens` is how many tokens it took to produce it."""
+    """New text for choice `index`; `tokens` is how many tokens it took to produce it, and
+    `logprobs` their log probabilities when the request asked for them."""
 
     index: int
     text: str
     tokens: int
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +275,7 @@ class ModelCard:
     max_images: int
     prices: Prices = field(default_factory=Prices)
     detail_rules: tuple[DetailRule, ...] = ()
+    vocab_size: int = 0  # token ids `logit_bias` may name: 0 to vocab_size - 1 (0: unchecked)
     # OpenAI's `system_fingerprint`: changes when the weights or the engine's configuration do.
     fingerprint: str = "fp_unknown"
 

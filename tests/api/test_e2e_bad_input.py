@@ -55,7 +55,7 @@ CASES: list[tuple[str, Any, int, str, str | None]] = [
     ),
     ("unknown model", lambda m: chat("no-such-model", "hi"), 404, "MODEL_NOT_FOUND", "model"),
     ("tools", lambda m: chat(m, "hi", tools=[{"type": "function"}]), 400, "INVALID_REQUEST_BODY", "tools"),
-    ("logprobs", lambda m: chat(m, "hi", logprobs=True), 400, "INVALID_REQUEST_BODY", "logprobs"),
+    ("audio output", lambda m: chat(m, "hi", audio={"voice": "alloy", "format": "wav"}), 400, "INVALID_REQUEST_BODY", "audio"),
     (
         "json mode",
         lambda m: chat(m, "hi", response_format={"type": "json_object"}),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from loupe.api import schemas as wire
+from collections.abc import Sequence
 from decimal import Decimal
+
+from loupe.api import schemas as wire
 
 from loupe.domain import (
     ChatRequest,
@@ -16,6 +18,7 @@ from loupe.domain import (
     Role,
     SamplingParams,
     TextPart,
+    TokenLogprob,
     Usage,
 )
 from loupe.errors import InvalidRequest
@@ -59,6 +62,8 @@ def _sampling(body: wire.ChatCompletionRequest) -> SamplingParams:
     if any(s == "" for s in stop):
         raise InvalidRequest("stop sequences must not be empty strings", param="stop")
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    if body.top_logprobs and not body.logprobs:
+        raise InvalidRequest("top_logprobs needs logprobs set to true", param="top_logprobs")
     return SamplingParams(
         max_tokens=max_tokens,
         temperature=body.temperature,
@@ -71,7 +76,20 @@ def _sampling(body: wire.ChatCompletionRequest) -> SamplingParams:
         stop=tuple(stop),
         seed=body.seed,
         n=body.n,
+        logprobs=bool(body.logprobs),
+        top_logprobs=body.top_logprobs or 0,
+        logit_bias=_logit_bias(body.logit_bias),
     )
+
+
+def _logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
+    """Token ids as integers; whether each is in the model's vocabulary is the service's check."""
+    out = []
+    for key, value in (bias or {}).items():
+        if not key.isdigit():
+            raise InvalidRequest(f"logit_bias keys are token ids; {key!r} is not one", param=f"logit_bias.{key}")
+        out.append((int(key), value))
+    return tuple(sorted(out))
 
 
 def _message(index: int, message: wire.ChatMessage) -> Message:
@@ -114,11 +132,26 @@ def completion_to_wire(run: ChatRun, done: Completion) -> wire.ChatCompletion:
                 index=i,
                 message=wire.AssistantMessage(content=text),
                 finish_reason="length" if reason == "length" else "stop",
+                logprobs=logprobs_to_wire(done.logprobs[i]) if run.request.sampling.logprobs else None,
             )
             for i, (text, reason) in enumerate(zip(done.texts, done.finish_reasons, strict=True))
         ],
         usage=usage_to_wire(done.usage),
         system_fingerprint=run.engine.card.fingerprint,
+    )
+
+
+def logprobs_to_wire(entries: Sequence[TokenLogprob]) -> wire.ChoiceLogprobs:
+    return wire.ChoiceLogprobs(
+        content=[
+            wire.TokenLogprobObject(
+                token=e.token,
+                logprob=e.logprob,
+                bytes=list(e.bytes),
+                top_logprobs=[wire.TopLogprobObject(token=t.token, logprob=t.logprob, bytes=list(t.bytes)) for t in e.top],
+            )
+            for e in entries
+        ]
     )
 
 

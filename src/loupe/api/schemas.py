@@ -78,6 +78,9 @@ class ChatCompletionRequest(BaseModel):
     service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast"] | None = None
     store: bool | None = None
     parallel_tool_calls: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
 
     @field_validator("metadata")
     @classmethod
@@ -101,9 +104,6 @@ UNSUPPORTED_FIELDS: dict[str, object] = {
     "tool_choice": "none",
     "functions": _ABSENT,
     "function_call": "none",
-    "logprobs": False,
-    "top_logprobs": _ABSENT,
-    "logit_bias": {},
     "response_format": {"type": "text"},
     "audio": _ABSENT,
     "modalities": ["text"],
@@ -147,11 +147,26 @@ class AssistantMessage(BaseModel):
     refusal: None = None  # OpenAI requires the key; Loupe's models never refuse by a separate channel
 
 
+class TopLogprobObject(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobObject(TopLogprobObject):
+    top_logprobs: list[TopLogprobObject]
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprobObject] | None
+    refusal: list[TokenLogprobObject] | None = None
+
+
 class Choice(BaseModel):
     index: int
     message: AssistantMessage
     finish_reason: Literal["stop", "length"]
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -180,7 +195,7 @@ class ChunkChoice(BaseModel):
     index: int
     delta: Delta
     finish_reason: Literal["stop", "length"] | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):

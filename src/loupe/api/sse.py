@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from loupe.api import schemas as wire
-from loupe.api.convert import usage_to_wire
+from loupe.api.convert import logprobs_to_wire, usage_to_wire
 from loupe.api.errors import envelope, status_of
 from loupe.domain import ChoiceFinished, GenerationEvent, TextDelta
 from loupe.errors import LoupeError
@@ -49,8 +49,10 @@ class ChunkWriter:
             self._started.add(event.index)
             first = wire.ChunkChoice(index=event.index, delta=wire.Delta(role="assistant", content=""))
             out.append(self._chunk([first]))
-        if isinstance(event, TextDelta) and event.text:
-            out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=wire.Delta(content=event.text))]))
+        if isinstance(event, TextDelta) and (event.text or event.logprobs):
+            logprobs = logprobs_to_wire(event.logprobs) if event.logprobs else None
+            delta = wire.Delta(content=event.text)
+            out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=delta, logprobs=logprobs)]))
         elif isinstance(event, ChoiceFinished):
             reason: Literal["stop", "length"] = "length" if event.reason == "length" else "stop"
             out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=wire.Delta(), finish_reason=reason)]))

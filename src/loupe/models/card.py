@@ -55,6 +55,7 @@ def model_card(
     owned_by: str,
     family: str | None,
     fingerprint: str = "fp_unknown",
+    vocab_size: int = 0,
 ) -> ModelCard:
     """The card `/v1/models` shows; a configured context can only lower the checkpoint's."""
     return ModelCard(
@@ -68,4 +69,5 @@ def model_card(
         prices=prices,
         detail_rules=tuple(detail_rules(counter)),
         fingerprint=fingerprint,
+        vocab_size=vocab_size,
     )

@@ -23,10 +23,11 @@ from loupe.domain import (
     PromptStats,
     TextDelta,
     TextPart,
+    TokenLogprob,
     Usage,
 )
 from loupe.engines.protocol import Engine, PreparedPrompt
-from loupe.errors import ContextLengthExceeded, ModelNotFound, TooManyImages
+from loupe.errors import ContextLengthExceeded, InvalidRequest, ModelNotFound, TooManyImages
 
 
 class ImagePipeline(Protocol):
@@ -119,6 +120,7 @@ class Completion:
     texts: tuple[str, ...]
     finish_reasons: tuple[FinishReason, ...]
     usage: Usage
+    logprobs: tuple[tuple[TokenLogprob, ...], ...] = ()  # per choice, when asked for
 
 
 class ChatService:
@@ -161,6 +163,7 @@ class ChatService:
         """Validate the request against the model and prepare its prompt; nothing is generated yet."""
         begun = time.monotonic()
         engine = self._engine(request.model)
+        _check_logit_bias(request, engine.card)
         images = await self._images.prepare(engine.card, self._image_refs(engine, request))
         prompt = await engine.prepare(_with_images(request, images))
         max_tokens = fit_max_tokens(prompt.stats, request.sampling.max_tokens, engine.card.context_size)
@@ -178,17 +181,20 @@ class ChatService:
         """Run to the end and gather every choice."""
         n = run.request.sampling.n
         texts: list[list[str]] = [[] for _ in range(n)]
+        logprobs: list[list[TokenLogprob]] = [[] for _ in range(n)]
         reasons: list[FinishReason] = ["stop"] * n
         async with aclosing(run.events()) as events:
             async for event in events:
                 if isinstance(event, TextDelta):
                     texts[event.index].append(event.text)
+                    logprobs[event.index].extend(event.logprobs)
                 else:
                     reasons[event.index] = event.reason
         return Completion(
             texts=tuple("".join(t) for t in texts),
             finish_reasons=tuple(reasons),
             usage=run.usage(),
+            logprobs=tuple(tuple(entries) for entries in logprobs),
         )
 
     @staticmethod
@@ -207,6 +213,16 @@ class ChatService:
             served = ", ".join(sorted(self._engines)) or "none"
             raise ModelNotFound(f"model {model_id!r} is not served here; served models: {served}", param="model")
         return engine
+
+
+def _check_logit_bias(request: ChatRequest, card: ModelCard) -> None:
+    for token, _ in request.sampling.logit_bias:
+        if card.vocab_size and token >= card.vocab_size:
+            raise InvalidRequest(
+                f"logit_bias names token id {token}, which is not in {card.id}'s vocabulary "
+                f"(ids 0 to {card.vocab_size - 1})",
+                param=f"logit_bias.{token}",
+            )
 
 
 def _with_images(

@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from loupe.domain import GenerationEvent, ModelCard, PreparedImage, PromptMessage, PromptStats, SamplingParams
@@ -24,6 +24,7 @@ from loupe.engines.local.loader import LoadedModel
 from loupe.engines.local.prompt import build_prompt, count_prompt
 from loupe.engines.local.runner import KeyedPrompt, ModelRunner
 from loupe.engines.local.scheduler import Scheduler
+from loupe.engines.local.vocab import Vocabulary
 from loupe.engines.local.worker import InferenceWorker
 from loupe.errors import InvalidRequest
 
@@ -60,12 +61,16 @@ class LocalEngine:
         self._preprocess = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loupe-preprocess")
         self._core: EngineCore | None = None
         self._worker: InferenceWorker | None = None
+        tokenizer = loaded.processor.tokenizer
+        self._vocabulary = cache(lambda: Vocabulary(tokenizer))  # built on the first logprobs
         family = family_for(loaded.checkpoint.model_type)
         if family is None:
             self._worker = InferenceWorker(max_queue=max_queue)
         else:
             limits = limits or BatchingLimits()
-            runner = ModelRunner(loaded, family, limits.vision_cache_bytes, limits.prefix_cache_bytes)
+            runner = ModelRunner(
+                loaded, family, limits.vision_cache_bytes, limits.prefix_cache_bytes, self._vocabulary
+            )
             scheduler = Scheduler(max_running=limits.max_running, prefill_budget=limits.prefill_budget)
             self._runner = runner
             self._core = EngineCore(
@@ -127,7 +132,7 @@ class LocalEngine:
         else:
             assert self._worker is not None
             job: Callable[[Callable[[GenerationEvent], None], threading.Event], None] = partial(
-                run_choices, self._loaded, prompt.local, sampling, max_tokens
+                run_choices, self._loaded, self._vocabulary, prompt.local, sampling, max_tokens
             )
             events = self._worker.stream(job)
         async with aclosing(events) as stream:

@@ -29,6 +29,7 @@ from loupe.engines.local.prefix_cache import PrefixCache
 from loupe.engines.local.prompt import LocalPrompt
 from loupe.engines.local.sampler import Sampler
 from loupe.engines.local.sequence import Request, Sequence
+from loupe.engines.local.vocab import Vocabulary
 
 
 @dataclass(slots=True)
@@ -71,14 +72,21 @@ class _Plan:
 
 
 class ModelRunner:
-    def __init__(self, loaded: LoadedModel, family: Family, vision_cache_bytes: int, prefix_cache_bytes: int) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        family: Family,
+        vision_cache_bytes: int,
+        prefix_cache_bytes: int,
+        vocabulary: Callable[[], Vocabulary],
+    ) -> None:
         self._model = loaded.model
         self._device = loaded.device
         self._family = family
         self._image_token = int(loaded.model.config.image_token_id)
         self._vision: ByteLRU[str, Features] = ByteLRU(vision_cache_bytes)
         self._prefix: PrefixCache[Layers] = PrefixCache(prefix_cache_bytes)
-        self._sampler = Sampler()
+        self._sampler = Sampler(vocabulary)
         self._rows: dict[int, _Row] = {}
         self._batch: list[int] = []  # sequence ids, in cache row order
         self._cache: Cache | None = None

@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from loupe.domain import FinishReason, GenerationEvent, SamplingParams
+from loupe.domain import FinishReason, GenerationEvent, SamplingParams, TokenLogprob
 from loupe.engines.local.text_stream import Decode, TextStream
 
 Emit = Callable[[GenerationEvent], None]
@@ -37,6 +37,7 @@ class Sequence:
     id: int = field(default_factory=lambda: next(_ids))
     status: Status = Status.WAITING
     finish_reason: FinishReason | None = None
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # sampled, not yet emitted
 
     @property
     def generated(self) -> int:
@@ -56,6 +57,11 @@ class Sequence:
         elif self.generated >= self.request.max_tokens:
             self.finish("length")
         return text
+
+    def take_logprobs(self) -> tuple[TokenLogprob, ...]:
+        """The log probabilities recorded since the last call (empty unless the request asked)."""
+        taken, self.logprobs = tuple(self.logprobs), []
+        return taken
 
     def finish(self, reason: FinishReason) -> None:
         self.status = Status.FINISHED

@@ -64,6 +64,7 @@ def load_upstream_model(
         prices=prices or Prices(),
         owned_by=owned_by,
         family=family,
+        vocab_size=len(found.processor.tokenizer),
         fingerprint=fingerprint(found.path, {"engine": "upstream", "model": upstream_model, "upstream": " ".join(urls)}),
     )
     http = httpx.AsyncClient(
