@@ -116,6 +116,35 @@ class PromptMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class JsonOutput:
+    """The output is one JSON value that validates against `schema`, a JSON Schema as JSON text
+    (OpenAI's `response_format` json_schema; json_object is `{"type": "object"}`)."""
+
+    schema: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the model may call: `parameters` is its arguments' JSON Schema as JSON text."""
+
+    name: str
+    parameters: str
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallOutput:
+    """The output is a call of one of `tools` (several calls when `parallel`), written in the
+    model family's tool-call format, its arguments valid against the tool's parameters."""
+
+    tools: tuple[ToolSpec, ...]
+    parallel: bool = True
+
+
+Constraint = JsonOutput | ToolCallOutput
+
+
+@dataclass(frozen=True, slots=True)
 class SamplingParams:
     """What the client asked of generation. `max_tokens` None means: whatever the context leaves."""
 
@@ -133,6 +162,7 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0  # alternatives reported per token (0-20), with `logprobs`
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit)
+    constraint: Constraint | None = None  # decoding constrained by a grammar
 
     @property
     def greedy(self) -> bool:

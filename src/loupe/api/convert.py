@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -13,6 +14,7 @@ from loupe.domain import (
     Detail,
     Estimate,
     ImageRef,
+    JsonOutput,
     Message,
     ModelCard,
     Role,
@@ -79,7 +81,22 @@ def _sampling(body: wire.ChatCompletionRequest) -> SamplingParams:
         logprobs=bool(body.logprobs),
         top_logprobs=body.top_logprobs or 0,
         logit_bias=_logit_bias(body.logit_bias),
+        constraint=_response_format(body.response_format),
     )
+
+
+def _response_format(fmt: wire.ResponseFormat | None) -> JsonOutput | None:
+    """json_object: any JSON object; json_schema: a value valid against the schema (absent: any)."""
+    if fmt is None or fmt.type == "text":
+        if fmt is not None and fmt.json_schema is not None:
+            raise InvalidRequest("json_schema is only allowed with type json_schema", param="response_format.json_schema")
+        return None
+    if fmt.type == "json_object":
+        return JsonOutput(schema='{"type":"object"}')
+    if fmt.json_schema is None:
+        raise InvalidRequest("response_format of type json_schema needs json_schema", param="response_format.json_schema")
+    schema = fmt.json_schema.json_schema
+    return JsonOutput(schema=json.dumps({} if schema is None else schema, sort_keys=True, separators=(",", ":")))
 
 
 def _logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:

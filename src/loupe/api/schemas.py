@@ -48,6 +48,20 @@ class StreamOptions(BaseModel):
     include_obfuscation: bool | None = None  # accepted; Loupe adds no obfuscation padding
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    json_schema: dict[str, Any] | bool | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    model_config = _STRICT
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 class ChatCompletionRequest(BaseModel):
     """POST /v1/chat/completions and POST /v1/estimate."""
 
@@ -81,6 +95,7 @@ class ChatCompletionRequest(BaseModel):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    response_format: ResponseFormat | None = None
 
     @field_validator("metadata")
     @classmethod
@@ -104,7 +119,6 @@ UNSUPPORTED_FIELDS: dict[str, object] = {
     "tool_choice": "none",
     "functions": _ABSENT,
     "function_call": "none",
-    "response_format": {"type": "text"},
     "audio": _ABSENT,
     "modalities": ["text"],
     "prediction": _ABSENT,

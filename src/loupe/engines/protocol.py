@@ -40,6 +40,12 @@ class Engine(Protocol):
         """Apply the chat template and the processor; count the input ids exactly."""
         ...
 
+    async def check(self, sampling: SamplingParams) -> None:
+        """Refuse (InvalidRequest, naming the field) what this engine cannot honour before
+        anything runs: a JSON Schema keyword its grammar library cannot enforce. Idempotent;
+        the embedded engine compiles and caches the grammar here."""
+        ...
+
     async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
         """Exact prompt tokens for messages whose images are `PlannedImage`s, without running
         the image processor or the model: the pre-flight estimate."""

@@ -164,6 +164,7 @@ class ChatService:
         begun = time.monotonic()
         engine = self._engine(request.model)
         _check_logit_bias(request, engine.card)
+        await engine.check(request.sampling)
         images = await self._images.prepare(engine.card, self._image_refs(engine, request))
         prompt = await engine.prepare(_with_images(request, images))
         max_tokens = fit_max_tokens(prompt.stats, request.sampling.max_tokens, engine.card.context_size)

@@ -25,7 +25,7 @@ from loupe.domain import (
     TextPart,
 )
 from loupe.engines.local import engine as engine_module
-from loupe.engines.local.engine import LocalEngine
+from loupe.engines.local.engine import LocalEngine, grammars_of
 from loupe.engines.local.fast_processor import skips_pixels
 from loupe.engines.local.generation import run_choices
 from loupe.engines.local.loader import LoadedModel, load_model
@@ -112,7 +112,7 @@ def reference(loaded: LoadedModel, messages: list[PromptMessage], sampling: Samp
     events: list[GenerationEvent] = []
     vocabulary = functools.cache(lambda: Vocabulary(loaded.processor.tokenizer))
     prompt = build_prompt(loaded.processor, messages)
-    run_choices(loaded, vocabulary, prompt, sampling, max_tokens, events.append, threading.Event())
+    run_choices(loaded, vocabulary, grammars_of(loaded), prompt, sampling, max_tokens, events.append, threading.Event())
     return events
 
 

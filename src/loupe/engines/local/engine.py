@@ -19,6 +19,7 @@ from loupe.domain import GenerationEvent, ModelCard, PreparedImage, PromptMessag
 from loupe.engines.local.core import EngineCore
 from loupe.engines.local.families import family_for
 from loupe.engines.local.generation import eos_ids, run_choices
+from loupe.engines.local.grammar import Grammars
 from loupe.engines.local.gil import prompt_handover
 from loupe.engines.local.loader import LoadedModel
 from loupe.engines.local.prompt import build_prompt, count_prompt
@@ -63,13 +64,14 @@ class LocalEngine:
         self._worker: InferenceWorker | None = None
         tokenizer = loaded.processor.tokenizer
         self._vocabulary = cache(lambda: Vocabulary(tokenizer))  # built on the first logprobs
+        self._grammars = grammars_of(loaded)
         family = family_for(loaded.checkpoint.model_type)
         if family is None:
             self._worker = InferenceWorker(max_queue=max_queue)
         else:
             limits = limits or BatchingLimits()
             runner = ModelRunner(
-                loaded, family, limits.vision_cache_bytes, limits.prefix_cache_bytes, self._vocabulary
+                loaded, family, limits.vision_cache_bytes, limits.prefix_cache_bytes, self._vocabulary, self._grammars
             )
             scheduler = Scheduler(max_running=limits.max_running, prefill_budget=limits.prefill_budget)
             self._runner = runner
@@ -117,6 +119,13 @@ class LocalEngine:
         local = await loop.run_in_executor(self._preprocess, build, pixels)
         return KeyedPrompt(local=local, image_keys=keys, complete=None if local.pixels else build)
 
+    async def check(self, sampling: SamplingParams) -> None:
+        """Compile the request's grammar, off the event loop and the inference thread; a
+        constraint the grammar library cannot enforce is refused (InvalidRequest)."""
+        if sampling.constraint is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._preprocess, self._grammars.check, sampling.constraint)
+
     async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._preprocess, count_prompt, self._loaded.processor, messages)
@@ -132,7 +141,7 @@ class LocalEngine:
         else:
             assert self._worker is not None
             job: Callable[[Callable[[GenerationEvent], None], threading.Event], None] = partial(
-                run_choices, self._loaded, self._vocabulary, prompt.local, sampling, max_tokens
+                run_choices, self._loaded, self._vocabulary, self._grammars, prompt.local, sampling, max_tokens
             )
             events = self._worker.stream(job)
         async with aclosing(events) as stream:
@@ -141,6 +150,12 @@ class LocalEngine:
 
     def _decode(self, ids: Sequence[int]) -> str:
         return str(self._loaded.processor.tokenizer.decode(ids, skip_special_tokens=True))
+
+
+def grammars_of(loaded: LoadedModel) -> Grammars:
+    """The grammars of a model: masks as wide as its logits, its family's tool-call format."""
+    width = int(loaded.model.config.get_text_config().vocab_size)
+    return Grammars(loaded.processor.tokenizer, width, eos_ids(loaded), tool_grammar=None)
 
 
 def _images(messages: Sequence[PromptMessage]) -> list[PreparedImage]:

@@ -8,10 +8,11 @@ from functools import partial
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessor, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from loupe.domain import ChoiceFinished, FinishReason, GenerationEvent, SamplingParams, TextDelta, TokenLogprob
+from loupe.engines.local.grammar import GrammarState, Grammars, apply
 from loupe.engines.local.loader import LoadedModel
 from loupe.engines.local.prompt import LocalPrompt
 from loupe.engines.local.sampler import token_logprob
@@ -53,6 +54,23 @@ class _ChoiceStreamer(BaseStreamer):
             self._emit(TextDelta(index=self._index, text=text, tokens=0))
 
 
+class GrammarMask(LogitsProcessor):
+    """Masks the tokens the grammar forbids; advances it by the token chosen at the step before."""
+
+    def __init__(self, grammars: Grammars, state: GrammarState) -> None:
+        self._grammars = grammars
+        self._state = state
+        self._length: int | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._length is not None and input_ids.shape[1] > self._length:
+            self._state.advance(int(input_ids[0, -1]))
+        self._length = input_ids.shape[1]
+        masked = scores.float()
+        apply(masked, self._grammars.fill([self._state]).to(scores.device))
+        return masked.to(scores.dtype)  # type: ignore[return-value]
+
+
 class _StopWhen(StoppingCriteria):
     def __init__(self, condition: Callable[[], bool]) -> None:
         self._condition = condition
@@ -81,6 +99,7 @@ def eos_ids(loaded: LoadedModel) -> set[int]:
 def run_choices(
     loaded: LoadedModel,
     vocabulary: Callable[[], Vocabulary],
+    grammars: Grammars,
     prompt: LocalPrompt,
     sampling: SamplingParams,
     max_tokens: int,
@@ -103,6 +122,8 @@ def run_choices(
         stream = TextStream(decode, sampling.stop)
         kwargs = generation_kwargs(sampling, prompt.stats.prompt_tokens, max_tokens)
         scores = LastScores()
+        if sampling.constraint is not None:
+            kwargs["logits_processor"].append(GrammarMask(grammars, grammars.state(sampling.constraint)))
         if sampling.logprobs:
             kwargs["logits_processor"].append(scores)
         streamer = _ChoiceStreamer(stream, index, emit, partial(_logprob, vocabulary, scores, sampling))

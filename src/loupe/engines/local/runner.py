@@ -23,6 +23,7 @@ from loupe.domain import PromptStats
 from loupe.engines.local.batch_cache import Layers, RoomyLayer, layer_states
 from loupe.engines.local.batch_prefill import grouped, split, stacked
 from loupe.engines.local.families import Family, Features, ImageGroup, Prefill
+from loupe.engines.local.grammar import Grammars
 from loupe.engines.local.loader import LoadedModel
 from loupe.lru import ByteLRU
 from loupe.engines.local.prefix_cache import PrefixCache
@@ -79,6 +80,7 @@ class ModelRunner:
         vision_cache_bytes: int,
         prefix_cache_bytes: int,
         vocabulary: Callable[[], Vocabulary],
+        grammars: Grammars | None = None,
     ) -> None:
         self._model = loaded.model
         self._device = loaded.device
@@ -86,7 +88,8 @@ class ModelRunner:
         self._image_token = int(loaded.model.config.image_token_id)
         self._vision: ByteLRU[str, Features] = ByteLRU(vision_cache_bytes)
         self._prefix: PrefixCache[Layers] = PrefixCache(prefix_cache_bytes)
-        self._sampler = Sampler(vocabulary)
+        self._grammars = grammars
+        self._sampler = Sampler(vocabulary, grammars)
         self._rows: dict[int, _Row] = {}
         self._batch: list[int] = []  # sequence ids, in cache row order
         self._cache: Cache | None = None
@@ -106,8 +109,11 @@ class ModelRunner:
         for i, plan in enumerate(plans):
             row, layers = done[i]
             seqs = plan.request.sequences
+            constraint = plan.request.sampling.constraint
             for seq in seqs:
                 self._rows[seq.id] = _Row(layers, len(plan.match), plan.delta, plan.match)
+                if constraint is not None and self._grammars is not None:
+                    seq.grammar = self._grammars.state(constraint)
             firsts.append(self._sampler.sample(row.expand(len(seqs), -1), seqs))
         return firsts
 

@@ -4,8 +4,9 @@ Follows `model.generate`'s order so a request samples the same way on either pat
 penalty, OpenAI's frequency/presence penalties, `logit_bias`, then temperature, top-k, top-p and
 min-p. Greedy rows take the arg-max after the penalties and bias, as `generate(do_sample=False)`
 does. Log probabilities are those of the scores after the penalties and bias, before temperature
-(so at temperature 0 the chosen token is the most likely one). Rows that need none of this (greedy,
-no penalty, no bias, no logprobs) share one arg-max and pay nothing for the others.
+(so at temperature 0 the chosen token is the most likely one). Rows of constrained sequences
+first have the tokens their grammar forbids masked out. Rows that need none of this (greedy, no
+penalty, no bias, no logprobs, no grammar) share one arg-max and pay nothing for the others.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence as Seq
 import torch
 
 from loupe.domain import SamplingParams, TokenLogprob
+from loupe.engines.local.grammar import GrammarState, Grammars, apply
 from loupe.engines.local.sequence import Sequence
 from loupe.engines.local.vocab import Vocabulary
 
@@ -23,15 +25,33 @@ UNLIKELY = -9999.0  # OpenAI's logprob for a token that cannot be chosen (JSON h
 
 
 class Sampler:
-    def __init__(self, vocabulary: Callable[[], Vocabulary]) -> None:
+    def __init__(self, vocabulary: Callable[[], Vocabulary], grammars: Grammars | None = None) -> None:
         self._generators: dict[int, torch.Generator] = {}
         self._vocabulary = vocabulary  # built on first use: only logprobs need it
+        self._grammars = grammars
 
     def sample(self, logits: torch.Tensor, seqs: Seq[Sequence]) -> list[int]:
         """One token per row of `logits` (rows in the order of `seqs`); rows that asked for
         logprobs record them on their sequence."""
         logits = logits.float()
-        plain = [i for i, s in enumerate(seqs) if _plain_greedy(s.request.sampling)]
+        constrained = [i for i, s in enumerate(seqs) if s.grammar is not None]
+        masked = self._masked(logits, seqs, constrained) if constrained else {}
+        tokens = self._pick(logits, seqs, masked)
+        for i in constrained:
+            seqs[i].grammar.advance(tokens[i])  # type: ignore[union-attr]
+        return tokens
+
+    def _masked(self, logits: torch.Tensor, seqs: Seq[Sequence], rows: list[int]) -> dict[int, torch.Tensor]:
+        """The constrained rows (a copy: `logits` may be a view of the model's output), with
+        the tokens their grammars forbid at -inf."""
+        assert self._grammars is not None, "a constrained sequence needs the model's grammars"
+        states = [seqs[i].grammar for i in rows]
+        masked = logits[torch.tensor(rows, device=logits.device)]
+        apply(masked, self._grammars.fill([s for s in states if isinstance(s, GrammarState)]).to(logits.device))
+        return dict(zip(rows, masked, strict=True))
+
+    def _pick(self, logits: torch.Tensor, seqs: Seq[Sequence], masked: dict[int, torch.Tensor]) -> list[int]:
+        plain = [i for i, s in enumerate(seqs) if i not in masked and _plain_greedy(s.request.sampling)]
         chosen = set(plain)
         if len(plain) == len(seqs):
             return [int(t) for t in logits.argmax(dim=-1).tolist()]
@@ -42,7 +62,7 @@ class Sampler:
                 tokens[i] = int(token)
         for i, seq in enumerate(seqs):
             if i not in chosen:
-                tokens[i] = self._one(logits[i], seq)
+                tokens[i] = self._one(masked.get(i, logits[i]), seq)
         return tokens
 
     def release(self, request_id: int) -> None:

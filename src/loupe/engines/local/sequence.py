@@ -10,6 +10,7 @@ import enum
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from loupe.domain import FinishReason, GenerationEvent, SamplingParams, TokenLogprob
 from loupe.engines.local.text_stream import Decode, TextStream
@@ -26,6 +27,12 @@ class Status(enum.Enum):
 _ids = itertools.count()
 
 
+class GrammarCursor(Protocol):
+    """Where a constrained sequence is in its grammar (see `grammar.GrammarState`)."""
+
+    def advance(self, token: int) -> None: ...
+
+
 @dataclass(eq=False, slots=True)
 class Sequence:
     """One choice: the prompt ids followed by the tokens generated so far."""
@@ -38,6 +45,7 @@ class Sequence:
     status: Status = Status.WAITING
     finish_reason: FinishReason | None = None
     logprobs: list[TokenLogprob] = field(default_factory=list)  # sampled, not yet emitted
+    grammar: GrammarCursor | None = None  # set at prefill when the request has a constraint
 
     @property
     def generated(self) -> int:

@@ -94,6 +94,9 @@ class UpstreamEngine:
         """Count the prompt with the checkpoint's processor and encode its images (off the loop)."""
         return await asyncio.to_thread(self._prepare, messages)
 
+    async def check(self, sampling: SamplingParams) -> None:
+        """The upstream enforces its own grammars; its refusal comes back as a 400."""
+
     async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
         return await asyncio.to_thread(count_prompt, self._processor, messages)
 
