@@ -57,11 +57,11 @@ CASES: list[tuple[str, Any, int, str, str | None]] = [
     ("tools", lambda m: chat(m, "hi", tools=[{"type": "function"}]), 400, "INVALID_REQUEST_BODY", "tools"),
     ("audio output", lambda m: chat(m, "hi", audio={"voice": "alloy", "format": "wav"}), 400, "INVALID_REQUEST_BODY", "audio"),
     (
-        "json mode",
-        lambda m: chat(m, "hi", response_format={"type": "json_object"}),
+        "unknown response format",
+        lambda m: chat(m, "hi", response_format={"type": "yaml"}),
         400,
         "INVALID_REQUEST_BODY",
-        "response_format",
+        "response_format.type",
     ),
     ("unknown field", lambda m: chat(m, "hi", frobnicate=1), 400, "INVALID_REQUEST_BODY", "frobnicate"),
     (

@@ -89,7 +89,7 @@ def test_a_cut_answer_ends_with_length(every_family: RunningServer) -> None:
     )
     for choice in reply.choices:
         assert choice.finish_reason == "length"
-        assert (choice.message.content or "").startswith('{"vehicle":')
+        assert (choice.message.content or "").startswith('{"')  # properties come in any order
     assert reply.usage is not None and reply.usage.completion_tokens == 10
 
 
@@ -102,7 +102,7 @@ def test_n_and_stop_together_with_a_schema(every_family: RunningServer) -> None:
     for choice in reply.choices:
         assert choice.finish_reason == "stop"
         content = choice.message.content or ""
-        assert content.startswith('{"vehicle":"') and '"count"' not in content
+        assert content.startswith("{") and '"count"' not in content  # a required property: always cut
 
 
 def _post(server: RunningServer, **extra: Any) -> httpx.Response:
