@@ -22,7 +22,6 @@ from typing import Any
 
 import llguidance
 import llguidance.hf
-import llguidance.torch
 import torch
 
 from loupe.domain import Constraint, JsonOutput, ToolCallOutput
@@ -77,9 +76,10 @@ class Grammars:
 
     def fill(self, states: Sequence[GrammarState]) -> torch.Tensor:
         """The allowed-token bitmask of each state, one int32 row of `width` bits each."""
-        bitmask = torch.empty(llguidance.torch.get_bitmask_shape(len(states), self._width), dtype=torch.int32)
+        words = (self._width + 31) // 32
+        bitmask = torch.empty((len(states), words), dtype=torch.int32)
         for row, state in enumerate(states):
-            llguidance.torch.fill_next_token_bitmask(state.matcher, bitmask, row)
+            state.matcher.unsafe_compute_mask_ptr(bitmask[row].data_ptr(), words * 4)
         return bitmask
 
     def _template(self, constraint: Constraint) -> llguidance.LLMatcher:
@@ -121,8 +121,12 @@ class Grammars:
 
 
 def apply(logits: torch.Tensor, bitmask: torch.Tensor) -> None:
-    """Disallowed tokens of each row to -inf, in place (`logits` [rows, width] float32)."""
-    llguidance.torch.apply_token_bitmask_inplace(logits, bitmask)
+    """Disallowed tokens of each row to -inf, in place (`logits` [rows, width] float32).
+
+    (llguidance.torch has the same, but importing it runs torch.compile.)"""
+    bits = torch.arange(32, dtype=torch.int32, device=bitmask.device)
+    allowed = ((bitmask.unsqueeze(-1) >> bits) & 1).bool().view(bitmask.shape[0], -1)
+    logits.masked_fill_(~allowed[:, : logits.shape[-1]], float("-inf"))
 
 
 def _refusal(detail: str, constraint: Constraint) -> InvalidRequest:
