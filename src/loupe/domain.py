@@ -16,6 +16,7 @@ class Role(str, enum.Enum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
+    TOOL = "tool"
 
 
 class Detail(str, enum.Enum):
@@ -99,9 +100,22 @@ ContentPart = TextPart | ImageRef
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model made: `arguments` is JSON text, as OpenAI sends it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
+    """A turn. An assistant turn may carry the calls it made; a tool turn answers `tool_call_id`."""
+
     role: Role
     content: tuple[ContentPart, ...]
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
     def images(self) -> tuple[ImageRef, ...]:
         return tuple(p for p in self.content if isinstance(p, ImageRef))
@@ -113,6 +127,8 @@ class PromptMessage:
 
     role: Role
     content: tuple[TextPart | PreparedImage | PlannedImage, ...]
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +195,9 @@ class ChatRequest:
     user: str | None = None
     safety_identifier: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()  # OpenAI's `metadata`, kept with the ledger row
+    # The functions the model is shown (none when `tool_choice` is "none"); a "required" or
+    # named choice is `sampling.constraint`, a ToolCallOutput.
+    tools: tuple[ToolSpec, ...] = ()
 
     def images(self) -> tuple[ImageRef, ...]:
         return tuple(img for m in self.messages for img in m.images())
@@ -212,7 +231,7 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-FinishReason = Literal["stop", "length", "cancelled"]
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +271,17 @@ class ChoiceFinished:
     completion_tokens: int
 
 
-GenerationEvent = TextDelta | ChoiceFinished
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A whole tool call of choice `index`, the `position`-th of that choice."""
+
+    index: int
+    position: int
+    call: ToolCall
+    tokens: int = 0
+
+
+GenerationEvent = TextDelta | ToolCallDelta | ChoiceFinished
 
 
 @dataclass(frozen=True, slots=True)

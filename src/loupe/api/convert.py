@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
+from typing import Literal
 
 from loupe.api import schemas as wire
 
@@ -19,14 +21,24 @@ from loupe.domain import (
     ModelCard,
     Role,
     SamplingParams,
+    FinishReason,
     TextPart,
     TokenLogprob,
+    ToolCall,
+    ToolCallOutput,
+    ToolSpec,
     Usage,
 )
 from loupe.errors import InvalidRequest
 from loupe.service.chat import ChatRun, Completion
 
-_ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
+_ROLES = {
+    "system": Role.SYSTEM,
+    "developer": Role.SYSTEM,
+    "user": Role.USER,
+    "assistant": Role.ASSISTANT,
+    "tool": Role.TOOL,
+}
 _DETAILS = {d.value: d for d in Detail}
 
 
@@ -47,10 +59,19 @@ def to_domain(body: wire.ChatCompletionRequest, *, max_choices: int) -> ChatRequ
     if body.stream_options is not None and not body.stream:
         raise InvalidRequest("stream_options is only allowed when stream is true", param="stream_options")
     messages = tuple(_message(i, m) for i, m in enumerate(body.messages))
+    tools, forced = _tools(body)
+    sampling = _sampling(body)
+    if forced is not None:
+        if sampling.constraint is not None:
+            raise InvalidRequest(
+                "a required or named tool_choice cannot be combined with response_format", param="response_format"
+            )
+        sampling = replace(sampling, constraint=forced)
     return ChatRequest(
         model=body.model,
         messages=messages,
-        sampling=_sampling(body),
+        sampling=sampling,
+        tools=tools,
         stream=body.stream,
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
         user=body.user,
@@ -109,15 +130,60 @@ def _logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
     return tuple(sorted(out))
 
 
+def _tools(body: wire.ChatCompletionRequest) -> tuple[tuple[ToolSpec, ...], ToolCallOutput | None]:
+    """The tools shown to the model, and the constraint a required or named choice makes."""
+    choice = body.tool_choice
+    if not body.tools:
+        if choice is not None and choice != "none":
+            raise InvalidRequest("tool_choice needs tools", param="tool_choice")
+        return (), None
+    specs = tuple(_tool(i, t) for i, t in enumerate(body.tools))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise InvalidRequest("tool names must be unique", param="tools")
+    if choice == "none":
+        return (), None
+    parallel = body.parallel_tool_calls is not False
+    if choice == "required":
+        return specs, ToolCallOutput(specs, parallel)
+    if isinstance(choice, wire.NamedToolChoice):
+        named = [s for s in specs if s.name == choice.function.name]
+        if not named:
+            raise InvalidRequest(
+                f"tool_choice names {choice.function.name!r}, which is not among the tools",
+                param="tool_choice.function.name",
+            )
+        return specs, ToolCallOutput(tuple(named), parallel=False)
+    return specs, None
+
+
+def _tool(index: int, tool: wire.Tool) -> ToolSpec:
+    parameters = tool.function.parameters if tool.function.parameters is not None else {"type": "object"}
+    return ToolSpec(
+        name=tool.function.name,
+        parameters=json.dumps(parameters, sort_keys=True, separators=(",", ":")),
+        description=tool.function.description,
+    )
+
+
 def _message(index: int, message: wire.ChatMessage) -> Message:
     where = f"messages[{index}]"
     role = _ROLES.get(message.role)
     if role is None:
         raise InvalidRequest(
-            f"unknown role {message.role!r}; use one of system, user, assistant", param=f"{where}.role"
+            f"unknown role {message.role!r}; use one of system, user, assistant, tool", param=f"{where}.role"
         )
+    calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or ())
+    if calls and role is not Role.ASSISTANT:
+        raise InvalidRequest("only assistant messages carry tool_calls", param=f"{where}.tool_calls")
+    if role is Role.TOOL and not message.tool_call_id:
+        raise InvalidRequest("a tool message needs the tool_call_id it answers", param=f"{where}.tool_call_id")
+    if message.content is None:
+        if not calls:
+            raise InvalidRequest("content is required unless the message carries tool_calls", param=f"{where}.content")
+        return Message(role=role, content=(), tool_calls=calls)
     if isinstance(message.content, str):
-        return Message(role=role, content=(TextPart(message.content),))
+        return Message(role=role, content=(TextPart(message.content),), tool_calls=calls, tool_call_id=message.tool_call_id)
     parts: list[ContentPart] = []
     for j, part in enumerate(message.content):
         if isinstance(part, wire.TextContent):
@@ -127,7 +193,7 @@ def _message(index: int, message: wire.ChatMessage) -> Message:
         if role is not Role.USER:
             raise InvalidRequest(f"images are only allowed in user messages, not {message.role}", param=param)
         parts.append(ImageRef(url=part.image_url.url, detail=_detail(part.image_url.detail, param), param=param))
-    return Message(role=role, content=tuple(parts))
+    return Message(role=role, content=tuple(parts), tool_calls=calls, tool_call_id=message.tool_call_id)
 
 
 def _detail(value: str | None, param: str) -> Detail | None:
@@ -147,8 +213,8 @@ def completion_to_wire(run: ChatRun, done: Completion) -> wire.ChatCompletion:
         choices=[
             wire.Choice(
                 index=i,
-                message=wire.AssistantMessage(content=text),
-                finish_reason="length" if reason == "length" else "stop",
+                message=_assistant(text, done.tool_calls[i] if done.tool_calls else ()),
+                finish_reason=finish_to_wire(reason),
                 logprobs=logprobs_to_wire(done.logprobs[i]) if run.request.sampling.logprobs else None,
             )
             for i, (text, reason) in enumerate(zip(done.texts, done.finish_reasons, strict=True))
@@ -156,6 +222,20 @@ def completion_to_wire(run: ChatRun, done: Completion) -> wire.ChatCompletion:
         usage=usage_to_wire(done.usage),
         system_fingerprint=run.engine.card.fingerprint,
     )
+
+
+def _assistant(text: str, calls: Sequence[ToolCall]) -> wire.AssistantMessage:
+    if not calls:
+        return wire.AssistantMessage(content=text)
+    return wire.AssistantMessage(content=text or None, tool_calls=[call_to_wire(c) for c in calls])
+
+
+def call_to_wire(call: ToolCall) -> wire.ToolCallObject:
+    return wire.ToolCallObject(id=call.id, function=wire.FunctionCall(name=call.name, arguments=call.arguments))
+
+
+def finish_to_wire(reason: FinishReason) -> Literal["stop", "length", "tool_calls"]:
+    return "length" if reason == "length" else "tool_calls" if reason == "tool_calls" else "stop"
 
 
 def logprobs_to_wire(entries: Sequence[TokenLogprob]) -> wire.ChoiceLogprobs:

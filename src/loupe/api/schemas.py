@@ -35,11 +35,52 @@ class ImageContent(BaseModel):
 ContentPart = Annotated[TextContent | ImageContent, Field(discriminator="type")]
 
 
+class FunctionCall(BaseModel):
+    model_config = _STRICT
+    name: str
+    arguments: str
+
+
+class ToolCallObject(BaseModel):
+    model_config = _STRICT
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     model_config = _STRICT
     role: str
-    content: str | list[ContentPart]
+    content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCallObject] | None = None  # assistant turns
+    tool_call_id: str | None = None  # tool turns
+    refusal: str | None = None  # sent back as received; Loupe's models never refuse this way
+
+
+class FunctionDefinition(BaseModel):
+    model_config = _STRICT
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    model_config = _STRICT
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(BaseModel):
+    model_config = _STRICT
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    model_config = _STRICT
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class StreamOptions(BaseModel):
@@ -96,6 +137,8 @@ class ChatCompletionRequest(BaseModel):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
     response_format: ResponseFormat | None = None
+    tools: list[Tool] | None = Field(None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
 
     @field_validator("metadata")
     @classmethod
@@ -115,8 +158,6 @@ class ChatCompletionRequest(BaseModel):
 # Fields of OpenAI's chat API that Loupe does not implement, with the value that means "off".
 _ABSENT = object()
 UNSUPPORTED_FIELDS: dict[str, object] = {
-    "tools": _ABSENT,
-    "tool_choice": "none",
     "functions": _ABSENT,
     "function_call": "none",
     "audio": _ABSENT,
@@ -155,10 +196,22 @@ class CompletionUsage(BaseModel):
     prompt_tokens_details: PromptTokensDetails
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
+class ToolCallChunk(BaseModel):
+    index: int
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
     refusal: None = None  # OpenAI requires the key; Loupe's models never refuse by a separate channel
+    tool_calls: list[ToolCallObject] | None = Field(None, exclude_if=_absent)  # absent, never null
 
 
 class TopLogprobObject(BaseModel):
@@ -179,7 +232,7 @@ class ChoiceLogprobs(BaseModel):
 class Choice(BaseModel):
     index: int
     message: AssistantMessage
-    finish_reason: Literal["stop", "length"]
+    finish_reason: Literal["stop", "length", "tool_calls"]
     logprobs: ChoiceLogprobs | None = None
 
 
@@ -194,21 +247,18 @@ class ChatCompletion(BaseModel):
     service_tier: Literal["default"] = "default"
 
 
-def _absent(value: object) -> bool:
-    return value is None
-
-
 class Delta(BaseModel):
     """OpenAI leaves out `role` after the first chunk (null is not allowed there)."""
 
     role: Literal["assistant"] | None = Field(None, exclude_if=_absent)
     content: str | None = None
+    tool_calls: list[ToolCallChunk] | None = Field(None, exclude_if=_absent)
 
 
 class ChunkChoice(BaseModel):
     index: int
     delta: Delta
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: Literal["stop", "length", "tool_calls"] | None = None
     logprobs: ChoiceLogprobs | None = None
 
 

@@ -10,9 +10,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from loupe.api import schemas as wire
-from loupe.api.convert import logprobs_to_wire, usage_to_wire
+from loupe.api.convert import call_to_wire, finish_to_wire, logprobs_to_wire, usage_to_wire
 from loupe.api.errors import envelope, status_of
-from loupe.domain import ChoiceFinished, GenerationEvent, TextDelta
+from loupe.domain import ChoiceFinished, GenerationEvent, TextDelta, ToolCallDelta
 from loupe.errors import LoupeError
 from loupe.service.chat import ChatRun
 
@@ -53,8 +53,12 @@ class ChunkWriter:
             logprobs = logprobs_to_wire(event.logprobs) if event.logprobs else None
             delta = wire.Delta(content=event.text)
             out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=delta, logprobs=logprobs)]))
+        elif isinstance(event, ToolCallDelta):
+            call = call_to_wire(event.call)
+            delta = wire.Delta(tool_calls=[wire.ToolCallChunk(index=event.position, id=call.id, function=call.function)])
+            out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=delta)]))
         elif isinstance(event, ChoiceFinished):
-            reason: Literal["stop", "length"] = "length" if event.reason == "length" else "stop"
+            reason = finish_to_wire(event.reason)
             out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=wire.Delta(), finish_reason=reason)]))
         return out
 

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
 
-from loupe.domain import GenerationEvent, ModelCard, PreparedImage, PromptMessage, PromptStats, SamplingParams
+from loupe.domain import (
+    GenerationEvent,
+    ModelCard,
+    PreparedImage,
+    PromptMessage,
+    PromptStats,
+    SamplingParams,
+    ToolSpec,
+)
 from loupe.engines.local.core import EngineCore
 from loupe.engines.local.families import family_for
 from loupe.engines.local.generation import eos_ids, run_choices
@@ -25,6 +33,9 @@ from loupe.engines.local.loader import LoadedModel
 from loupe.engines.local.prompt import build_prompt, count_prompt
 from loupe.engines.local.runner import KeyedPrompt, ModelRunner
 from loupe.engines.local.scheduler import Scheduler
+from loupe.engines.local.tool_events import with_tool_calls
+from loupe.models import MODEL_TYPES
+from loupe.models.tool_calls import HERMES, ToolCallFormat, format_for
 from loupe.engines.local.vocab import Vocabulary
 from loupe.engines.local.worker import InferenceWorker
 from loupe.errors import InvalidRequest
@@ -64,7 +75,8 @@ class LocalEngine:
         self._worker: InferenceWorker | None = None
         tokenizer = loaded.processor.tokenizer
         self._vocabulary = cache(lambda: Vocabulary(tokenizer))  # built on the first logprobs
-        self._grammars = grammars_of(loaded)
+        self._tool_format = format_for(MODEL_TYPES.get(loaded.checkpoint.model_type, ""))
+        self._grammars = grammars_of(loaded, self._tool_format)
         family = family_for(loaded.checkpoint.model_type)
         if family is None:
             self._worker = InferenceWorker(max_queue=max_queue)
@@ -109,15 +121,15 @@ class LocalEngine:
         await asyncio.to_thread((self._core or self._worker).stop)  # type: ignore[union-attr]
         self._preprocess.shutdown(wait=False, cancel_futures=True)
 
-    async def prepare(self, messages: Sequence[PromptMessage]) -> KeyedPrompt:
+    async def prepare(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> KeyedPrompt:
         """The prompt's model inputs. Images whose embeddings the batched engine holds (a later
         turn of a conversation, an image sent again) skip the resize and pixel values."""
         loop = asyncio.get_running_loop()
         keys = tuple(_image_key(p) for p in _images(messages))
         pixels = not (keys and self._core is not None and self._runner.holds_features(keys))
-        build = partial(build_prompt, self._loaded.processor, messages)
+        build = partial(build_prompt, self._loaded.processor, messages, tools=tuple(tools))
         local = await loop.run_in_executor(self._preprocess, build, pixels)
-        return KeyedPrompt(local=local, image_keys=keys, complete=None if local.pixels else build)
+        return KeyedPrompt(local=local, image_keys=keys, complete=None if local.pixels else build, tools=tuple(tools))
 
     async def check(self, sampling: SamplingParams) -> None:
         """Compile the request's grammar, off the event loop and the inference thread; a
@@ -126,9 +138,10 @@ class LocalEngine:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._preprocess, self._grammars.check, sampling.constraint)
 
-    async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
+    async def count(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> PromptStats:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._preprocess, count_prompt, self._loaded.processor, messages)
+        count = partial(count_prompt, self._loaded.processor, messages, tuple(tools))
+        return await loop.run_in_executor(self._preprocess, count)
 
     async def generate(
         self, prompt: object, sampling: SamplingParams, max_tokens: int
@@ -144,6 +157,8 @@ class LocalEngine:
                 run_choices, self._loaded, self._vocabulary, self._grammars, prompt.local, sampling, max_tokens
             )
             events = self._worker.stream(job)
+        if prompt.tools:
+            events = with_tool_calls(events, self._tool_format)
         async with aclosing(events) as stream:
             async for event in stream:
                 yield event
@@ -152,10 +167,10 @@ class LocalEngine:
         return str(self._loaded.processor.tokenizer.decode(ids, skip_special_tokens=True))
 
 
-def grammars_of(loaded: LoadedModel) -> Grammars:
+def grammars_of(loaded: LoadedModel, fmt: ToolCallFormat = HERMES) -> Grammars:
     """The grammars of a model: masks as wide as its logits, its family's tool-call format."""
     width = int(loaded.model.config.get_text_config().vocab_size)
-    return Grammars(loaded.processor.tokenizer, width, eos_ids(loaded), tool_grammar=None)
+    return Grammars(loaded.processor.tokenizer, width, eos_ids(loaded), tool_grammar=fmt.grammar)
 
 
 def _images(messages: Sequence[PromptMessage]) -> list[PreparedImage]:

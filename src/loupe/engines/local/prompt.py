@@ -14,10 +14,12 @@ from typing import Any
 
 import torch
 
-from loupe.domain import PreparedImage, PromptMessage, PromptStats, TextPart, nested_overrides
+from loupe.domain import PreparedImage, PromptMessage, PromptStats, TextPart, ToolSpec, nested_overrides
+from loupe.engines.local.conversation import conversation
 from loupe.engines.local.fast_images import resized
 from loupe.engines.local.fast_processor import placeholder_inputs, skips_pixels
 from loupe.errors import InvalidRequest
+from loupe.models.tool_calls import HERMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,31 +33,21 @@ class LocalPrompt:
     pixels: bool = True
 
 
-def to_conversation(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
-    """The structure HF chat templates iterate: content parts of type `image` and `text`."""
-    conversation = []
-    for message in messages:
-        parts: list[dict[str, Any]] = []
-        for part in message.content:
-            if isinstance(part, TextPart):
-                parts.append({"type": "text", "text": part.text})
-            else:
-                parts.append({"type": "image"})
-        conversation.append({"role": message.role.value, "content": parts})
-    return conversation
+def templated(processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> str:
+    """The prompt text through the checkpoint's chat template (tools included, see conversation)."""
+    turns, extra = conversation(processor, messages, tools, HERMES)
+    return str(processor.apply_chat_template(turns, add_generation_prompt=True, tokenize=False, **extra))
 
 
-def templated(processor: Any, messages: Sequence[PromptMessage]) -> str:
-    return str(processor.apply_chat_template(to_conversation(messages), add_generation_prompt=True, tokenize=False))
-
-
-def build_prompt(processor: Any, messages: Sequence[PromptMessage], pixels: bool = True) -> LocalPrompt:
+def build_prompt(
+    processor: Any, messages: Sequence[PromptMessage], pixels: bool = True, tools: Sequence[ToolSpec] = ()
+) -> LocalPrompt:
     """The model inputs of these messages. With `pixels` False, where the processor can, the
     images are neither resized nor turned into pixel values (an engine that holds their
     embeddings does not need them): the prompt's ids, grids and counts are the same."""
     prepared = [p for m in messages for p in m.content if isinstance(p, PreparedImage)]
     overrides = _shared_overrides(prepared)
-    text = templated(processor, messages)
+    text = templated(processor, messages, tools)
     try:
         built = _placeholders(processor, text, prepared, pixels) if skips_pixels(processor) and not overrides else None
         if built is None:
@@ -99,10 +91,10 @@ def _placeholders(
     return inputs, PromptStats(prompt_tokens=int(inputs["input_ids"].shape[1]), image_tokens=image_tokens)
 
 
-def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptStats:
+def count_prompt(processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> PromptStats:
     """Exact prompt tokens without the image processor: the text around each image marker
     tokenized as the processor would, plus each image's planned tokens (planned or prepared)."""
-    text = templated(processor, messages)
+    text = templated(processor, messages, tools)
     marker = processor.image_token
     spans: list[int] = []
     start = text.find(marker)

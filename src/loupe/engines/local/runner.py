@@ -19,7 +19,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import Cache
 
-from loupe.domain import PromptStats
+from loupe.domain import PromptStats, ToolSpec
 from loupe.engines.local.batch_cache import Layers, RoomyLayer, layer_states
 from loupe.engines.local.batch_prefill import grouped, split, stacked
 from loupe.engines.local.families import Family, Features, ImageGroup, Prefill
@@ -46,6 +46,7 @@ class KeyedPrompt:
     image_keys: tuple[str, ...]
     cached_tokens: int = 0
     complete: Callable[[], LocalPrompt] | None = None
+    tools: tuple[ToolSpec, ...] = ()  # offered to the model: its output is parsed for calls
 
     @property
     def stats(self) -> PromptStats:

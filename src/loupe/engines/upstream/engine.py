@@ -22,6 +22,7 @@ from loupe.domain import (
     PromptMessage,
     PromptStats,
     SamplingParams,
+    ToolSpec,
 )
 from loupe.engines.local.prompt import count_prompt
 from loupe.engines.upstream.choices import ChoiceStream, UpstreamCounters, merge
@@ -41,6 +42,7 @@ class UpstreamPrompt:
     messages: list[dict[str, Any]]
     stats: PromptStats
     cached_tokens: int = 0  # an upstream's prefix caching is its own business
+    tools: tuple[ToolSpec, ...] = ()
 
 
 class UpstreamEngine:
@@ -90,15 +92,15 @@ class UpstreamEngine:
         await self._pool.close()
         await self._client.aclose()
 
-    async def prepare(self, messages: Sequence[PromptMessage]) -> UpstreamPrompt:
+    async def prepare(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> UpstreamPrompt:
         """Count the prompt with the checkpoint's processor and encode its images (off the loop)."""
-        return await asyncio.to_thread(self._prepare, messages)
+        return await asyncio.to_thread(self._prepare, messages, tuple(tools))
 
     async def check(self, sampling: SamplingParams) -> None:
         """The upstream enforces its own grammars; its refusal comes back as a 400."""
 
-    async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
-        return await asyncio.to_thread(count_prompt, self._processor, messages)
+    async def count(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> PromptStats:
+        return await asyncio.to_thread(count_prompt, self._processor, messages, tuple(tools))
 
     async def generate(
         self, prompt: object, sampling: SamplingParams, max_tokens: int
@@ -129,9 +131,9 @@ class UpstreamEngine:
             sent=sent,
         )
 
-    def _prepare(self, messages: Sequence[PromptMessage]) -> UpstreamPrompt:
-        stats = count_prompt(self._processor, messages)
-        return UpstreamPrompt(messages=openai_messages(messages, self._encode), stats=stats)
+    def _prepare(self, messages: Sequence[PromptMessage], tools: tuple[ToolSpec, ...]) -> UpstreamPrompt:
+        stats = count_prompt(self._processor, messages, tools)
+        return UpstreamPrompt(messages=openai_messages(messages, self._encode), stats=stats, tools=tools)
 
     def _count_text(self, text: str) -> int:
         """Completion tokens of an upstream that reported no usage: the checkpoint's tokenizer's count."""
