@@ -125,12 +125,13 @@ class ToolCallParser:
         return held
 
     def _call(self, block: str) -> str | ToolCall:
+        as_text = self.format.open.rstrip("\n") + block + self.format.close
         try:
             value = json.loads(block)
         except ValueError:
-            return self.format.open + block + self.format.close
+            return as_text
         if not (isinstance(value, dict) and isinstance(value.get("name"), str) and "arguments" in value):
-            return self.format.open + block + self.format.close
+            return as_text
         arguments = value["arguments"]
         text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
         call = ToolCall(id=new_call_id(), name=value["name"], arguments=text)
