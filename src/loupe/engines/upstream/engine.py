@@ -122,7 +122,7 @@ class UpstreamEngine:
         return ChoiceStream(
             client=self._client,
             pool=self._pool,
-            body=chat_body(self._upstream_model, prompt.messages, sampling, max_tokens, seed=seed),
+            body=chat_body(self._upstream_model, prompt.messages, sampling, max_tokens, seed=seed, tools=prompt.tools),
             index=index,
             expected=prompt.stats,
             max_attempts=self._max_attempts,
