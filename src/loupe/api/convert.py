@@ -15,13 +15,13 @@ from loupe.domain import (
     ContentPart,
     Detail,
     Estimate,
+    FinishReason,
     ImageRef,
     JsonOutput,
     Message,
     ModelCard,
     Role,
     SamplingParams,
-    FinishReason,
     TextPart,
     TokenLogprob,
     ToolCall,
@@ -137,7 +137,7 @@ def _tools(body: wire.ChatCompletionRequest) -> tuple[tuple[ToolSpec, ...], Tool
         if choice is not None and choice != "none":
             raise InvalidRequest("tool_choice needs tools", param="tool_choice")
         return (), None
-    specs = tuple(_tool(i, t) for i, t in enumerate(body.tools))
+    specs = tuple(_tool(t) for t in body.tools)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise InvalidRequest("tool names must be unique", param="tools")
@@ -157,7 +157,7 @@ def _tools(body: wire.ChatCompletionRequest) -> tuple[tuple[ToolSpec, ...], Tool
     return specs, None
 
 
-def _tool(index: int, tool: wire.Tool) -> ToolSpec:
+def _tool(tool: wire.Tool) -> ToolSpec:
     parameters = tool.function.parameters if tool.function.parameters is not None else {"type": "object"}
     return ToolSpec(
         name=tool.function.name,

@@ -34,11 +34,11 @@ from loupe.engines.local.prompt import build_prompt, count_prompt
 from loupe.engines.local.runner import KeyedPrompt, ModelRunner
 from loupe.engines.local.scheduler import Scheduler
 from loupe.engines.local.tool_events import with_tool_calls
-from loupe.models import MODEL_TYPES
-from loupe.models.tool_calls import HERMES, ToolCallFormat, format_for
 from loupe.engines.local.vocab import Vocabulary
 from loupe.engines.local.worker import InferenceWorker
 from loupe.errors import InvalidRequest
+from loupe.models import MODEL_TYPES
+from loupe.models.tool_calls import HERMES, ToolCallFormat, format_for
 
 MiB = 1024 * 1024
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Sequence as Seq
+from typing import cast
 
 import torch
 
@@ -45,9 +46,9 @@ class Sampler:
         """The constrained rows (a copy: `logits` may be a view of the model's output), with
         the tokens their grammars forbid at -inf."""
         assert self._grammars is not None, "a constrained sequence needs the model's grammars"
-        states = [seqs[i].grammar for i in rows]
+        states = [cast(GrammarState, seqs[i].grammar) for i in rows]
         masked = logits[torch.tensor(rows, device=logits.device)]
-        apply(masked, self._grammars.fill([s for s in states if isinstance(s, GrammarState)]).to(logits.device))
+        apply(masked, self._grammars.fill(states).to(logits.device))
         return dict(zip(rows, masked, strict=True))
 
     def _pick(self, logits: torch.Tensor, seqs: Seq[Sequence], masked: dict[int, torch.Tensor]) -> list[int]:
