@@ -54,7 +54,7 @@ CASES: list[tuple[str, Any, int, str, str | None]] = [
         "messages[0].role",
     ),
     ("unknown model", lambda m: chat("no-such-model", "hi"), 404, "MODEL_NOT_FOUND", "model"),
-    ("tools", lambda m: chat(m, "hi", tools=[{"type": "function"}]), 400, "INVALID_REQUEST_BODY", "tools"),
+    ("tool without a function", lambda m: chat(m, "hi", tools=[{"type": "function"}]), 400, "INVALID_REQUEST_BODY", "tools[0].function"),
     ("audio output", lambda m: chat(m, "hi", audio={"voice": "alloy", "format": "wav"}), 400, "INVALID_REQUEST_BODY", "audio"),
     (
         "unknown response format",

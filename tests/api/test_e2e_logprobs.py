@@ -42,7 +42,9 @@ def test_logprobs_agree_with_the_greedy_choice_streamed_and_not(qwen_server: Run
         jsonschema.validate(chunk.model_dump(exclude_unset=True), schemas.CREATE_CHAT_COMPLETION_STREAM_RESPONSE)
         if chunk.choices and chunk.choices[0].logprobs:
             streamed.extend(chunk.choices[0].logprobs.content or [])
-    assert [(e.token, e.logprob) for e in streamed] == [(e.token, e.logprob) for e in content]
+    # The second request reuses the first one's prompt states: the same tokens, logprobs to rounding.
+    assert [e.token for e in streamed] == [e.token for e in content]
+    assert [e.logprob for e in streamed] == pytest.approx([e.logprob for e in content], abs=1e-4)
 
 
 def test_without_logprobs_they_are_null(qwen_server: RunningServer) -> None:
