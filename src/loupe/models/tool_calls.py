@@ -28,8 +28,11 @@ __all__ = ["HERMES", "ToolCallFormat", "ToolCallParser", "format_for", "new_call
 
 @dataclass(frozen=True, slots=True)
 class ToolCallFormat:
-    """How one family writes calls: each call's JSON between `open` and `close`."""
+    """How one family writes calls: each call's JSON between `open` and `close`. `native`: the
+    family's own chat template renders tools in this format, where a checkpoint's template has
+    them (otherwise the convention is written into the conversation as text)."""
 
+    native: bool = False
     open: str = "<tool_call>\n"
     close: str = "\n</tool_call>"
     separator: str = "\n"
@@ -66,12 +69,17 @@ class ToolCallFormat:
 
 
 HERMES = ToolCallFormat()
+"""Qwen's blocks, as Loupe's convention for families with no tools format of their own."""
+
+# Families whose published chat templates render tools, calls and results as Qwen's blocks.
+_NATIVE = {"qwen2.5-vl": ToolCallFormat(native=True), "qwen3-vl": ToolCallFormat(native=True)}
 
 
 def format_for(family: str) -> ToolCallFormat:
-    """The tool-call format of a family (every family Loupe serves writes Qwen's blocks: natively
-    for Qwen2.5-VL and Qwen3-VL, by Loupe's convention for the others)."""
-    return HERMES
+    """The tool-call format of a family (by the name `/v1/models` reports): Qwen's blocks,
+    rendered by the template for Qwen2.5-VL and Qwen3-VL, by Loupe's convention for the others
+    (GLM-4V included: its own format is not implemented, so its template is not asked to)."""
+    return _NATIVE.get(family, HERMES)
 
 
 def new_call_id() -> str:

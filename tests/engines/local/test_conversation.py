@@ -12,6 +12,7 @@ import pytest
 from loupe.domain import PromptMessage, Role, TextPart, ToolCall, ToolSpec
 from loupe.engines.local.processor import load_processor
 from loupe.engines.local.prompt import count_prompt, templated
+from loupe.models.tool_calls import format_for
 
 TOOL = ToolSpec("get_weather", '{"properties":{"city":{"type":"string"}},"type":"object"}', "Weather forecast")
 CALL = ToolCall("call_1", "get_weather", '{"city": "Oslo"}')
@@ -65,12 +66,14 @@ def processor(tiny_checkpoint: Callable[[str], Path]) -> object:
 def test_a_template_that_knows_tools_renders_them_itself(processor: object) -> None:
     processor.chat_template = TOOLS_TEMPLATE  # type: ignore[attr-defined]
     try:
-        text = templated(processor, MESSAGES, [TOOL])
+        text = templated(processor, MESSAGES, [TOOL], format_for("qwen2.5-vl"))
+        assert "You may call one or more of these functions" in templated(processor, MESSAGES, [TOOL], format_for("glm4v"))
     finally:
         processor.chat_template = None  # type: ignore[attr-defined]
     assert '"name": "get_weather"' in text.split("</tools>")[0]
     assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>' in text
     assert text.count("<tool_response>") == 2
+    assert "You may call one or more of these functions" not in text  # the template's words, not Loupe's
 
 
 def test_other_templates_get_the_convention_as_text(processor: object, tiny_checkpoint: Callable[[str], Path]) -> None:

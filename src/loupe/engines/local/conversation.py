@@ -1,7 +1,7 @@
 """Prompt messages as the conversation a chat template iterates, tools included.
 
-A checkpoint whose template knows tools (Qwen2.5-VL's and Qwen3-VL's mention `tools`) gets
-them as the template expects: the function list as `tools`, assistant turns with `tool_calls`,
+A checkpoint of a family whose template knows tools in the format Loupe parses (Qwen2.5-VL,
+Qwen3-VL), whose template mentions `tools`, gets them as the template expects: the function list as `tools`, assistant turns with `tool_calls`,
 `tool` turns with their results. Any other template sees Loupe's convention as plain text
 (see `loupe.models.tool_calls`): the functions in a system turn, calls written in the
 assistant's turn, results as user turns.
@@ -25,7 +25,7 @@ def conversation(
     """The conversation and the extra template arguments (`tools`) for these messages."""
     if not tools and not any(m.tool_calls or m.role is Role.TOOL for m in messages):
         return [_plain(m) for m in messages], {}
-    if "tools" in str(getattr(processor, "chat_template", None) or ""):
+    if fmt.native and "tools" in str(getattr(processor, "chat_template", None) or ""):
         extra = {"tools": [tool_object(t) for t in tools]} if tools else {}
         return [_native(m) for m in messages], extra
     return _convention(messages, tools, fmt), {}

@@ -127,7 +127,7 @@ class LocalEngine:
         loop = asyncio.get_running_loop()
         keys = tuple(_image_key(p) for p in _images(messages))
         pixels = not (keys and self._core is not None and self._runner.holds_features(keys))
-        build = partial(build_prompt, self._loaded.processor, messages, tools=tuple(tools))
+        build = partial(build_prompt, self._loaded.processor, messages, tools=tuple(tools), fmt=self._tool_format)
         local = await loop.run_in_executor(self._preprocess, build, pixels)
         return KeyedPrompt(local=local, image_keys=keys, complete=None if local.pixels else build, tools=tuple(tools))
 
@@ -140,7 +140,7 @@ class LocalEngine:
 
     async def count(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> PromptStats:
         loop = asyncio.get_running_loop()
-        count = partial(count_prompt, self._loaded.processor, messages, tuple(tools))
+        count = partial(count_prompt, self._loaded.processor, messages, tuple(tools), self._tool_format)
         return await loop.run_in_executor(self._preprocess, count)
 
     async def generate(

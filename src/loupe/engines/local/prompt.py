@@ -19,7 +19,7 @@ from loupe.engines.local.conversation import conversation
 from loupe.engines.local.fast_images import resized
 from loupe.engines.local.fast_processor import placeholder_inputs, skips_pixels
 from loupe.errors import InvalidRequest
-from loupe.models.tool_calls import HERMES
+from loupe.models.tool_calls import HERMES, ToolCallFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,21 +33,28 @@ class LocalPrompt:
     pixels: bool = True
 
 
-def templated(processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> str:
-    """The prompt text through the checkpoint's chat template (tools included, see conversation)."""
-    turns, extra = conversation(processor, messages, tools, HERMES)
+def templated(
+    processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = (), fmt: ToolCallFormat = HERMES
+) -> str:
+    """The prompt text through the checkpoint's chat template (tools in the family's format `fmt`,
+    see conversation)."""
+    turns, extra = conversation(processor, messages, tools, fmt)
     return str(processor.apply_chat_template(turns, add_generation_prompt=True, tokenize=False, **extra))
 
 
 def build_prompt(
-    processor: Any, messages: Sequence[PromptMessage], pixels: bool = True, tools: Sequence[ToolSpec] = ()
+    processor: Any,
+    messages: Sequence[PromptMessage],
+    pixels: bool = True,
+    tools: Sequence[ToolSpec] = (),
+    fmt: ToolCallFormat = HERMES,
 ) -> LocalPrompt:
     """The model inputs of these messages. With `pixels` False, where the processor can, the
     images are neither resized nor turned into pixel values (an engine that holds their
     embeddings does not need them): the prompt's ids, grids and counts are the same."""
     prepared = [p for m in messages for p in m.content if isinstance(p, PreparedImage)]
     overrides = _shared_overrides(prepared)
-    text = templated(processor, messages, tools)
+    text = templated(processor, messages, tools, fmt)
     try:
         built = _placeholders(processor, text, prepared, pixels) if skips_pixels(processor) and not overrides else None
         if built is None:
@@ -91,10 +98,12 @@ def _placeholders(
     return inputs, PromptStats(prompt_tokens=int(inputs["input_ids"].shape[1]), image_tokens=image_tokens)
 
 
-def count_prompt(processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> PromptStats:
+def count_prompt(
+    processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = (), fmt: ToolCallFormat = HERMES
+) -> PromptStats:
     """Exact prompt tokens without the image processor: the text around each image marker
     tokenized as the processor would, plus each image's planned tokens (planned or prepared)."""
-    text = templated(processor, messages, tools)
+    text = templated(processor, messages, tools, fmt)
     marker = processor.image_token
     spans: list[int] = []
     start = text.find(marker)

@@ -30,6 +30,7 @@ from loupe.engines.upstream.client import UpstreamClient
 from loupe.engines.upstream.encode import data_url
 from loupe.engines.upstream.replicas import ReplicaPool
 from loupe.engines.upstream.request import Encoder, chat_body, openai_messages
+from loupe.models.tool_calls import format_for
 from loupe.errors import InvalidRequest
 
 __all__ = ["UpstreamEngine", "UpstreamPrompt"]
@@ -67,6 +68,7 @@ class UpstreamEngine:
         self._upstream_model = upstream_model
         self._max_attempts = max_attempts
         self.counters = UpstreamCounters()
+        self._tool_format = format_for(card.family)  # how the upstream's template shows tools, to count them
 
     @property
     def card(self) -> ModelCard:
@@ -100,7 +102,7 @@ class UpstreamEngine:
         """The upstream enforces its own grammars; its refusal comes back as a 400."""
 
     async def count(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> PromptStats:
-        return await asyncio.to_thread(count_prompt, self._processor, messages, tuple(tools))
+        return await asyncio.to_thread(count_prompt, self._processor, messages, tuple(tools), self._tool_format)
 
     async def generate(
         self, prompt: object, sampling: SamplingParams, max_tokens: int
@@ -132,7 +134,7 @@ class UpstreamEngine:
         )
 
     def _prepare(self, messages: Sequence[PromptMessage], tools: tuple[ToolSpec, ...]) -> UpstreamPrompt:
-        stats = count_prompt(self._processor, messages, tools)
+        stats = count_prompt(self._processor, messages, tools, self._tool_format)
         return UpstreamPrompt(messages=openai_messages(messages, self._encode), stats=stats, tools=tools)
 
     def _count_text(self, text: str) -> int:
