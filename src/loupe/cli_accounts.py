@@ -185,7 +185,7 @@ def usage(
     key: Annotated[str | None, typer.Option("--key", metavar="KEY_ID", help="One key's id; omitted: every key")] = None,
     start: Annotated[datetime | None, typer.Option(metavar="TIME", help="From (UTC); default 30 days ago")] = None,
     end: Annotated[datetime | None, typer.Option(metavar="TIME", help="To (UTC); default now")] = None,
-    group_by: Annotated[str | None, typer.Option(metavar="model|day", help="Group by model or by day")] = None,
+    group_by: Annotated[str | None, typer.Option(metavar="model|day|user|metadata.KEY", help="Group by model, day, user or a metadata key")] = None,
     json: JsonOption = False,
     config: ConfigOption = None,
     db: DbOption = None,
@@ -193,12 +193,13 @@ def usage(
     """Requests, tokens (image tokens apart) and cost from the ledger."""
     from loupe.api.routes.usage import period
 
-    if group_by not in (None, "model", "day"):
-        fail("--group-by is model or day", 2)
+    if group_by is not None and group_by not in ("model", "day", "user") and not group_by.startswith("metadata."):
+        fail("--group-by is model, day, user or metadata.KEY", 2)
     begin, stop = _run(lambda: period(start, end))
     billing = _billing(_settings(config, db))
-    report = _run(lambda: billing.usage(key, begin, stop, group_by))  # type: ignore[arg-type]
-    rows = [(g.group, g.totals.as_dict()) for g in report.groups] + [("total", report.totals.as_dict())]
+    report = _run(lambda: billing.usage(key, begin, stop, group_by))
+    groups = [(g.group or "(none)", g.totals.as_dict()) for g in report.groups]
+    rows = groups + [("total", report.totals.as_dict())]
     if json:
         print_json({
             "start": begin.isoformat(), "end": stop.isoformat(), "key": key, "group_by": group_by,

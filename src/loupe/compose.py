@@ -14,6 +14,7 @@ from loupe.billing import Billing
 from loupe.compose_billing import start_heartbeat
 from loupe.domain import Prices
 from loupe.engines.local.engine import BatchingLimits, LocalEngine
+from loupe.engines.local.identity import local_fingerprint
 from loupe.engines.local.loader import load_model
 from loupe.engines.protocol import Engine
 from loupe.engines.upstream import UpstreamEngine, load_upstream_model
@@ -54,6 +55,8 @@ def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics)
         prices=prices_of(model, settings),
         owned_by=model.owned_by,
         family=model.family,
+        fingerprint=local_fingerprint(loaded),
+        vocab_size=len(loaded.processor.tokenizer),
     )
     engine = settings.engine
     limits = BatchingLimits(

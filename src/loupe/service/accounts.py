@@ -23,6 +23,7 @@ import anyio
 
 from loupe.billing import Admission, ApiKey, Billing, UsageReport, cost_nanos
 from loupe.billing.facade import CHARGED_STATUSES
+from loupe.billing.ledger import Tags
 from loupe.domain import RateLimitInfo, Usage
 from loupe.errors import AccessDenied, FailedToAuth, InvalidApiKey
 from loupe.service.chat import ChatRun
@@ -129,6 +130,7 @@ class Accounts:
     def _admit(self, key: ApiKey, run: ChatRun) -> Admission:
         if run.request.sampling.max_tokens is None and key.balance_nanos is not None:  # unlimited stays so
             run.max_tokens = self._affordable(key.id, run)
+        request = run.request
         return self._billing.admit(
             key,
             run.request.model,
@@ -136,6 +138,7 @@ class Accounts:
             run.stats.prompt_tokens,
             run.max_tokens * run.request.sampling.n,
             run.id,
+            Tags(request.user, request.safety_identifier, request.metadata),
         )
 
     def _affordable(self, key_id: str, run: ChatRun) -> int:

@@ -14,11 +14,13 @@ from typing import Any
 
 import torch
 
-from loupe.domain import PlannedImage, PreparedImage, PromptMessage, PromptStats, TextPart, nested_overrides
-from loupe.engines.local.control_text import neutral_messages
+from loupe.domain import PlannedImage, PreparedImage, PromptMessage, PromptStats, TextPart, ToolSpec, nested_overrides
+from loupe.engines.local.control_text import neutral_messages, neutral_tools
+from loupe.engines.local.conversation import conversation
 from loupe.engines.local.fast_images import resized
 from loupe.engines.local.fast_processor import placeholder_inputs, skips_pixels
 from loupe.errors import InvalidRequest
+from loupe.models.tool_calls import HERMES, ToolCallFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,24 +34,13 @@ class LocalPrompt:
     pixels: bool = True
 
 
-def to_conversation(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
-    """The structure HF chat templates iterate: content parts of type `image` and `text`."""
-    conversation = []
-    for message in messages:
-        parts: list[dict[str, Any]] = []
-        for part in message.content:
-            if isinstance(part, TextPart):
-                parts.append({"type": "text", "text": part.text})
-            else:
-                parts.append({"type": "image"})
-        conversation.append({"role": message.role.value, "content": parts})
-    return conversation
-
-
-def templated(processor: Any, messages: Sequence[PromptMessage]) -> str:
-    """The prompt's text, with the control strings a client wrote broken (see control_text)."""
-    conversation = to_conversation(neutral_messages(processor, messages))
-    return str(processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False))
+def templated(
+    processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = (), fmt: ToolCallFormat = HERMES
+) -> str:
+    """The prompt text through the checkpoint's chat template (tools in the family's format `fmt`,
+    see conversation), with the control strings a client wrote broken (see control_text)."""
+    turns, extra = conversation(processor, neutral_messages(processor, messages), neutral_tools(processor, tools), fmt)
+    return str(processor.apply_chat_template(turns, add_generation_prompt=True, tokenize=False, **extra))
 
 
 def chat_text_kwargs(processor: Any, text: str) -> dict[str, Any]:
@@ -64,13 +55,19 @@ def chat_text_kwargs(processor: Any, text: str) -> dict[str, Any]:
     return {"add_special_tokens": False} if bos is not None and text.startswith(bos) else {}
 
 
-def build_prompt(processor: Any, messages: Sequence[PromptMessage], pixels: bool = True) -> LocalPrompt:
+def build_prompt(
+    processor: Any,
+    messages: Sequence[PromptMessage],
+    pixels: bool = True,
+    tools: Sequence[ToolSpec] = (),
+    fmt: ToolCallFormat = HERMES,
+) -> LocalPrompt:
     """The model inputs of these messages. With `pixels` False, where the processor can, the
     images are neither resized nor turned into pixel values (an engine that holds their
     embeddings does not need them): the prompt's ids, grids and counts are the same."""
     prepared = [p for m in messages for p in m.content if isinstance(p, PreparedImage)]
     overrides = _shared_overrides(prepared)
-    text = templated(processor, messages)
+    text = templated(processor, messages, tools, fmt)
     try:
         built = _placeholders(processor, text, prepared, pixels) if skips_pixels(processor) and not overrides else None
         if built is None:
@@ -115,10 +112,12 @@ def _placeholders(
     return inputs, PromptStats(prompt_tokens=int(inputs["input_ids"].shape[1]), image_tokens=image_tokens)
 
 
-def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptStats:
+def count_prompt(
+    processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = (), fmt: ToolCallFormat = HERMES
+) -> PromptStats:
     """Exact prompt tokens without the image processor: the text around each image marker
     tokenized as the processor would, plus each image's planned tokens (planned or prepared)."""
-    text = templated(processor, messages)
+    text = templated(processor, messages, tools, fmt)
     marker = processor.image_token
     spans: list[int] = []
     start = text.find(marker)
