@@ -9,7 +9,12 @@ from loupe.errors import RequestTooLarge
 
 
 class BodyLimit:
-    """Checks Content-Length up front and counts streamed bytes for chunked bodies."""
+    """Checks Content-Length up front and counts streamed bytes for chunked bodies.
+
+    A chunked body that crosses the limit is cut off where it crosses it: the route's own
+    answer to the truncated body (FastAPI's "error parsing the body") is replaced by the 413,
+    sent with `connection: close` so the rest of the upload is not read.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self._app = app
@@ -29,14 +34,23 @@ class BodyLimit:
             await error_response(self._error())(scope, receive, send)
             return
         seen = 0
+        refused = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self._max:
+                    refused = True
                     raise self._error()
             return message
 
-        await self._app(scope, counted, send)
+        async def answer(message: Message) -> None:
+            if not refused:
+                await send(message)
+            elif message["type"] == "http.response.start":  # the app's answer to the cut body
+                response = error_response(self._error(), headers={"connection": "close"})
+                await response(scope, receive, send)
+
+        await self._app(scope, counted, answer)
