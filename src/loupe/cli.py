@@ -43,9 +43,8 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Load the models and serve the OpenAI-compatible API."""
-    import uvicorn
-
-    from loupe.compose import build_app, check_exposure, load_models, open_billing
+    from loupe.api.server import serve as serve_http
+    from loupe.compose import build_app, check_exposure, connection_limits, load_models, open_billing
     from loupe.logs import configure as configure_logs
     from loupe.service.metrics import Metrics
     from loupe.settings import load_settings
@@ -82,7 +81,7 @@ def serve(
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"API {base}/v1   docs {base}/docs   playground {base}/playground   metrics {base}/metrics")
     configure_logs(log_level)
-    uvicorn.run(web, host=settings.host, port=settings.port, log_level=log_level, access_log=False, log_config=None)
+    serve_http(web, settings.host, settings.port, connection_limits(settings), log_level)
 
 
 @app.command()

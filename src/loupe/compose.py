@@ -11,6 +11,7 @@ import redis
 from fastapi import FastAPI
 
 from loupe.api.app import create_app
+from loupe.api.connection import ConnectionLimits
 from loupe.api.state import AppState
 from loupe.billing import Billing, InProcessRateLimiter, Limits, RateLimiter, RedisRateLimiter, open_database, upgrade
 from loupe.domain import Prices
@@ -165,6 +166,11 @@ def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
 
     return run
 
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The HTTP server's deadlines and caps, from `[server]`."""
+    return ConnectionLimits(**settings.server.model_dump())
 
 
 def open_billing(settings: Settings) -> Billing:

@@ -54,6 +54,12 @@ class ContextLengthExceeded(LoupeError):
     code = "context_length_exceeded"
 
 
+class RequestTimeout(LoupeError):
+    """The request's headers or body did not arrive within the server's deadline."""
+
+    code = "REQUEST_TIMEOUT"
+
+
 class ModelNotFound(LoupeError):
     """The requested model is not served here."""
 

@@ -103,6 +103,24 @@ class EngineSettings(BaseModel):
     )
 
 
+class ServerSettings(BaseModel):
+    """The HTTP server's deadlines and caps: what one slow or idle client may hold."""
+
+    model_config = _FROZEN
+
+    header_timeout_s: float = Field(10.0, gt=0, description="a request's headers must arrive within this (else 408)")
+    body_timeout_s: float = Field(60.0, gt=0, description="a request's body must arrive within this after its headers (else 408)")
+    keep_alive_s: int = Field(5, ge=1, description="an idle kept-alive connection is closed after this")
+    write_timeout_s: float = Field(
+        30.0, gt=0, description="a response the client stops reading is dropped (the connection aborted) after this"
+    )
+    max_connections: int = Field(512, ge=1, description="open connections; requests on more are answered 503")
+    send_buffer_bytes: int = Field(
+        65536, ge=0, description="the kernel's send buffer per connection (0: its own sizing); bounds what a client "
+        "that stops reading can leave unread"
+    )
+
+
 class Settings(BaseModel):
     """Everything Loupe needs to run, read once at start-up."""
 
@@ -124,6 +142,7 @@ class Settings(BaseModel):
     models: tuple[ModelSettings, ...] = ()
     fetch: FetchSettings = FetchSettings()
     engine: EngineSettings = EngineSettings()
+    server: ServerSettings = ServerSettings()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Settings:

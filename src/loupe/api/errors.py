@@ -22,6 +22,7 @@ HTTP_TABLE: dict[type[errors.LoupeError], tuple[int, str]] = {
     errors.LoupeError: (500, "server_error"),
     errors.InvalidRequest: (400, "invalid_request_error"),
     errors.RequestTooLarge: (413, "invalid_request_error"),
+    errors.RequestTimeout: (408, "invalid_request_error"),
     errors.ContextLengthExceeded: (400, "invalid_request_error"),
     errors.ModelNotFound: (404, "invalid_request_error"),
     errors.NotFound: (404, "invalid_request_error"),
