@@ -64,6 +64,8 @@ def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics)
         prefill_budget=engine.prefill_budget,
         vision_cache_bytes=engine.vision_cache_mb * MiB,
         prefix_cache_bytes=engine.prefix_cache_mb * MiB,
+        stream_buffer=engine.stream_buffer_tokens,
+        stall_timeout_s=engine.stream_stall_timeout_s,
     )
     batch_sizes = metrics.batch_size.labels(model.id)
     local = LocalEngine(card, loaded, max_queue=engine.max_queue, limits=limits, observe_batch=batch_sizes.observe)

@@ -205,6 +205,12 @@ class ServiceUnavailable(LoupeError):
     code = "SERVICE_NOT_AVAILABLE"
 
 
+class StreamStalled(LoupeError):
+    """A streamed response's client stopped reading for longer than the stall timeout."""
+
+    code = "STREAM_STALLED"
+
+
 class ConfigError(LoupeError):
     """The configuration file or command-line options are invalid; raised before the server listens."""
 

@@ -101,6 +101,12 @@ class EngineSettings(BaseModel):
     image_cache_mb: int = Field(
         256, ge=0, description="decoded images kept for later turns, by file and planned size (per upstream model: encoded ones)"
     )
+    stream_buffer_tokens: int = Field(
+        64, ge=1, description="tokens per choice a streaming client may fall behind before its generation pauses"
+    )
+    stream_stall_timeout_s: float = Field(
+        30.0, gt=0, description="a generation paused that long for a client that reads nothing is cancelled"
+    )
 
 
 class ServerSettings(BaseModel):

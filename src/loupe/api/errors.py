@@ -36,6 +36,7 @@ HTTP_TABLE: dict[type[errors.LoupeError], tuple[int, str]] = {
     errors.RateLimited: (429, "rate_limit_error"),
     errors.DuplicateRequestId: (409, "invalid_request_error"),
     errors.ServiceUnavailable: (503, "server_error"),
+    errors.StreamStalled: (408, "invalid_request_error"),
     errors.UpstreamBadResponse: (502, "server_error"),
     errors.UpstreamUnavailable: (503, "server_error"),
     errors.UpstreamTimeout: (504, "server_error"),

@@ -38,6 +38,8 @@ class BatchingLimits:
     prefill_budget: int = 4096  # prompt tokens prefilled per step (at least one request)
     vision_cache_bytes: int = 256 * MiB
     prefix_cache_bytes: int = 512 * MiB
+    stream_buffer: int = 64  # tokens per choice a consumer may fall behind before its request pauses
+    stall_timeout_s: float = 30.0  # how long a request stays paused before it is cancelled
 
 
 class LocalEngine:
@@ -61,15 +63,16 @@ class LocalEngine:
         self._core: EngineCore | None = None
         self._worker: InferenceWorker | None = None
         family = family_for(loaded.checkpoint.model_type)
+        limits = self._limits = limits or BatchingLimits()
         if family is None:
             self._worker = InferenceWorker(max_queue=max_queue)
         else:
-            limits = limits or BatchingLimits()
             runner = ModelRunner(loaded, family, limits.vision_cache_bytes, limits.prefix_cache_bytes)
             scheduler = Scheduler(max_running=limits.max_running, prefill_budget=limits.prefill_budget)
             self._runner = runner
             self._core = EngineCore(
-                runner, scheduler, max_queue, self._decode, frozenset(eos_ids(loaded)), observe_batch
+                runner, scheduler, max_queue, self._decode, frozenset(eos_ids(loaded)), observe_batch,
+                stream_buffer=limits.stream_buffer, stall_timeout_s=limits.stall_timeout_s,
             )
 
     @property
@@ -129,7 +132,9 @@ class LocalEngine:
             job: Callable[[Callable[[GenerationEvent], None], threading.Event], None] = partial(
                 run_choices, self._loaded, prompt.local, sampling, max_tokens
             )
-            events = self._worker.stream(job)
+            events = self._worker.stream(
+                job, limit=self._limits.stream_buffer * sampling.n, stall_timeout_s=self._limits.stall_timeout_s
+            )
         async with aclosing(events) as stream:
             async for event in stream:
                 yield event
