@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 
 from loupe import __version__
 from loupe.api.body_limit import BodyLimit
+from loupe.api import openapi
 from loupe.api.errors import install_handlers
 from loupe.api.observability import RequestContext, metrics_router
 from loupe.api.routes import admin, chat, estimate, models, usage, web
@@ -45,6 +46,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_handlers(app)
+    openapi.install(app)
     api = APIRouter()
     api.include_router(chat.router(state))
     api.include_router(estimate.router(state))

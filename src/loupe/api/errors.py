@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from loupe import errors
 from loupe.api.auth import rate_limit_headers
@@ -100,6 +101,16 @@ def _validation_message(exc: RequestValidationError) -> errors.InvalidRequest:
     return errors.InvalidRequest(f"{where}{first.get('msg', 'invalid value')}", param=param)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (HTTP requires them in a 405's `Allow`;
+    Starlette names only those of the first route that matched the path)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_handlers(app: FastAPI) -> None:
     """Every error a client can see goes through these; no traceback leaves the server."""
 
@@ -116,7 +127,8 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return error_response(errors.NotFound(f"no route {request.method} {request.url.path}"))
         if exc.status_code == 405:
-            return error_response(errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+            refused = errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+            return error_response(refused, headers={"allow": _allowed_methods(request)})
         error = errors.InvalidRequest(str(exc.detail))
         return JSONResponse(envelope(error), status_code=exc.status_code)
 

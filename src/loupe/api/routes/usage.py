@@ -5,15 +5,30 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from loupe.api.auth import caller_dependency
+from loupe.api.openapi import errors
 from loupe.billing import UsageReport
 from loupe.api.state import AppState
 from loupe.errors import InvalidApiKey, InvalidRequest
 from loupe.service.accounts import Caller
 
 GroupBy = Literal["model", "day"]
+# What `start` and `end` accept: ISO 8601 (a date is its midnight, naive times are UTC) or Unix seconds.
+MOMENT = {
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "format": "date"},
+        {"type": "number"},
+        {"type": "null"},
+    ]
+}
+
+
+def moment(description: str) -> Any:
+    """A `start`/`end` query parameter, declared as what it accepts."""
+    return Query(None, description=description, json_schema_extra=MOMENT)
 
 
 def period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
@@ -44,10 +59,10 @@ def router(state: AppState) -> APIRouter:
     api = APIRouter()
     caller_of = caller_dependency(state.accounts)
 
-    @api.get("/usage", summary="Your key's usage: requests, tokens (image tokens apart) and cost")
+    @api.get("/usage", responses=errors(401), summary="Your key's usage: requests, tokens (image tokens apart) and cost")
     async def usage(
-        start: datetime | None = None,
-        end: datetime | None = None,
+        start: datetime | None = moment("from (default: 30 days before `end`)"),
+        end: datetime | None = moment("until (default: now)"),
         group_by: GroupBy | None = None,
         caller: Caller = Depends(caller_of),
     ) -> dict[str, Any]:
