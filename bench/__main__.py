@@ -25,6 +25,7 @@ BENCHMARKS = {
     "serving": "Serving under concurrency: Loupe vs transformers serve (issue 6)",
     "multiturn": "Multi-turn: time to first token of later turns with the same image (issue 6)",
     "upstream_overhead": "Latency Loupe adds in front of an upstream (issue 7)",
+    "memory": "Memory under bursts of large requests, and after them (issue 21)",
 }
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADER = """# Benchmarks

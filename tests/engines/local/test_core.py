@@ -179,3 +179,24 @@ def test_a_stream_paused_past_the_stall_timeout_is_cancelled() -> None:
         asyncio.run(scenario())
     finally:
         engine.stop()
+
+
+def test_the_idle_engine_hands_memory_back_once_after_a_burst() -> None:
+    idled = threading.Event()
+    scheduler = Scheduler(max_running=8, prefill_budget=1000)
+    engine = EngineCore(CountingRunner(), scheduler, 8, lambda ids: "", frozenset({0}), on_idle=idled.set)
+    engine.start()
+
+    async def scenario() -> None:
+        await asyncio.gather(*(_drain(engine.generate([1], None, SamplingParams(), 5)) for _ in range(3)))
+
+    try:
+        asyncio.run(scenario())
+        assert idled.wait(10)
+    finally:
+        engine.stop()
+
+
+async def _drain(events: object) -> None:
+    async for _ in events:  # type: ignore[attr-defined]
+        pass

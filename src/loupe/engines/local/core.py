@@ -19,7 +19,7 @@ from typing import Protocol
 
 from loupe.domain import ChoiceFinished, GenerationEvent, SamplingParams, TextDelta
 from loupe.engines.local.capacity import Capacity
-from loupe.engines.local.flow import POLL_S, StreamFlow
+from loupe.engines.local.flow import IDLE_S, POLL_S, StreamFlow
 from loupe.engines.local.scheduler import Scheduler
 from loupe.engines.local.sequence import Request, Sequence
 from loupe.engines.local.text_stream import Decode
@@ -46,10 +46,12 @@ class EngineCore:
         observe_batch: Callable[[int], None] | None = None,
         stream_buffer: int = 64,
         stall_timeout_s: float = 30.0,
+        on_idle: Callable[[], object] | None = None,
     ) -> None:
         """`stream_buffer` is the tokens per choice a consumer may fall behind before its
         request is paused; `stall_timeout_s` how long a request stays paused before it is
-        cancelled with StreamStalled."""
+        cancelled with StreamStalled; `on_idle` runs on the inference thread once it has had
+        nothing to do for `IDLE_S` (to hand memory back after a burst)."""
         self._observe_batch = observe_batch or (lambda size: None)
         self._runner = runner
         self._scheduler = scheduler
@@ -61,6 +63,7 @@ class EngineCore:
         self._flows: dict[int, StreamFlow] = {}
         self._stream_buffer = stream_buffer
         self._stall_timeout_s = stall_timeout_s
+        self._on_idle = on_idle or (lambda: None)
         self._thread: threading.Thread | None = None
         self._stopping = False
 
@@ -223,20 +226,26 @@ class EngineCore:
     def _run(self) -> None:
         worked = True
         while not self._stopping:
-            # Idle: wait for a request. Every running request paused: look again shortly.
-            self._take_inbox(None if self._scheduler.idle else 0 if worked else POLL_S)
+            if not self._scheduler.idle:  # every running request paused: look again shortly
+                self._take_inbox(0 if worked else POLL_S)
+            elif not self._take_inbox(IDLE_S):  # idle for a moment: hand memory back, then wait
+                self._on_idle()
+                self._take_inbox(None)
             worked = self.step()
         self._take_inbox(0)
         self._drop_cancelled()
 
-    def _take_inbox(self, timeout: float | None) -> None:
+    def _take_inbox(self, timeout: float | None) -> bool:
         """Move what the inbox holds to the scheduler, waiting up to `timeout` (None: for ever)
-        for the first item."""
+        for the first item; False when nothing came."""
         try:
             item = self._inbox.get(block=timeout != 0, timeout=timeout or None)
+        except queue.Empty:
+            return False
+        try:
             while True:
                 if item is not None:
                     self._scheduler.add(item)
                 item = self._inbox.get_nowait()
         except queue.Empty:
-            pass
+            return True

@@ -17,6 +17,7 @@ from typing import Any
 
 from loupe.domain import GenerationEvent, ModelCard, PreparedImage, PromptMessage, PromptStats, SamplingParams
 from loupe.engines.local.core import EngineCore
+from loupe.engines.local.cpu_heap import give_back_freed_memory
 from loupe.engines.local.families import family_for
 from loupe.engines.local.generation import eos_ids, run_choices
 from loupe.engines.local.gil import prompt_handover
@@ -64,15 +65,17 @@ class LocalEngine:
         self._worker: InferenceWorker | None = None
         family = family_for(loaded.checkpoint.model_type)
         limits = self._limits = limits or BatchingLimits()
+        # On CPU, memory freed after a burst goes back to the system once the engine is idle.
+        on_idle = give_back_freed_memory if loaded.device.type == "cpu" else None
         if family is None:
-            self._worker = InferenceWorker(max_queue=max_queue)
+            self._worker = InferenceWorker(max_queue=max_queue, on_idle=on_idle)
         else:
             runner = ModelRunner(loaded, family, limits.vision_cache_bytes, limits.prefix_cache_bytes)
             scheduler = Scheduler(max_running=limits.max_running, prefill_budget=limits.prefill_budget)
             self._runner = runner
             self._core = EngineCore(
                 runner, scheduler, max_queue, self._decode, frozenset(eos_ids(loaded)), observe_batch,
-                stream_buffer=limits.stream_buffer, stall_timeout_s=limits.stall_timeout_s,
+                stream_buffer=limits.stream_buffer, stall_timeout_s=limits.stall_timeout_s, on_idle=on_idle,
             )
 
     @property

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 POLL_S = 0.05  # how often a thread with nothing else to do looks at paused streams again
+IDLE_S = 1.0  # an inference thread with nothing to do for this long is idle (and hands memory back)
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from loupe.engines.local.capacity import Capacity
-from loupe.engines.local.flow import POLL_S, StreamFlow
+from loupe.engines.local.flow import IDLE_S, POLL_S, StreamFlow
 from loupe.errors import EngineFailure, LoupeError, ServiceUnavailable, StreamStalled
 
 E = TypeVar("E")
@@ -41,7 +41,11 @@ class _Ticket(Generic[E]):
 class InferenceWorker:
     """Runs jobs on one daemon thread; `stream` yields what a job emits."""
 
-    def __init__(self, max_queue: int, name: str = "loupe-inference") -> None:
+    def __init__(
+        self, max_queue: int, name: str = "loupe-inference", on_idle: Callable[[], object] | None = None
+    ) -> None:
+        """`on_idle` runs on the thread once it has had no job for `IDLE_S`."""
+        self._on_idle = on_idle or (lambda: None)
         self._capacity = Capacity(max_queue)
         self._name = name
         self._tickets: queue.Queue[_Ticket[object] | None] = queue.Queue()
@@ -116,8 +120,15 @@ class InferenceWorker:
         self._capacity.take()
         self._tickets.put(ticket)  # type: ignore[arg-type]
 
+    def _next(self) -> _Ticket[object] | None:
+        try:
+            return self._tickets.get(timeout=IDLE_S)
+        except queue.Empty:
+            self._on_idle()
+            return self._tickets.get()
+
     def _run(self) -> None:
-        while (ticket := self._tickets.get()) is not None:
+        while (ticket := self._next()) is not None:
             error: BaseException | None = None
             try:
                 if not ticket.cancelled.is_set():
