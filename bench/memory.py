@@ -11,8 +11,8 @@ size (RSS) every 20 ms while it takes, one after the other:
   per-image limit) at detail low;
 - one 49 MB body of plain text (under the 50 MiB body limit), timed until it is refused.
 
-Each image is made from the shared photos, resized and re-encoded: the 1 MB ones are each a
-different size, so their pixels differ; the 20 MB ones (noise added so they stay that large)
+Each image is made from the shared photos, resized and re-encoded: the 1 MB ones at quality 97
+(about 1.2 megapixels, as a camera saves them; each a different size, so their pixels differ); the 20 MB ones (noise added so they stay that large)
 are made once per photo and told apart by a JPEG comment, so no cache knows any of them.
 Bodies are streamed from disk with a Content-Length, so the client holds little. For each load
 the table gives RSS before it, its peak, and `settle` seconds after the last answer.
@@ -115,7 +115,7 @@ def encode(image: Image.Image, quality: int, noise: int = 0) -> bytes:
 def sized(image: Image.Image, target: int, quality: int, noise: int, widen: int = 0) -> bytes:
     """`image` resized so that its JPEG is about `target` bytes (a guess, then one correction),
     `widen` pixels wider than that (so that pictures of one photo differ)."""
-    width = round((target / (0.7 if noise else 0.27) * image.width / image.height) ** 0.5)
+    width = round((target / (0.7 if noise else 0.8) * image.width / image.height) ** 0.5)
     for attempt in range(2):
         final = width + widen if attempt else width
         resized = image.resize((final, round(final * image.height / image.width)), Image.Resampling.BILINEAR)
@@ -136,13 +136,21 @@ def write_images(folder: Path, count: int) -> tuple[list[Path], list[Path]]:
     small, large = [], []
     for i in range(count):
         path = folder / f"small-{i}.jpg"
-        path.write_bytes(sized(pictures[i % len(pictures)], SMALL_BYTES, 90, 0, widen=i // len(pictures)))
+        path.write_bytes(sized(pictures[i % len(pictures)], SMALL_BYTES, 97, 0, widen=i // len(pictures)))
         small.append(path)
     bases = [sized(p, LARGE_BYTES, 98, 16) for p in pictures]
     for i in range(count):
         path = folder / f"large-{i}.jpg"
         path.write_bytes(with_comment(bases[i % len(bases)], f"loupe bench {i}"))
         large.append(path)
+    return small, large
+
+
+def kept_images(folder: Path, count: int) -> tuple[list[Path], list[Path]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    small, large = ([folder / f"{kind}-{i}.jpg" for i in range(count)] for kind in ("small", "large"))
+    if not all(p.exists() for p in small + large):
+        return write_images(folder, count)
     return small, large
 
 
@@ -259,11 +267,12 @@ def table(loads: list[Load], clients: int, settle: float) -> str:
     return "\n".join(rows)
 
 
-def run(clients: int = 64, settle: float = 5.0) -> str:
+def run(clients: int = 64, settle: float = 5.0, images: Path | None = None) -> str:
+    """The section; `images` is a folder to keep the generated images in (and reuse them from)."""
     with tempfile.TemporaryDirectory(prefix="loupe-memory-") as tmp:
         folder = Path(tmp)
         checkpoint = build_checkpoint(folder / "tiny-qwen")
-        small, large = write_images(folder, clients)
+        small, large = kept_images(images, clients) if images else write_images(folder, clients)
         port = free_port()
         api = f"http://127.0.0.1:{port}/v1"
         with serving(checkpoint, port, folder / "server.log") as pid, RssSampler(pid) as sampler:
@@ -281,8 +290,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument("--images", type=Path, help="keep the generated images here and reuse them")
     args = parser.parse_args()
-    print(run(args.clients, args.settle))
+    print(run(args.clients, args.settle, args.images))
 
 
 if __name__ == "__main__":

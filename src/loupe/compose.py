@@ -26,6 +26,7 @@ from loupe.models.card import checkpoint_counter, model_card
 from loupe.errors import ConfigError
 from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
+from loupe.service.image_budget import ImageBudget
 from loupe.service.metrics import Metrics
 from loupe.service.images import ImageService, fetch_limits, limits_for
 from loupe.settings import ModelSettings, Settings
@@ -123,7 +124,7 @@ def image_service(settings: Settings, served: Mapping[str, ServedModel], metrics
 
 def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Billing, metrics: Metrics) -> FastAPI:
     engines = {model_id: s.engine for model_id, s in served.items()}
-    chat = ChatService(engines, image_service(settings, served, metrics))
+    chat = ChatService(engines, image_service(settings, served, metrics), ImageBudget(settings.engine.image_memory_mb * MiB))
     metrics.add_gauge(
         "loupe_queue_depth",
         "Requests queued or running, per model",

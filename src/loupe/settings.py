@@ -101,6 +101,10 @@ class EngineSettings(BaseModel):
     image_cache_mb: int = Field(
         256, ge=0, description="decoded images kept for later turns, by file and planned size (per upstream model: encoded ones)"
     )
+    image_memory_mb: int = Field(
+        512, ge=0, description="decoded images and pixel values of the requests between image planning and "
+        "prefill (estimated); more requests wait, a larger one runs alone; 0: unbounded"
+    )
     stream_buffer_tokens: int = Field(
         64, ge=1, description="tokens per choice a streaming client may fall behind before its generation pauses"
     )
