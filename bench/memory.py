@@ -277,12 +277,13 @@ def run(clients: int = 64, settle: float = 5.0, images: Path | None = None) -> s
         api = f"http://127.0.0.1:{port}/v1"
         with serving(checkpoint, port, folder / "server.log") as pid, RssSampler(pid) as sampler:
             model = httpx.get(f"{api}/models").json()["data"][0]["id"]
-            burst(api, model, small[:2], None)  # warm up: the first requests load lazily built parts
-            loads = [
-                measure(sampler, f"{clients} x 1 MB JPEG, default detail", settle, lambda: burst(api, model, small, None)),
+            burst(api, model, small[-2:], None)  # warm up: the first requests load lazily built parts
+            loads = [  # the slowest last
                 measure(sampler, f"{clients} x 20 MB JPEG, detail low", settle, lambda: burst(api, model, large, "low")),
                 measure(sampler, "one 49 MB text body", settle, lambda: text_body(api, model, folder)),
+                measure(sampler, f"{clients} x 1 MB JPEG, default detail", settle, lambda: burst(api, model, small, None)),
             ]
+            print(table(loads[:2], clients, settle), flush=True)
     return table(loads, clients, settle)
 
 
