@@ -24,14 +24,11 @@ import argparse
 import asyncio
 import base64
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +37,7 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from bench.serving import build_checkpoint, free_port
+from bench.serving import build_checkpoint, free_port, server
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "images" / "photos"
 MB = 1_000_000
@@ -219,30 +216,6 @@ def measure(sampler: RssSampler, name: str, settle: float, work: object) -> Load
     return Load(name, before, max(sampler.peak, sampler.rss()), sampler.rss(), seconds, statuses)
 
 
-@contextmanager
-def serving(checkpoint: Path, port: int, log: Path) -> Iterator[int]:
-    command = [sys.executable, "-m", "loupe", "serve", "--host", "127.0.0.1", "--port", str(port), "--model", str(checkpoint)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=log.parent)
-    try:
-        for _ in range(1500):
-            if process.poll() is not None:
-                raise RuntimeError(f"loupe serve exited:\n{log.read_text(errors='replace')[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        yield process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 def table(loads: list[Load], clients: int, settle: float) -> str:
     rows = [
         f"### Resident memory of `loupe serve` (tiny Qwen2-VL), {clients} concurrent requests per burst, "
@@ -275,7 +248,8 @@ def run(clients: int = 64, settle: float = 5.0, images: Path | None = None) -> s
         small, large = kept_images(images, clients) if images else write_images(folder, clients)
         port = free_port()
         api = f"http://127.0.0.1:{port}/v1"
-        with serving(checkpoint, port, folder / "server.log") as pid, RssSampler(pid) as sampler:
+        command = [sys.executable, "-m", "loupe", "serve", "--host", "127.0.0.1", "--port", str(port), "--model", str(checkpoint)]
+        with server(command, f"http://127.0.0.1:{port}/health", folder / "server.log") as process, RssSampler(process.pid) as sampler:
             model = httpx.get(f"{api}/models").json()["data"][0]["id"]
             burst(api, model, small[-2:], None)  # warm up: the first requests load lazily built parts
             loads = [  # the slowest last

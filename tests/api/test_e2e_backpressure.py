@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -19,7 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from loupe.billing import cost_nanos, open_database, prices_of
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.api.keyed import keyed_server, loupe_cli
+from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.e2e
 
@@ -34,12 +33,7 @@ _EVENT = re.compile(rb"data: (\{.*?\})\n\n")
 
 @pytest.fixture(scope="module")
 def billed(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Callable[[str], Path]) -> Iterator[tuple[RunningServer, str, str]]:
-    root = tmp_path_factory.mktemp("backpressure")
-    db = f"sqlite:///{root / 'loupe.db'}"
-    config = root / "loupe.toml"
-    config.write_text(
-        f"""
-db = "{db}"
+    config = f"""
 [[models]]
 id = "vision"
 checkpoint = "{tiny_checkpoint('qwen2-vl')}"
@@ -51,16 +45,8 @@ stream_stall_timeout_s = 2.0
 [server]
 write_timeout_s = 2.0
 """
-    )
-    secret = cli("keys", "create", "--name", "reader", db=db)
-    server = start_server(["--config", str(config)], root / "server.log")
-    yield server, db, secret
-    stop_server(server)
-
-
-def cli(*args: str, db: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "loupe", *args, "--db", db], capture_output=True, text=True, timeout=60, check=True)
-    return done.stdout.strip().splitlines()[-1]
+    with keyed_server(tmp_path_factory.mktemp("backpressure"), config) as (server, db, admin):
+        yield server, db, loupe_cli("keys", "create", "--name", "reader", db=db)
 
 
 def ledger_row(db: str, request_id: str) -> dict[str, Any]:

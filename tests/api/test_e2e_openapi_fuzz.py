@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.api.keyed import keyed_server
+from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.e2e
 
@@ -32,12 +33,7 @@ MONEY_OPERATIONS = ("POST /admin/keys", "POST /admin/keys/{key_id}/top-up")
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Callable[[str], Path]) -> Iterator[tuple[RunningServer, str]]:
-    root = tmp_path_factory.mktemp("fuzzed")
-    db = f"sqlite:///{root / 'loupe.db'}"
-    config = root / "loupe.toml"
-    config.write_text(
-        f"""
-db = "{db}"
+    config = f"""
 [[models]]
 id = "vision"
 checkpoint = "{tiny_checkpoint('qwen2-vl')}"
@@ -45,14 +41,8 @@ context_size = 160
 [fetch]
 allowed_domains = ["loupe.invalid"]
 """
-    )
-    admin = subprocess.run(
-        [sys.executable, "-m", "loupe", "keys", "create", "--name", "admin", "--admin", "--db", db],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout.strip().splitlines()[-1]
-    server = start_server(["--config", str(config)], root / "server.log")
-    yield server, admin
-    stop_server(server)
+    with keyed_server(tmp_path_factory.mktemp("fuzzed"), config) as (server, _, admin):
+        yield server, admin
 
 
 def test_no_answer_is_off_the_openapi_document(keyed: tuple[RunningServer, str], tmp_path: Path) -> None:
