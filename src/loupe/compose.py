@@ -26,7 +26,7 @@ from loupe.models.card import checkpoint_counter, model_card
 from loupe.errors import ConfigError
 from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
-from loupe.service.image_budget import ImageBudget
+from loupe.service.budget import MemoryBudget
 from loupe.service.metrics import Metrics
 from loupe.service.images import ImageService, fetch_limits, limits_for
 from loupe.settings import ModelSettings, Settings
@@ -124,7 +124,7 @@ def image_service(settings: Settings, served: Mapping[str, ServedModel], metrics
 
 def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Billing, metrics: Metrics) -> FastAPI:
     engines = {model_id: s.engine for model_id, s in served.items()}
-    chat = ChatService(engines, image_service(settings, served, metrics), ImageBudget(settings.engine.image_memory_mb * MiB))
+    chat = ChatService(engines, image_service(settings, served, metrics), MemoryBudget(settings.engine.image_memory_mb * MiB))
     metrics.add_gauge(
         "loupe_queue_depth",
         "Requests queued or running, per model",
@@ -159,6 +159,7 @@ def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Bi
         metrics=metrics,
         max_choices=settings.engine.max_choices,
         max_request_bytes=settings.max_request_bytes,
+        body_memory_bytes=settings.server.body_memory_mb * MiB,
     )
     return create_app(state, list(engines.values()), closers=[chat.aclose, _async(billing.db.dispose)])
 
@@ -173,7 +174,7 @@ def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
 
 def connection_limits(settings: Settings) -> ConnectionLimits:
     """The HTTP server's deadlines and caps, from `[server]`."""
-    return ConnectionLimits(**settings.server.model_dump())
+    return ConnectionLimits(**settings.server.model_dump(exclude={"body_memory_mb"}))
 
 
 def open_billing(settings: Settings) -> Billing:

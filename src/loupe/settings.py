@@ -125,6 +125,9 @@ class ServerSettings(BaseModel):
         30.0, gt=0, description="a response the client stops reading is dropped (the connection aborted) after this"
     )
     max_connections: int = Field(512, ge=1, description="open connections; requests on more are answered 503")
+    body_memory_mb: int = Field(
+        256, ge=0, description="request bodies the requests in progress hold at once; more wait unread (0: unbounded)"
+    )
     send_buffer_bytes: int = Field(
         65536, ge=0, description="the kernel's send buffer per connection (0: its own sizing); bounds what a client "
         "that stops reading can leave unread"

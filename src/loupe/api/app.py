@@ -15,6 +15,7 @@ from loupe.api.observability import RequestContext, metrics_router
 from loupe.api.routes import admin, chat, estimate, models, usage, web
 from loupe.api.state import AppState
 from loupe.engines.protocol import Engine
+from loupe.service.budget import MemoryBudget
 
 API_PREFIXES = ("/v1", "/openai/v1")
 
@@ -62,6 +63,6 @@ def create_app(
     async def health() -> dict[str, object]:
         return {"status": "ok", "models": [card.id for card in state.chat.models()], "queue": state.chat.queue_depths()}
 
-    app.add_middleware(BodyLimit, max_bytes=state.max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=state.max_request_bytes, budget=MemoryBudget(state.body_memory_bytes))
     app.add_middleware(RequestContext)  # outermost: every response, errors included, gets an id
     return app

@@ -16,3 +16,4 @@ class AppState:
     metrics: Metrics
     max_choices: int
     max_request_bytes: int
+    body_memory_bytes: int = 0  # request bodies held at once (0: unbounded)

@@ -28,7 +28,7 @@ from loupe.domain import (
 )
 from loupe.engines.protocol import Engine, PreparedPrompt
 from loupe.errors import ContextLengthExceeded, ModelNotFound, TooManyImages
-from loupe.service.image_budget import ImageBudget, Lease
+from loupe.service.budget import MemoryBudget, Lease
 
 
 class ImagePipeline(Protocol):
@@ -141,11 +141,11 @@ class ChatService:
     """Entry point for chat completions, independent of the transport."""
 
     def __init__(
-        self, engines: Mapping[str, Engine], images: ImagePipeline, image_budget: ImageBudget | None = None
+        self, engines: Mapping[str, Engine], images: ImagePipeline, image_budget: MemoryBudget | None = None
     ) -> None:
         self._engines = dict(engines)
         self._images = images
-        self._image_budget = image_budget or ImageBudget(0)
+        self._image_budget = image_budget or MemoryBudget(0)
 
     def models(self) -> list[ModelCard]:
         return [engine.card for engine in self._engines.values()]

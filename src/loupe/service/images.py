@@ -15,7 +15,7 @@ from loupe.domain import ImageRef, ModelCard, PlannedImage, PreparedImage
 from loupe.errors import ImageError, InvalidRequest, LoupeError, ServiceUnavailable
 from loupe.media import DecodedImage, ImageFetcher, ImageLimits, MediaIntake
 from loupe.models import ImagePlan, TokenCounter
-from loupe.service.image_budget import image_cost
+from loupe.service.budget import image_cost
 from loupe.service.metrics import Metrics
 from loupe.settings import FetchSettings, ModelSettings
 
@@ -98,7 +98,7 @@ class ImageService:
     ) -> list[PreparedImage]:
         """Plan every image from its header, then decode it for its planned size (the engine
         resizes it there). `admit(cost)`, when given, is awaited before any pixel is decoded
-        with the bytes the images may take (see `image_budget`)."""
+        with the bytes the images may take (see `budget`)."""
         intake, counter = self._for(card)
         try:
             encoded = await intake.fetch(refs)

@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from loupe.service.image_budget import ImageBudget, image_cost
+from loupe.service.budget import MemoryBudget, image_cost
 
 
 def test_leases_beyond_the_budget_wait_in_arrival_order() -> None:
     async def scenario() -> None:
-        budget = ImageBudget(100)
+        budget = MemoryBudget(100)
         first, second, third = budget.lease(), budget.lease(), budget.lease()
         await first.take(60)
         waiting = [asyncio.create_task(second.take(60)), asyncio.create_task(third.take(10))]
@@ -27,7 +27,7 @@ def test_leases_beyond_the_budget_wait_in_arrival_order() -> None:
 
 def test_a_lease_larger_than_the_budget_runs_alone_and_cancelled_waits_give_back() -> None:
     async def scenario() -> None:
-        budget = ImageBudget(100)
+        budget = MemoryBudget(100)
         huge, small = budget.lease(), budget.lease()
         await huge.take(10_000)
         assert budget.used == 100
@@ -39,7 +39,7 @@ def test_a_lease_larger_than_the_budget_runs_alone_and_cancelled_waits_give_back
         huge.release()
         small.release()
         assert budget.used == 0
-        unbounded = ImageBudget(0).lease()
+        unbounded = MemoryBudget(0).lease()
         await unbounded.take(10**12)  # 0 means no bound
 
     asyncio.run(scenario())

@@ -1,10 +1,11 @@
-"""The memory a request's images may take while they are decoded, processed and encoded.
+"""Memory budgets: bytes that requests in progress may hold at once, the rest waiting in order.
 
-From the moment its images are planned until its prompt has been prefilled (its first event),
-a request holds a lease on its images' estimated bytes: the decoded pixels and the model's
-pixel values. Leases beyond the budget wait, in arrival order; a request larger than the whole
-budget runs alone. So a burst of large images costs at most about the budget, whatever their
-number, instead of every queued request holding its pixel values at once.
+Two are used. The image budget: from the moment its images are planned until its prompt has
+been prefilled (its first event), a request holds its images' estimated bytes, the decoded
+pixels and the model's pixel values. The body budget (the HTTP layer's): a request holds its
+body's bytes from before they are read until its response is complete. Leases beyond a budget
+wait, in arrival order; one larger than the whole budget runs alone. So a burst of large
+requests costs about the budgets, whatever their number.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ def image_cost(size: tuple[int, int], resized: tuple[int, int]) -> int:
     return size[0] * size[1] * 3 + resized[0] * resized[1] * PIXEL_VALUE_BYTES
 
 
-class ImageBudget:
-    """Bytes of image work in flight, bounded by `capacity` (0: unbounded)."""
+class MemoryBudget:
+    """Bytes held by requests in progress, bounded by `capacity` (0: unbounded)."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
@@ -68,9 +69,9 @@ class ImageBudget:
 
 
 class Lease:
-    """What one request holds of an `ImageBudget`; `release` is idempotent."""
+    """What one request holds of an `MemoryBudget`; `release` is idempotent."""
 
-    def __init__(self, budget: ImageBudget) -> None:
+    def __init__(self, budget: MemoryBudget) -> None:
         self._budget = budget
         self._held = 0
 
