@@ -181,7 +181,10 @@ async def post(client: httpx.AsyncClient, url: str, length: int, chunks: Iterato
             yield chunk
 
     headers = {"content-type": "application/json", "content-length": str(length)}
-    response = await client.post(url, content=body(), headers=headers)
+    try:
+        response = await client.post(url, content=body(), headers=headers)
+    except httpx.TransportError:
+        return 0  # the server closed the connection
     return response.status_code
 
 
@@ -225,7 +228,7 @@ def table(loads: list[Load], clients: int, settle: float) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for load in loads:
-        answers = ", ".join(f"{n} x {s}" for s, n in sorted(load.statuses.items()))
+        answers = ", ".join(f"{n} x {s or 'closed'}" for s, n in sorted(load.statuses.items()))
         rows.append(
             f"| {load.name} | {answers} | {load.before / MB:,.0f} MB | {load.peak / MB:,.0f} MB | "
             f"{(load.peak - load.before) / MB:+,.0f} MB | {load.after / MB:,.0f} MB | {(load.after - load.before) / MB:+,.0f} MB | "

@@ -8,7 +8,9 @@ protocol with three timers and a cap:
 - headers: from the connection's start (or a later request's first byte) to the end of its
   headers. A request begun and not finished in time is answered 408; a connection that sent
   nothing is closed.
-- body: from the end of the headers to the end of the body; past it, 408 if nothing was
+- body: from when the app first asks for the body (a request waiting for the server, such as
+  for the body budget, is not the client's delay) to the end of the body, or from the end of
+  the response if the app answered without reading it all; past it, 408 if nothing was
   answered yet, and the connection is closed.
 - writes: a response the client stops reading pauses the transport once its buffer is full;
   if it stays paused that long, the connection is aborted (its buffered bytes dropped), which
@@ -25,7 +27,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from starlette.types import Receive, Scope, Send
 
 from loupe.api.errors import envelope, error_response
@@ -108,7 +110,25 @@ class GuardedProtocol(HttpToolsProtocol):
             self._header_timer.cancel()
             self._header_timer = None
         super().on_headers_complete()
-        self._body_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_late)
+        cycle = self.cycle
+        if cycle is not None:
+            receive = cycle.receive
+
+            async def timed() -> Any:
+                self._time_body(cycle)
+                return await receive()
+
+            cycle.receive = timed  # type: ignore[method-assign]
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.cycle is not None:
+            self._time_body(self.cycle)
+
+    def _time_body(self, cycle: RequestResponseCycle) -> None:
+        """Start the body's deadline, once, if this request's body is still arriving."""
+        if cycle is self.cycle and cycle.more_body and self._body_timer is None:
+            self._body_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_late)
 
     def on_message_complete(self) -> None:
         if self._body_timer is not None:
