@@ -67,7 +67,7 @@ async def stream_run(run: ChatRun, finish: Finish) -> AsyncIterator[bytes]:
     `finish(status)` settles the run: with 200 before the last choice's final chunk leaves (so
     a response a client received in full is always on the ledger), with 499 when the client
     goes away first, or stops reading until the engine gives up on it (StreamStalled: what was
-    generated is charged). An error after the stream has started cannot change the status any
+    handed to the connection is charged). An error after the stream has started cannot change the status any
     more; it is sent as an error event in OpenAI's envelope, and the stream ends without [DONE].
     """
     writer = ChunkWriter(run)
