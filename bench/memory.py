@@ -255,12 +255,15 @@ def run(clients: int = 64, settle: float = 5.0, images: Path | None = None) -> s
         with server(command, f"http://127.0.0.1:{port}/health", folder / "server.log") as process, RssSampler(process.pid) as sampler:
             model = httpx.get(f"{api}/models").json()["data"][0]["id"]
             burst(api, model, small[-2:], None)  # warm up: the first requests load lazily built parts
-            loads = [  # the slowest last
-                measure(sampler, f"{clients} x 20 MB JPEG, detail low", settle, lambda: burst(api, model, large, "low")),
-                measure(sampler, "one 49 MB text body", settle, lambda: text_body(api, model, folder)),
-                measure(sampler, f"{clients} x 1 MB JPEG, default detail", settle, lambda: burst(api, model, small, None)),
+            plan = [
+                (f"{clients} x 20 MB JPEG, detail low", lambda: burst(api, model, large, "low")),
+                (f"{clients} x 1 MB JPEG, default detail", lambda: burst(api, model, small, None)),
+                ("one 49 MB text body", lambda: text_body(api, model, folder)),
             ]
-            print(table(loads[:2], clients, settle), flush=True)
+            loads = []
+            for name, work in plan:
+                loads.append(measure(sampler, name, settle, work))
+                print(table(loads[-1:], clients, settle).splitlines()[-3], flush=True)  # its row, as it comes
     return table(loads, clients, settle)
 
 
