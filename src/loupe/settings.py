@@ -102,7 +102,7 @@ class EngineSettings(BaseModel):
         256, ge=0, description="decoded images kept for later turns, by file and planned size (per upstream model: encoded ones)"
     )
     image_memory_mb: int = Field(
-        512, ge=0, description="decoded images and pixel values of the requests between image planning and "
+        256, ge=0, description="decoded images and pixel values of the requests between image planning and "
         "prefill (estimated); more requests wait, a larger one runs alone; 0: unbounded"
     )
     stream_buffer_tokens: int = Field(
