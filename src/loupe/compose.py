@@ -89,6 +89,8 @@ def load_upstream(model: ModelSettings, settings: Settings, metrics: Metrics) ->
         read_timeout_s=options.read_timeout_s,
         max_attempts=options.max_attempts,
         max_failures=options.max_failures,
+        learn_limits=options.learn_limits,
+        api=options.api,
         prices=prices_of(model, settings),
         owned_by=model.owned_by,
         family=model.family,

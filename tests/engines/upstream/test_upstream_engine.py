@@ -17,6 +17,7 @@ from loupe.engines.upstream.engine import UpstreamEngine, UpstreamPrompt
 from loupe.engines.upstream.errors import UpstreamBadResponse
 from loupe.engines.upstream.replicas import ReplicaPool
 from loupe.engines.upstream.request import chat_body
+from loupe.engines.upstream.served import ReplicaReports
 from loupe.errors import InvalidRequest
 
 A, B = "http://a/v1", "http://b/v1"
@@ -25,6 +26,8 @@ CARD = ModelCard(id="m", created=0, owned_by="t", family="qwen2-vl", checkpoint=
 
 
 class FakeTokenizer:
+    bos_token = None
+
     def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
         return {"input_ids": list(range(len(text.split())))}
 
@@ -77,8 +80,9 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 def engine(handler: Handler, *urls: str, max_failures: int = 2) -> UpstreamEngine:
     client = UpstreamClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
-    pool = ReplicaPool(urls or (A,), client.healthy, max_failures=max_failures)
-    return UpstreamEngine(CARD, FakeProcessor(), pool, client, "up-model", max_attempts=3)
+    reports = ReplicaReports(lambda url: client.served(url, "up-model"), "up-model")
+    pool = ReplicaPool(urls or (A,), reports.probe, max_failures=max_failures)
+    return UpstreamEngine(CARD, FakeProcessor(), pool, client, "up-model", reports=reports, max_attempts=3)
 
 
 async def collect(e: UpstreamEngine, sampling: SamplingParams | None = None) -> list[GenerationEvent]:

@@ -2,7 +2,8 @@
 
 Loupe does the intake (fetch, validate, detail, resize) before this engine sees a prompt; the
 engine counts the prompt exactly as the embedded engine would, sends the images as PNG data
-URLs of the pixels it counted, and streams the replicas' answers back as Loupe events.
+URLs of the pixels it counted, and streams the replicas' answers back as Loupe events. Its card
+follows what the replicas state of their limits (see `served`).
 `sampling.n` choices are fanned out as n single-choice requests: each choice then has an exact
 completion count from its upstream, choices spread over replicas, and servers without `n`
 (transformers serve ignores it) still give n choices. With a seed, choice i uses seed + i.
@@ -13,33 +14,42 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from loupe.domain import (
     GenerationEvent,
     ModelCard,
     PromptMessage,
     PromptStats,
+    Role,
     SamplingParams,
+    TextPart,
 )
-from loupe.engines.local.prompt import count_prompt
+from loupe.engines.local.prompt import count_prompt, templated
 from loupe.engines.upstream.choices import ChoiceStream, UpstreamCounters, merge
 from loupe.engines.upstream.client import UpstreamClient
 from loupe.engines.upstream.encode import data_url
 from loupe.engines.upstream.replicas import ReplicaPool
-from loupe.engines.upstream.request import Encoder, chat_body, openai_messages
+from loupe.engines.upstream.request import Encoder, chat_body, openai_messages, vllm_fields
+from loupe.engines.upstream.served import ReplicaReports, learned_card
 from loupe.errors import InvalidRequest
 
-__all__ = ["UpstreamEngine", "UpstreamPrompt"]
+__all__ = ["UpstreamApi", "UpstreamEngine", "UpstreamPrompt"]
+
+UpstreamApi = Literal["auto", "vllm", "openai"]
+"""Which request fields replicas take beyond OpenAI's: vLLM's own (`request.vllm_fields`), none,
+or whatever each replica's `/models` says it is."""
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamPrompt:
-    """The OpenAI messages to send (images as data URLs) and Loupe's exact count of them."""
+    """The OpenAI messages to send (images as data URLs), the fields only vLLM takes, and
+    Loupe's exact count of them."""
 
     messages: list[dict[str, Any]]
     stats: PromptStats
+    vllm_fields: dict[str, Any] = field(default_factory=dict)
     cached_tokens: int = 0  # an upstream's prefix caching is its own business
 
 
@@ -54,21 +64,35 @@ class UpstreamEngine:
         client: UpstreamClient,
         upstream_model: str,
         *,
+        reports: ReplicaReports | None = None,
+        configured_context: int | None = None,
+        learn_limits: bool = True,
+        api: UpstreamApi = "auto",
         max_attempts: int = 3,
         encode: Encoder = data_url,
     ) -> None:
+        """`card` holds the checkpoint's figures; `reports` (whose `probe` is the pool's health
+        check) what the replicas state, which the card follows unless `learn_limits` is False."""
         self._card = card
         self._processor = processor
         self._encode = encode
         self._pool = pool
         self._client = client
         self._upstream_model = upstream_model
+        self._reports = reports or ReplicaReports(lambda url: client.served(url, upstream_model), upstream_model)
+        self._configured_context = configured_context
+        self._learn_limits = learn_limits
+        self._api = api
+        self._add_special_tokens = _adds_special_tokens(processor)
         self._max_attempts = max_attempts
         self.counters = UpstreamCounters()
 
     @property
     def card(self) -> ModelCard:
-        return self._card
+        """The checkpoint's card, under the limits the replicas stated at their last probe."""
+        if not self._learn_limits:
+            return self._card
+        return learned_card(self._card, self._configured_context, self._reports)
 
     @property
     def outstanding(self) -> int:
@@ -118,6 +142,8 @@ class UpstreamEngine:
             client=self._client,
             pool=self._pool,
             body=chat_body(self._upstream_model, prompt.messages, sampling, max_tokens, seed=seed),
+            vllm_fields=prompt.vllm_fields,
+            speaks_vllm=self._speaks_vllm,
             index=index,
             expected=prompt.stats,
             max_attempts=self._max_attempts,
@@ -128,9 +154,29 @@ class UpstreamEngine:
 
     def _prepare(self, messages: Sequence[PromptMessage]) -> UpstreamPrompt:
         stats = count_prompt(self._processor, messages)
-        return UpstreamPrompt(messages=openai_messages(messages, self._encode), stats=stats)
+        return UpstreamPrompt(
+            messages=openai_messages(messages, self._encode),
+            stats=stats,
+            vllm_fields=vllm_fields(messages, self._add_special_tokens),
+        )
+
+    def _speaks_vllm(self, base_url: str) -> bool:
+        if self._api != "auto":
+            return self._api == "vllm"
+        report = self._reports.get(base_url)
+        return report is not None and report.vllm
 
     def _count_text(self, text: str) -> int:
         """Completion tokens of an upstream that reported no usage: the checkpoint's tokenizer's count."""
         return len(self._processor.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+
+
+def _adds_special_tokens(processor: Any) -> bool:
+    """Hugging Face's rule for a processor given a templated prompt: the tokenizer's special
+    tokens are added unless the template already starts with BOS."""
+    bos = getattr(processor.tokenizer, "bos_token", None)
+    if not bos:
+        return True
+    text = templated(processor, [PromptMessage(Role.USER, (TextPart("Hi"),))])
+    return not text.startswith(bos)

@@ -7,6 +7,7 @@ status is kept only in the server log.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,8 +16,11 @@ from typing import Any
 import httpx
 
 from loupe.errors import (
+    ContextLengthExceeded,
+    EngineFailure,
     InvalidRequest,
     LoupeError,
+    TooManyImages,
     UpstreamBadResponse,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -30,6 +34,8 @@ __all__ = [
     "error_for_status",
     "map_transport_errors",
 ]
+
+_log = logging.getLogger(__name__)
 
 
 RETRYABLE: tuple[type[LoupeError], ...] = (UpstreamBadResponse, UpstreamUnavailable, UpstreamTimeout)
@@ -71,18 +77,11 @@ _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]]{0,63}")
 def error_for_status(status: int, body: Any) -> LoupeError:
     """The Loupe error for an upstream's non-2xx answer; `body` is its parsed JSON, or None.
 
-    A 400 or 422 is the request's fault (a parameter the model server refuses): the client gets
-    an InvalidRequest naming the parameter when the upstream names one plainly, never the
-    upstream's text. 429 and 503 mean "busy": another replica may take it.
+    A 400, 413 or 422 is the request's fault (see `refusal`). 429 and 503 mean "busy": another
+    replica may take it.
     """
     if status in (400, 413, 422):
-        param = _param_of(body)
-        where = f" (parameter {param!r})" if param else ""
-        return InvalidRequest(
-            f"the model server refused this request{where}; check the sampling parameters and "
-            "the prompt against what this model supports",
-            param=param,
-        )
+        return refusal(_param_of(body))
     if status in (429, 503):
         return UpstreamUnavailable("the model server is busy; retry later")
     if status == 504:
@@ -90,6 +89,36 @@ def error_for_status(status: int, body: Any) -> LoupeError:
     return UpstreamBadResponse(f"the model server answered with an error (HTTP {status})")
 
 
+# vLLM's `param` when the prompt alone is longer than its --max-model-len.
+_CONTEXT_PARAMS = frozenset({"input_tokens", "input_text"})
+
+
+def refusal(param: str | None) -> LoupeError:
+    """A refused request as Loupe's error with its stable code, chosen by the `param` the upstream
+    names (never by its text). Loupe checks context and image count against the replicas'
+    stated limits first, so these come from limits it could not learn (vLLM's per-prompt
+    image limit) or not yet.
+    """
+    if param in _CONTEXT_PARAMS:
+        return ContextLengthExceeded(
+            "the prompt does not fit the model server's context; send fewer or smaller images, use detail "
+            "'low', or shorten the conversation",
+            param="messages",
+        )
+    if param == "image":  # vLLM: more images than its --limit-mm-per-prompt
+        return TooManyImages("the model server takes fewer images in one request; send fewer images", param="messages")
+    if param == "mm_processor_kwargs":
+        _log.error(
+            "the upstream refuses per-request processor settings, which this image detail needs: start vLLM with "
+            "--trust-request-mm-kwargs"
+        )
+        return EngineFailure("the model server is not set up for this image detail; the server log says why")
+    where = f" (parameter {param!r})" if param else ""
+    return InvalidRequest(
+        f"the model server refused this request{where}; check the sampling parameters and the prompt against "
+        "what this model supports",
+        param=param,
+    )
 def _param_of(body: Any) -> str | None:
     """The `param` of an OpenAI error envelope, if it is a plain field name."""
     error = body.get("error") if isinstance(body, dict) else None

@@ -3,6 +3,7 @@
 Fields at their OpenAI default are left out, and Loupe's extensions (`top_k`, `min_p`,
 `repetition_penalty`) are sent only when set: servers differ in which fields they know, and
 several (transformers serve among them) refuse a field they do not know even at its default.
+vLLM gets two fields of its own besides (`vllm_fields`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from loupe.domain import PreparedImage, PromptMessage, SamplingParams, TextPart
+from loupe.domain import PreparedImage, PromptMessage, SamplingParams, TextPart, nested_overrides
 
-__all__ = ["chat_body", "openai_messages"]
+__all__ = ["chat_body", "openai_messages", "vllm_fields"]
 
 Encoder = Callable[[PreparedImage], str]
 
@@ -65,3 +66,21 @@ def chat_body(
     }
     body.update({name: value for name, (value, default) in optional.items() if value != default})
     return body
+
+
+def vllm_fields(messages: Sequence[PromptMessage], add_special_tokens: bool) -> dict[str, Any]:
+    """vLLM's own request fields that make it process the prompt Loupe counted.
+
+    `add_special_tokens`: vLLM leaves the tokenizer's special tokens out of chat prompts, where
+    Hugging Face's processors add them unless the templated prompt starts with BOS (LLaVA-1.5's
+    template has no BOS; its tokenizer adds one). `mm_processor_kwargs`: the processor settings a
+    detail level needs (SmolVLM's `low` turns tile splitting off); vLLM takes them only when
+    started with `--trust-request-mm-kwargs`, so they are sent only when there are some.
+    """
+    fields: dict[str, Any] = {"add_special_tokens": add_special_tokens}
+    overrides = {p.processor_overrides for m in messages for p in m.content if isinstance(p, PreparedImage)}
+    overrides.discard(())
+    if overrides:
+        # One set per request, as with the embedded engine (the service refuses mixed sets).
+        fields["mm_processor_kwargs"] = nested_overrides(overrides.pop())
+    return fields
