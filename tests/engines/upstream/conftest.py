@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.upstream_vllm import VLLM_PYTHON, VllmServer, vllm_python
+from bench.upstream_vllm import DEFAULT_ARGS, VLLM_PYTHON, VllmServer, vllm_python
 from tests.conftest import free_port
 
 VLLM_WIDTH = 128
+VLLM_MAX_MODEL_LEN = 4096  # DEFAULT_ARGS' --max-model-len; the tiny checkpoints' own is larger
+VLLM_MAX_IMAGES = 2
+# The configuration docs/deploy.md gives, with a per-prompt image limit below Loupe's default.
+TEST_ARGS = (*DEFAULT_ARGS, "--trust-request-mm-kwargs", "--limit-mm-per-prompt", f'{{"image": {VLLM_MAX_IMAGES}}}')
 
 
 @pytest.fixture(scope="session")
@@ -49,23 +53,20 @@ class VllmServers:
 
     def __init__(self, python: Path, checkpoint: Callable[[str], Path], logs: pytest.TempPathFactory) -> None:
         self._python, self._checkpoint, self._logs = python, checkpoint, logs
-        self._running: tuple[tuple[str, ...], VllmServer] | None = None
+        self._running: tuple[str, VllmServer] | None = None
 
-    def get(self, family: str, *extra_args: str) -> VllmServer:
-        key = (family, *extra_args)
-        if self._running is not None and self._running[0] == key and self._running[1].alive():
+    def get(self, family: str) -> VllmServer:
+        if self._running is not None and self._running[0] == family and self._running[1].alive():
             return self._running[1]
         self.stop()
-        server = self.new(family, *extra_args)
-        self._running = (key, server)
+        server = self.new(family)
+        self._running = (family, server)
         return server
 
-    def new(self, family: str, *extra_args: str) -> VllmServer:
+    def new(self, family: str) -> VllmServer:
         """A started server the caller owns (and stops)."""
-        from bench.upstream_vllm import DEFAULT_ARGS
-
         log = self._logs.mktemp(f"vllm-{family}") / "vllm.log"
-        server = VllmServer(self._python, self._checkpoint(family), free_port(), log, args=(*DEFAULT_ARGS, *extra_args))
+        server = VllmServer(self._python, self._checkpoint(family), free_port(), log, args=TEST_ARGS)
         server.start()
         return server
 

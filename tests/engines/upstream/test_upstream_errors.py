@@ -117,6 +117,15 @@ VLLM_TOO_MANY_IMAGES = {
         "code": 400,
     }
 }
+VLLM_TOO_LONG_WITH_IMAGES = {
+    "error": {
+        "message": "The decoder prompt (length 5444) is longer than the maximum model length of 4096. Make sure that "
+        "`max_model_len` is no smaller than the number of text tokens plus multimodal tokens.",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
+}
 VLLM_UNTRUSTED_KWARGS = {"error": {"message": "Per-request mm_processor_kwargs are disabled", "param": "mm_processor_kwargs"}}
 
 
@@ -124,10 +133,11 @@ VLLM_UNTRUSTED_KWARGS = {"error": {"message": "Per-request mm_processor_kwargs a
     ("body", "expected", "status"),
     [
         (VLLM_TOO_LONG, errors.ContextLengthExceeded, 400),
+        (VLLM_TOO_LONG_WITH_IMAGES, errors.ContextLengthExceeded, 400),
         (VLLM_TOO_MANY_IMAGES, errors.TooManyImages, 400),
         (VLLM_UNTRUSTED_KWARGS, errors.EngineFailure, 500),
     ],
-    ids=["context", "images", "processor-kwargs"],
+    ids=["context", "context-with-images", "images", "processor-kwargs"],
 )
 def test_vllm_refusals_become_loupes_codes(body: dict[str, object], expected: type[errors.LoupeError], status: int) -> None:
     mapped = error_for_status(400, body)

@@ -81,7 +81,7 @@ def error_for_status(status: int, body: Any) -> LoupeError:
     replica may take it.
     """
     if status in (400, 413, 422):
-        return refusal(_param_of(body))
+        return refusal(_param_of(body), _message_of(body))
     if status in (429, 503):
         return UpstreamUnavailable("the model server is busy; retry later")
     if status == 504:
@@ -89,17 +89,20 @@ def error_for_status(status: int, body: Any) -> LoupeError:
     return UpstreamBadResponse(f"the model server answered with an error (HTTP {status})")
 
 
-# vLLM's `param` when the prompt alone is longer than its --max-model-len.
+# vLLM names no `param` when a prompt with images is longer than its --max-model-len, only
+# `input_tokens` / `input_text` for text alone; its messages say "maximum context length" or
+# "maximum model length" (vllm/renderers/params.py, vllm/v1/engine/input_processor.py).
 _CONTEXT_PARAMS = frozenset({"input_tokens", "input_text"})
+_CONTEXT_WORDS = ("maximum context length", "maximum model length")
 
 
-def refusal(param: str | None) -> LoupeError:
+def refusal(param: str | None, message: str = "") -> LoupeError:
     """A refused request as Loupe's error with its stable code, chosen by the `param` the upstream
-    names (never by its text). Loupe checks context and image count against the replicas'
-    stated limits first, so these come from limits it could not learn (vLLM's per-prompt
-    image limit) or not yet.
+    names or, for a prompt too long, by the words of its message (which never reaches the
+    client). Loupe checks context and image count against the replicas' stated limits first,
+    so these come from limits it could not learn (vLLM's per-prompt image limit) or not yet.
     """
-    if param in _CONTEXT_PARAMS:
+    if param in _CONTEXT_PARAMS or any(words in message.lower() for words in _CONTEXT_WORDS):
         return ContextLengthExceeded(
             "the prompt does not fit the model server's context; send fewer or smaller images, use detail "
             "'low', or shorten the conversation",
@@ -119,6 +122,12 @@ def refusal(param: str | None) -> LoupeError:
         "what this model supports",
         param=param,
     )
+def _message_of(body: Any) -> str:
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else ""
+
+
 def _param_of(body: Any) -> str | None:
     """The `param` of an OpenAI error envelope, if it is a plain field name."""
     error = body.get("error") if isinstance(body, dict) else None
