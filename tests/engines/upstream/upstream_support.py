@@ -3,10 +3,13 @@ UpstreamEngine) and the domain requests it takes."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from contextlib import aclosing
 
 from loupe.domain import ChatRequest, Detail, ImageRef, Message, Role, SamplingParams, TextDelta, TextPart, Usage
 from loupe.engines.upstream import UpstreamEngine
+from loupe.errors import LoupeError
 from loupe.media import ImageLimits, MediaIntake
 from loupe.models import TokenCounter
 from loupe.service.chat import ChatService
@@ -45,3 +48,24 @@ async def completed(chat: ChatService, request: ChatRequest) -> tuple[str, Usage
     """The gateway's answer gathered whole, as the non-streaming route does."""
     done = await chat.complete(await chat.start(request))
     return done.texts[0], done.usage
+
+
+async def one_request(chat: ChatService, request: ChatRequest, outcomes: list[str]) -> None:
+    """Run one request to the end; record "ok", "failed mid-stream" or "failed before streaming"."""
+    run = await chat.start(request)
+    streamed = False
+    try:
+        async with aclosing(run.events()) as events:
+            async for event in events:
+                streamed = streamed or isinstance(event, TextDelta)
+        outcomes.append("ok")
+    except LoupeError:
+        outcomes.append("failed mid-stream" if streamed else "failed before streaming")
+
+
+async def eventually(condition: Callable[[], bool], seconds: float) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return True
+        await asyncio.sleep(0.05)
+    return condition()
