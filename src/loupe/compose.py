@@ -91,6 +91,7 @@ def load_upstream(model: ModelSettings, settings: Settings, metrics: Metrics) ->
         max_failures=options.max_failures,
         learn_limits=options.learn_limits,
         api=options.api,
+        image_format=options.image_format,
         prices=prices_of(model, settings),
         owned_by=model.owned_by,
         family=model.family,

@@ -49,6 +49,9 @@ class UpstreamOptions(BaseModel):
     api: Literal["auto", "vllm", "openai"] = Field(
         "auto", description="request fields beyond OpenAI's the replicas take; auto: vLLM's where /models says vllm"
     )
+    image_format: Literal["bmp", "png"] = Field(
+        "bmp", description="how images travel upstream, both lossless: bmp is fast to write and read, png smaller"
+    )
 
 
 class ModelSettings(BaseModel):

@@ -10,7 +10,7 @@ import httpx
 from loupe.domain import Prices
 from loupe.engines.local.loader import read_checkpoint
 from loupe.engines.upstream.client import UpstreamClient
-from loupe.engines.upstream.encode import EncodedImages
+from loupe.engines.upstream.encode import EncodedImages, ImageFormat
 from loupe.engines.upstream.engine import UpstreamApi, UpstreamEngine
 from loupe.engines.upstream.replicas import ReplicaPool
 from loupe.engines.upstream.served import ReplicaReports
@@ -38,6 +38,7 @@ def load_upstream_model(
     max_connections: int = 512,
     learn_limits: bool = True,
     api: UpstreamApi = "auto",
+    image_format: ImageFormat = "bmp",
     prices: Prices | None = None,
     owned_by: str = "loupe",
     family: str | None = None,
@@ -50,7 +51,8 @@ def load_upstream_model(
     `read_timeout_s` bounds the wait for each piece of the answer, the first included (a long
     prefill under load). `encoded_cache_bytes` bounds the images kept encoded for later turns.
     `learn_limits` lets the replicas' stated context and image limits lower the card's (see
-    `served`); `api` says which request fields beyond OpenAI's the replicas take.
+    `served`); `api` says which request fields beyond OpenAI's the replicas take;
+    `image_format` how images travel (see `encode`).
     Nothing is contacted here: `engine.start()` runs the first health probe. Raises ConfigError
     for a URL that is not http(s), ModelLoadError for the checkpoint.
     """
@@ -89,7 +91,7 @@ def load_upstream_model(
         learn_limits=learn_limits,
         api=api,
         max_attempts=max_attempts,
-        encode=EncodedImages(encoded_cache_bytes),
+        encode=EncodedImages(encoded_cache_bytes, image_format),
     )
     return engine, counter
 
