@@ -63,6 +63,7 @@ class Stream(httpx.AsyncByteStream):
     def __init__(self, frames: list[bytes], fail_after: int | None = None, delay: float = 0.0) -> None:
         self.frames, self.fail_after, self.delay = frames, fail_after, delay
         self.closed = asyncio.Event()
+        self.read_to_the_end = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for i, piece in enumerate(self.frames):
@@ -70,6 +71,7 @@ class Stream(httpx.AsyncByteStream):
                 raise httpx.ReadError("connection reset")
             await asyncio.sleep(self.delay)
             yield piece
+        self.read_to_the_end = True
 
     async def aclose(self) -> None:
         self.closed.set()
@@ -276,3 +278,28 @@ def test_body_sends_only_what_differs_from_the_defaults() -> None:
         "seed": 9,
     }
     assert "top_p" not in body and "frequency_penalty" not in body
+
+
+@pytest.mark.asyncio
+async def test_a_finished_stream_is_read_to_its_end_so_its_connection_is_kept() -> None:
+    streams: list[Stream] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        streams.append(Stream(sse("a", usage=usage())))
+        return httpx.Response(200, stream=streams[-1])
+
+    await collect(engine(handler))
+    assert streams[0].read_to_the_end
+
+
+@pytest.mark.asyncio
+async def test_events_after_done_are_not_read() -> None:
+    streams: list[Stream] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        streams.append(Stream([*sse("a", usage=usage()), frame({"choices": [{"delta": {"content": "late"}}]})]))
+        return httpx.Response(200, stream=streams[-1])
+
+    events = await collect(engine(handler))
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["a"]
+    assert not streams[0].read_to_the_end

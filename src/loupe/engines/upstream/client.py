@@ -113,9 +113,15 @@ class UpstreamClient:
             async with self._http.stream("POST", f"{base_url}/chat/completions", json=body) as response:
                 if response.status_code != 200:
                     raise await _status_error(base_url, response)
+                done = False
                 async for data in sse_data(response.aiter_lines()):
-                    if data.strip() == "[DONE]":
+                    if done:  # anything after [DONE]: drop the connection rather than read on
                         return
+                    if data.strip() == "[DONE]":
+                        # Read on to the end of the body (it ends here): a response read whole
+                        # leaves its connection in the pool, one closed early takes it along.
+                        done = True
+                        continue
                     yield parse_chunk(data)
 
     async def served(self, base_url: str, model: str) -> ServedReport | None:
