@@ -24,7 +24,7 @@ BENCHMARKS = {
     "preprocess": "Image preprocessing: Loupe's image path vs the HF processor (issue 6)",
     "serving": "Serving under concurrency: Loupe vs transformers serve (issue 6)",
     "multiturn": "Multi-turn: time to first token of later turns with the same image (issue 6)",
-    "upstream_overhead": "Latency Loupe adds in front of an upstream (issue 7)",
+    "upstream_overhead": "Loupe in front of vLLM: latency added and throughput kept (issue 18)",
 }
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADER = """# Benchmarks

@@ -27,12 +27,13 @@ import asyncio
 import base64
 import io
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -149,8 +150,62 @@ def decode_ms(urls: list[str]) -> list[float]:
     return times
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of live processes, from /proc (Linux)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def process_group(pgid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def engine_steps(vllm_base: str) -> float:
+    """vLLM's engine steps so far (the count of its `vllm:iteration_tokens_total` histogram)."""
+    text = httpx.get(f"{vllm_base}/metrics", timeout=10, trust_env=False).text
+    pattern = r"^vllm:iteration_tokens_total_count(?:\{[^}]*\})? ([0-9.e+]+)$"
+    return sum(float(v) for v in re.findall(pattern, text, re.M))
+
+
+@dataclass
+class CpuUse:
+    """What each path's rounds cost the servers: CPU seconds of vLLM's processes and of the
+    gateway, and vLLM's engine steps."""
+
+    vllm_pgid: int
+    gateway_pid: int
+    vllm_base: str
+    seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def now(self) -> dict[str, float]:
+        return {
+            "vLLM": cpu_seconds(process_group(self.vllm_pgid)),
+            "Loupe": cpu_seconds([self.gateway_pid]),
+            "steps": engine_steps(self.vllm_base),
+        }
+
+    def add(self, path: str, before: dict[str, float]) -> None:
+        spent = self.seconds.setdefault(path, {})
+        for name, value in self.now().items():
+            spent[name] = spent.get(name, 0.0) + value - before[name]
+
+
 async def throughput(
-    direct: str, gateway: str, model: str, urls: list[str], clients: int, rounds: int, tokens: int
+    direct: str, gateway: str, model: str, urls: list[str], clients: int, rounds: int, tokens: int, cpu: CpuUse
 ) -> tuple[Level, Level]:
     """Rounds of `clients` concurrent streams, alternating between the two paths; `urls` holds
     2 x clients x rounds + 2 images."""
@@ -164,9 +219,10 @@ async def throughput(
         for _ in range(rounds):
             for name, (api, served) in paths.items():
                 mine = [urls.pop() for _ in range(clients)]
-                start = time.perf_counter()
+                start, before = time.perf_counter(), cpu.now()
                 results = await asyncio.gather(*(stream_chat(client, api, served, image_message(u), tokens) for u in mine))
                 walls[name] += time.perf_counter() - start
+                cpu.add(name, before)
                 samples[name].extend(sample for sample, _ in results)
     return Level(clients, samples["direct"], walls["direct"]), Level(clients, samples["gateway"], walls["gateway"])
 
@@ -202,7 +258,7 @@ def latency_table(case: Case, timed: dict[str, list[Timed]], decode: list[float]
     return lines
 
 
-def throughput_table(direct: Level, through: Level, tokens: int, rounds: int) -> list[str]:
+def throughput_table(direct: Level, through: Level, tokens: int, rounds: int, cpu: CpuUse) -> list[str]:
     lines = [
         f"### Throughput: {direct.concurrency} streaming clients, 448x448 crops (each request its own), "
         f"{tokens} tokens at temperature 0, {rounds} rounds per path, alternating",
@@ -216,11 +272,23 @@ def throughput_table(direct: Level, through: Level, tokens: int, rounds: int) ->
             f"| {lv.p('latency', .5):.3f} s | {lv.p('latency', .95):.3f} s |"
         )
     ratio = through.tokens_per_s / direct.tokens_per_s
-    return lines + [
+    lines += [
         f"| **Loupe / direct** | **{ratio:.2f}x** | | | | |",
         "",
         f"Target: at least {THROUGHPUT_TARGET}x: **{'met' if ratio >= THROUGHPUT_TARGET else 'missed'}**.",
+        "",
+        "What the servers spent (all on this machine's cores, beside the client): CPU seconds per 1,000 streamed "
+        "tokens, and vLLM's engine steps per round.",
+        "",
+        "| path | vLLM CPU | Loupe CPU | vLLM engine steps |",
+        "|---|---:|---:|---:|",
     ]
+    for name, level in (("direct", direct), ("gateway", through)):
+        per = 1000 / sum(sample.tokens for sample in level.samples)
+        spent = cpu.seconds[name]
+        label = "vLLM directly" if name == "direct" else "through Loupe"
+        lines.append(f"| {label} | {spent['vLLM'] * per:.2f} | {spent['Loupe'] * per:.2f} | {spent['steps'] / rounds:.0f} |")
+    return lines
 
 
 def cases(requests: int, crops: list[str]) -> list[Case]:
@@ -273,7 +341,8 @@ def run(requests: int = 30, clients: int = 16, rounds: int = 3, tokens: int = 64
                 latency_cases = cases(requests, pool[: requests + 1])
                 measured = [(case, asyncio.run(latencies(vllm.api, api, vllm.name, case))) for case in latency_cases]
                 streams = pool[requests + 1 :]
-                direct, through = asyncio.run(throughput(vllm.api, api, vllm.name, streams, clients, rounds, tokens))
+                cpu = CpuUse(os.getpgid(vllm.pid), gateway.pid, vllm.api.removesuffix("/v1"))
+                direct, through = asyncio.run(throughput(vllm.api, api, vllm.name, streams, clients, rounds, tokens, cpu))
             finally:
                 gateway.terminate()
                 gateway.wait(timeout=20)
@@ -282,7 +351,7 @@ def run(requests: int = 30, clients: int = 16, rounds: int = 3, tokens: int = 64
     photo = measured[0][0]
     lines = latency_table(photo, measured[0][1], decode_ms(photo.urls[1:]))
     lines += latency_table(*measured[1], None)
-    return "\n".join(lines + throughput_table(direct, through, tokens, rounds))
+    return "\n".join(lines + throughput_table(direct, through, tokens, rounds, cpu))
 
 
 def main(argv: list[str] | None = None) -> None:

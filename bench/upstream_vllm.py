@@ -57,6 +57,12 @@ class VllmServer:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
+    def pid(self) -> int:
+        """The server's process id, also its process group's (its engine process belongs to it)."""
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
