@@ -1,8 +1,8 @@
 """Real vLLM servers (the CPU build `make vllm` installs) for the upstream tests.
 
-Each server starts once per session and at most one runs at a time (a start takes 30 s to
+Each server starts once per session and one is shared at a time (a start takes 30 s to
 2 minutes on two cores, and each holds about 1.5 GB): tests of one family share it, and asking
-for another family stops the one before. Tiny checkpoints for vLLM are 128 wide: its CPU
+for another family stops the one before. The failover test starts a second one of its own. Tiny checkpoints for vLLM are 128 wide: its CPU
 attention kernels start at a head size of 32, and the suite's default 64-wide ones have 16.
 """
 

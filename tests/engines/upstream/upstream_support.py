@@ -14,6 +14,7 @@ from loupe.media import ImageLimits, MediaIntake
 from loupe.models import TokenCounter
 from loupe.service.chat import ChatService
 from loupe.service.images import ImageService
+from tests.helpers import photo_url
 
 
 def gateway(engine: UpstreamEngine, counter: TokenCounter) -> ChatService:
@@ -69,3 +70,13 @@ async def eventually(condition: Callable[[], bool], seconds: float) -> bool:
             return True
         await asyncio.sleep(0.05)
     return condition()
+
+
+async def two_images_and_two_choices(engine: UpstreamEngine, counter: TokenCounter) -> None:
+    """Two photos at detail low and n=2, sampled: both choices come back, usage agrees upstream."""
+    chat = gateway(engine, counter)
+    request = ask("gw", "Compare them.", (photo_url("bus.jpg"), "low"), (photo_url("zidane.jpg"), "low"), n=2, temperature=0.8, seed=1)
+    done = await chat.complete(await chat.start(request))
+    assert len(done.texts) == 2
+    assert done.usage.completion_tokens > 0 and done.usage.image_tokens > 0
+    assert engine.usage_mismatches == 0
