@@ -46,7 +46,7 @@ def models(*entries: dict[str, Any]) -> dict[str, Any]:
         (models({"id": "up-model", "context_length": 1000, "max_images": 0}), ServedReport(context_size=1000, max_images=0)),
         (models({"id": "other", "max_model_len": 4096}), ServedReport(listed=False)),
         (models({"id": "up-model", "max_model_len": "4096", "max_images": -1}), ServedReport()),
-        (models({"id": "up-model", "max_model_len": True}), ServedReport()),
+        (models({"id": "up-model", "max_model_len": True, "max_images": False}), ServedReport()),
         ({"data": "nonsense"}, ServedReport(listed=False)),
         ([1, 2], ServedReport(listed=False)),
     ],

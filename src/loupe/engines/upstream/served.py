@@ -47,17 +47,17 @@ def served_report(body: Any, model: str) -> ServedReport:
     entry = next((e for e in entries if e.get("id") == model), None)
     if entry is None:
         return ServedReport(listed=False)
-    context = next((v for v in map(entry.get, _CONTEXT_FIELDS) if _is_positive(v)), None)
+    context = next((v for v in map(entry.get, _CONTEXT_FIELDS) if _is_count(v, least=1)), None)
     images = entry.get("max_images")
     return ServedReport(
         context_size=context,
-        max_images=images if _is_positive(images) or images == 0 else None,
+        max_images=images if _is_count(images, least=0) else None,
         vllm=entry.get("owned_by") == "vllm",
     )
 
 
-def _is_positive(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+def _is_count(value: object, *, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 Fetch = Callable[[str], Awaitable[ServedReport | None]]
