@@ -2,9 +2,10 @@
 
 Qwen2-VL, Qwen2.5-VL, SmolVLM (Idefics3's processor: `low` goes as `mm_processor_kwargs`),
 InternVL (tiling limits as `mm_processor_kwargs`) and LLaVA-1.5 (its BOS, as `add_special_tokens`).
-Idefics3, Qwen3-VL and LLaVA-OneVision agree as well, checked by hand and left out for CI's time;
-GLM-4.1V: vLLM counted one prompt token more than Loupe (not investigated); the tiny Gemma 3 does not load in vLLM (its tokenizer
-lacks Gemma's newline tokens, which vLLM's Gemma 3 processor looks up).
+Idefics3, Qwen3-VL and LLaVA-OneVision agree as well, checked by hand and left out for CI's time.
+GLM-4.1V: vLLM counted one prompt token more than Loupe (not investigated). The tiny Gemma 3 does
+not load in vLLM: its tokenizer lacks Gemma's newline tokens, which vLLM's Gemma 3 processor
+looks up.
 
 The gateway runs in process (the chat service on an UpstreamEngine) and records the bodies it
 sends; each is then sent to vLLM again directly, so Loupe's usage is compared with vLLM's own
