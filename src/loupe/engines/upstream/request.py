@@ -3,6 +3,7 @@
 Fields at their OpenAI default are left out, and Loupe's extensions (`top_k`, `min_p`,
 `repetition_penalty`) are sent only when set: servers differ in which fields they know, and
 several (transformers serve among them) refuse a field they do not know even at its default.
+vLLM gets two fields of its own besides (`vllm_fields`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,20 @@ from typing import Any
 
 import json
 
-from loupe.domain import JsonOutput, PreparedImage, PromptMessage, Role, SamplingParams, TextPart, ToolCallOutput, ToolSpec
+from loupe.domain import (
+    JsonOutput,
+    PreparedImage,
+    PromptMessage,
+    Role,
+    SamplingParams,
+    TextPart,
+    ToolCallOutput,
+    ToolSpec,
+    nested_overrides,
+)
 from loupe.models.tool_calls import tool_object
 
-__all__ = ["chat_body", "openai_messages"]
+__all__ = ["chat_body", "openai_messages", "vllm_fields"]
 
 Encoder = Callable[[PreparedImage], str]
 
@@ -102,3 +113,21 @@ def _constraint(constraint: JsonOutput | ToolCallOutput | None) -> dict[str, Any
             return {"tool_choice": {"type": "function", "function": {"name": constraint.tools[0].name}}}
         return {"tool_choice": "required", **({} if constraint.parallel else {"parallel_tool_calls": False})}
     return {}
+
+
+def vllm_fields(messages: Sequence[PromptMessage], add_special_tokens: bool) -> dict[str, Any]:
+    """vLLM's own request fields that make it process the prompt Loupe counted.
+
+    `add_special_tokens`: vLLM leaves the tokenizer's special tokens out of chat prompts, where
+    Hugging Face's processors add them unless the templated prompt starts with BOS (LLaVA-1.5's
+    template has no BOS; its tokenizer adds one). `mm_processor_kwargs`: the processor settings a
+    detail level needs (SmolVLM's `low` turns tile splitting off); vLLM takes them only when
+    started with `--trust-request-mm-kwargs`, so they are sent only when there are some.
+    """
+    fields: dict[str, Any] = {"add_special_tokens": add_special_tokens}
+    overrides = {p.processor_overrides for m in messages for p in m.content if isinstance(p, PreparedImage)}
+    overrides.discard(())
+    if overrides:
+        # One set per request, as with the embedded engine (the service refuses mixed sets).
+        fields["mm_processor_kwargs"] = nested_overrides(overrides.pop())
+    return fields
