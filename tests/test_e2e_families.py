@@ -17,11 +17,12 @@ from tests.test_e2e_chat import client_for
 
 pytestmark = pytest.mark.e2e
 
-# boats.jpg (1920 x 1080) at no detail, low, high and auto, with the default budget of 1,024.
+# boats.jpg (1920 x 1080) at no detail (which is auto), low, high and auto, with the default
+# budget of 1,024.
 BOATS = {
-    "llama4": {None: 2322, "low": 147, "high": 2322, "auto": 1017},
-    "mistral3": {None: 1736, "low": 153, "high": 1736, "auto": 1008},
-    "qwen3-vl-moe": {None: 2040, "low": 256, "high": 2040, "auto": 1008},
+    "llama4": {None: 1017, "low": 147, "high": 2322, "auto": 1017},
+    "mistral3": {None: 1008, "low": 153, "high": 1736, "auto": 1008},
+    "qwen3-vl-moe": {None: 1008, "low": 256, "high": 2040, "auto": 1008},
 }
 # What /v1/models shows for a 1024 x 1024 image: low, high, auto.
 CARD_1024 = {"llama4": (147, 2467, 727), "mistral3": (272, 1406, 992), "qwen3-vl-moe": (256, 1024, 1024)}
