@@ -356,12 +356,19 @@ function showModel() {
   changed();
 }
 
-/** Keep the conversation scrolled to its end while it grows, unless the reader scrolled up. */
+/** Keep the conversation scrolled to its end while it grows, unless the reader scrolled up.
+ * Only a move up stops following: the scroll event of our own jump to the end may arrive after
+ * the answer grew again (a slow phone), and must not read as the reader leaving the end. */
 function followTheEnd(list) {
   let atEnd = true;
-  const toEnd = () => { if (atEnd) list.scrollTop = list.scrollHeight; };
+  let last = 0;
+  const toEnd = () => { if (atEnd) { list.scrollTop = list.scrollHeight; last = list.scrollTop; } };
   const sizes = new ResizeObserver(toEnd);
-  list.addEventListener("scroll", () => { atEnd = list.scrollTop + list.clientHeight >= list.scrollHeight - 24; });
+  list.addEventListener("scroll", () => {
+    if (list.scrollTop + list.clientHeight >= list.scrollHeight - 24) atEnd = true;
+    else if (list.scrollTop < last) atEnd = false;
+    last = list.scrollTop;
+  });
   new MutationObserver((changes) => {
     for (const change of changes) change.addedNodes.forEach((node) => node instanceof Element && sizes.observe(node));
     toEnd();
