@@ -136,15 +136,15 @@ async def test_the_engine_card_follows_its_replicas_unless_told_not_to(learn: bo
 class CountingEngine(UpstreamEngine):
     """Counts with a fixed figure instead of a processor, so the service can be driven alone."""
 
-    async def prepare(self, messages: Any) -> UpstreamPrompt:
+    async def prepare(self, messages: Any, tools: Any = ()) -> UpstreamPrompt:
         return UpstreamPrompt(messages=[{"role": "user", "content": "hi"}], stats=await self.count(messages))
 
-    async def count(self, messages: Any) -> PromptStats:
+    async def count(self, messages: Any, tools: Any = ()) -> PromptStats:
         return PromptStats(60, 0)
 
 
 class NoImages:
-    async def prepare(self, card: ModelCard, refs: Any) -> list[PreparedImage]:
+    async def prepare(self, card: ModelCard, refs: Any, take: Any = None) -> list[PreparedImage]:
         if len(refs) > card.max_images:
             raise AssertionError("the service checks the count first")
         return []
