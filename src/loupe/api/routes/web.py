@@ -67,11 +67,7 @@ def _html(text: str) -> HTMLResponse:
 Listed = Callable[[Request], Awaitable[Sequence[str] | None]]
 
 
-async def _nothing(request: Request) -> Sequence[str] | None:
-    return ()
-
-
-def router(listed: Listed = _nothing) -> APIRouter:
+def router(listed: Listed) -> APIRouter:
     """The pages; `listed` gives the ids of the models a request may list, for the home page
     (None: a key is needed to list them, as `GET /v1/models` says)."""
     api = APIRouter(include_in_schema=False)
