@@ -177,6 +177,24 @@ def test_doctor_says_what_serve_would_use(tmp_path: Path, tiny_checkpoint: Calla
     assert "would refuse to listen on 0.0.0.0" in exposed.stdout and "missing is not a directory" in exposed.stdout
 
 
+def test_doctor_imports_torch_only_where_it_could_find_a_gpu(tmp_path: Path, tiny_checkpoint: Callable[[str], Path]) -> None:
+    from loupe.engines.local.placement import gpu_build
+
+    code = (
+        "import sys\nfrom loupe.cli import main\n"
+        f"try: main(['doctor', '--model', {str(tiny_checkpoint('qwen2-vl'))!r}, '--json'])\n"
+        "except SystemExit: pass\n"
+        "print([m for m in ('torch', 'transformers') if m in sys.modules])"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "XDG_DATA_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    report, imported = done.stdout.strip().rsplit("\n", 1)
+    if gpu_build():  # only torch can tell whether a GPU is there
+        assert imported == "['torch', 'transformers']", done.stderr
+    else:
+        assert imported == "[]" and json.loads(report)["device"] == "cpu (asked: auto)", done.stderr
+
+
 def test_serve_names_its_database(qwen_server: RunningServer) -> None:
     assert f"database: SQLite {qwen_server.log_path.parent / 'loupe.db'}" in qwen_server.log()
 

@@ -1,4 +1,5 @@
-"""Configuration: the default database does not follow the working directory; typos get a suggestion."""
+"""Configuration: the default database does not follow the working directory, nor do paths in a
+config file (they are relative to the file); typos get a suggestion."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from loupe.billing.db import normalize_url
 from loupe.errors import ConfigError
 from loupe.settings import data_dir, load_settings
 
@@ -36,3 +38,50 @@ def test_an_unknown_setting_gets_a_suggestion(tmp_path: Path, text: str, expecte
     with pytest.raises(ConfigError, match="unknown setting") as caught:
         load_settings(config)
     assert expected in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "db, expected",
+    [
+        ('"keys.db"', "sqlite:///{folder}/keys.db"),  # a plain path is a SQLite file
+        ('"sqlite:///data/keys.db"', "sqlite:///{folder}/data/keys.db"),
+        ('"sqlite+pysqlite:///../keys.db?timeout=5"', "sqlite+pysqlite:///{folder}/../keys.db?timeout=5"),
+        ('"sqlite:////srv/keys.db"', "sqlite:////srv/keys.db"),
+        ('"/srv/keys.db"', "/srv/keys.db"),
+        ('"sqlite:///:memory:"', "sqlite:///:memory:"),
+        ('"postgresql://loupe@db-host/loupe"', "postgresql://loupe@db-host/loupe"),
+    ],
+)
+def test_a_relative_database_path_in_the_file_is_relative_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: str, expected: str
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "loupe.toml").write_text(f"db = {db}\n")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(Path("etc/loupe.toml"))  # a relative --config too
+    assert normalize_url(settings.db) == normalize_url(expected.format(folder=folder))
+    assert load_settings(Path("etc/loupe.toml"), overrides={"db": "here.db"}).db == "here.db"  # --db: the working directory's
+
+
+def test_a_relative_checkpoint_in_the_file_is_relative_to_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "etc"
+    (folder / "models" / "tiny").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (folder / "loupe.toml").write_text(
+        "".join(
+            f'[[models]]\nid = "m{i}"\ncheckpoint = "{checkpoint}"\n'
+            for i, checkpoint in enumerate(["./models/tiny", "models/tiny", "../other", "Qwen/Qwen2-VL-2B-Instruct", "/srv/m", "~/m"])
+        )
+    )
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    checkpoints = [m.checkpoint for m in load_settings(folder / "loupe.toml").models]
+    assert checkpoints == [
+        str(folder / "models" / "tiny"),
+        str(folder / "models" / "tiny"),  # found beside the file, so not a hub id
+        str(folder / ".." / "other"),  # written as a path: reported there if missing
+        "Qwen/Qwen2-VL-2B-Instruct",
+        "/srv/m",
+        "~/m",
+    ]
+    assert load_settings(models=("./models/tiny",)).models[0].checkpoint == "./models/tiny"  # --model: as typed

@@ -97,7 +97,21 @@ def examine(settings: Settings, config: Path | None) -> Report:
 
 
 def _compute(settings: Settings) -> tuple[str, str, str]:
-    """The device and dtype the embedded engine would pick, and the CPU's vector extensions."""
+    """The device and dtype the embedded engine would pick, and the CPU's vector extensions.
+    Torch is imported only where it could find a GPU: a CPU-only install is answered from
+    torch's version file and the CPU's flags."""
+    from loupe.engines.local.placement import cpu_dtype, cpu_extensions, gpu_build
+
+    requested = settings.engine.device
+    cpu = ", ".join([platform.machine(), *cpu_extensions()])
+    if requested == "cpu" or gpu_build() is False:
+        if requested == "cuda":
+            return "unavailable: device 'cuda' was requested but the installed torch is a CPU build", "-", cpu
+        return f"cpu (asked: {requested})", cpu_dtype(settings.engine.dtype), cpu
+    return _compute_with_torch(settings, cpu)
+
+
+def _compute_with_torch(settings: Settings, cpu: str) -> tuple[str, str, str]:
     import torch
 
     from loupe.engines.local.loader import pick_device, pick_dtype
@@ -105,12 +119,12 @@ def _compute(settings: Settings) -> tuple[str, str, str]:
     try:
         target = pick_device(settings.engine.device)
     except LoupeError as exc:
-        return f"unavailable: {exc.message}", "-", torch.backends.cpu.get_cpu_capability()
+        return f"unavailable: {exc.message}", "-", cpu
     dtype = str(pick_dtype(settings.engine.dtype, target)).removeprefix("torch.")
     where = f"{target.type} (asked: {settings.engine.device})"
     if target.type == "cuda":
         where += f", {torch.cuda.get_device_name(0)}"
-    return where, dtype, f"{platform.machine()}, {torch.backends.cpu.get_cpu_capability()}"
+    return where, dtype, cpu
 
 
 def _keys(db: str) -> tuple[dict[str, int] | None, str | None]:

@@ -340,12 +340,21 @@ class ChoiceFinished:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDelta:
-    """A whole tool call of choice `index`, the `position`-th of that choice."""
+    """A piece of the `position`-th tool call of choice `index`, as OpenAI streams calls: the
+    call's first piece carries its `id` and `name`, and the call's `arguments` are the text of
+    its pieces joined in order."""
 
     index: int
     position: int
-    call: ToolCall
+    arguments: str = ""
     tokens: int = 0
+    id: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def whole(cls, index: int, position: int, call: ToolCall, tokens: int = 0) -> ToolCallDelta:
+        """A call in one piece."""
+        return cls(index, position, call.arguments, tokens, call.id, call.name)
 
 
 GenerationEvent = TextDelta | ToolCallDelta | ChoiceFinished

@@ -245,6 +245,7 @@ def load_settings(
     data: dict[str, Any] = {}
     if config_file is not None:
         data = _read_toml(config_file)
+        _paths_from(config_file.absolute().parent, data)
     if models:
         data["models"] = [{"id": model_id_for(c), "checkpoint": c} for c in models]
     for key, value in (overrides or {}).items():
@@ -267,6 +268,44 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _paths_from(folder: Path, data: dict[str, Any]) -> None:
+    """Make a config file's relative paths (the `db` SQLite file, local checkpoints) relative to
+    its folder, so the file means the same from any working directory. Command-line values are
+    left relative to the working directory, as a shell user expects."""
+    if isinstance(data.get("db"), str):
+        data["db"] = _database_in(folder, data["db"])
+    models = data.get("models")
+    for model in models if isinstance(models, list) else ():
+        if isinstance(model, dict) and isinstance(model.get("checkpoint"), str):
+            model["checkpoint"] = _checkpoint_in(folder, model["checkpoint"])
+
+
+def _database_in(folder: Path, db: str) -> str:
+    """A SQLite file given as a plain path or a `sqlite:///` URL, placed in `folder` if relative."""
+    if "://" not in db:
+        return db if db == ":memory:" else str(_path_in(folder, db))
+    scheme, _, rest = db.partition(":///")
+    if scheme.partition("+")[0] != "sqlite" or not rest or rest.startswith(("/", ":memory:")):
+        return db  # another database, an absolute path, or memory
+    path, mark, query = rest.partition("?")
+    return f"{scheme}:///{_path_in(folder, path)}{mark}{query}"
+
+
+def _checkpoint_in(folder: Path, checkpoint: str) -> str:
+    """A checkpoint written as a relative path, or found in `folder`, as a path there; anything
+    else (an absolute path, `~/...`, a hub id such as `Qwen/Qwen2-VL-2B-Instruct`) as written."""
+    path = Path(checkpoint).expanduser()
+    if path.is_absolute():
+        return checkpoint
+    local = folder / path
+    return str(local) if checkpoint.startswith(".") or local.exists() else checkpoint
+
+
+def _path_in(folder: Path, path: str) -> Path:
+    expanded = Path(path).expanduser()
+    return expanded if expanded.is_absolute() else folder / expanded
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

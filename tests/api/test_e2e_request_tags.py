@@ -1,5 +1,5 @@
-"""`metadata`, `user` and `safety_identifier` through a real server with keys: on the ledger row,
-and in the usage API grouped by them."""
+"""A real server with keys: `metadata`, `user` and `safety_identifier` on the ledger row and in
+the usage API grouped by them; the home page lists models only as `GET /v1/models` would."""
 
 from __future__ import annotations
 
@@ -57,3 +57,15 @@ def test_tags_reach_the_ledger_and_the_usage_api(keyed: tuple[RunningServer, str
     assert {g["group"]: g["requests"] for g in by_user["data"]} == {"ann": 2, "bob": 1}
     refused = httpx.get(f"{server.api}/usage", params={"group_by": "colour"}, headers=headers)
     assert refused.status_code == 400 and "group_by" in refused.json()["error"]["param"]
+
+
+def test_the_home_page_lists_models_only_to_whom_v1_models_would(keyed: tuple[RunningServer, str, str]) -> None:
+    server, _, secret = keyed
+    with_key = {"authorization": f"Bearer {secret}"}
+    ids = [m["id"] for m in httpx.get(f"{server.api}/models", headers=with_key, timeout=30).json()["data"]]
+    assert httpx.get(f"{server.api}/models", timeout=30).status_code == 401
+    visitor = httpx.get(server.base_url + "/", timeout=30)
+    assert visitor.status_code == 200 and "requires an API key" in visitor.text
+    assert ids and not any(model_id in visitor.text for model_id in ids)
+    keyholder = httpx.get(server.base_url + "/", headers=with_key, timeout=30).text
+    assert all(f"<code>{model_id}</code>" in keyholder for model_id in ids)

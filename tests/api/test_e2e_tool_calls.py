@@ -63,22 +63,28 @@ def test_required_yields_valid_calls_streamed_and_not(every_family: RunningServe
         assert call.type == "function" and call.id.startswith("call_")
         _valid(call.function.name, call.function.arguments)  # type: ignore[union-attr]
     jsonschema.validate(reply.model_dump(exclude_unset=True), schemas.CREATE_CHAT_COMPLETION_RESPONSE)
-    stream = client.chat.completions.create(  # one call: a greedy random model may repeat calls forever
-        model=family, messages=ASK, tools=TOOLS, tool_choice="required", parallel_tool_calls=False,
-        temperature=0, max_tokens=400, stream=True,
-    )
-    calls: dict[int, dict[str, str]] = {}
-    finish = None
-    for chunk in stream:
-        jsonschema.validate(chunk.model_dump(exclude_unset=True), schemas.CREATE_CHAT_COMPLETION_STREAM_RESPONSE)
-        for delta in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
-            entry = calls.setdefault(delta.index, {"name": "", "arguments": ""})
-            entry["name"] += delta.function.name or ""  # type: ignore[union-attr]
-            entry["arguments"] += delta.function.arguments or ""  # type: ignore[union-attr]
-        finish = chunk.choices[0].finish_reason if chunk.choices else finish
-    assert finish == "tool_calls" and list(calls) == [0]
-    for entry in calls.values():
-        _valid(entry["name"], entry["arguments"])
+    strict: Any = [{**t, "function": {**t["function"], "strict": True}} for t in TOOLS]  # as .stream() asks
+    with client.chat.completions.stream(  # one call: a greedy random model may repeat calls forever
+        model=family, messages=ASK, tools=strict, tool_choice="required", parallel_tool_calls=False,
+        temperature=0, max_tokens=400,
+    ) as stream:
+        deltas, pieces = [], []
+        for event in stream:
+            if event.type == "chunk":
+                jsonschema.validate(event.chunk.model_dump(exclude_unset=True), schemas.CREATE_CHAT_COMPLETION_STREAM_RESPONSE)
+                deltas += [d for c in event.chunk.choices for d in c.delta.tool_calls or []]
+            elif event.type == "tool_calls.function.arguments.delta":
+                pieces.append(event.arguments_delta)
+        done = stream.get_final_completion().choices[0]
+    assert done.finish_reason == "tool_calls" and len(done.message.tool_calls or []) == 1
+    call = (done.message.tool_calls or [])[0]
+    assert call.type == "function" and call.id.startswith("call_")
+    first, *later = deltas  # OpenAI's shape: the id and name first, then the arguments as written
+    assert (first.id, first.type, first.function.name) == (call.id, "function", call.function.name)  # type: ignore[union-attr]
+    assert later and all(d.id is None and d.type is None and d.function.name is None for d in later)  # type: ignore[union-attr]
+    assert len([p for p in pieces if p]) > 1 and "".join(pieces) == call.function.arguments
+    _valid(call.function.name, call.function.arguments)
+    assert call.function.parsed_arguments == json.loads(call.function.arguments)
 
 
 def test_a_named_choice_calls_that_function_once(every_family: RunningServer) -> None:

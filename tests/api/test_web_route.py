@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from loupe.api.errors import install_handlers
@@ -15,11 +15,16 @@ from loupe.api.routes import web
 from loupe.errors import NotFound
 
 
+async def listed(request: Request) -> list[str] | None:
+    """As `GET /v1/models` decides: here, models only for the key "open-sesame"."""
+    return ["tiny-qwen"] if request.headers.get("authorization") == "Bearer open-sesame" else None
+
+
 @pytest.fixture(scope="module")
 def client() -> TestClient:
     app = FastAPI(docs_url=None, redoc_url=None)
     install_handlers(app)
-    app.include_router(web.router(lambda: ["tiny-qwen"]))
+    app.include_router(web.router(listed))
     return TestClient(app)
 
 
@@ -110,11 +115,14 @@ def test_the_api_reference_uses_packaged_assets(client: TestClient, route: str, 
 
 
 def test_home_page_leads_somewhere(client: TestClient) -> None:
-    page = client.get("/")
+    page = client.get("/", headers={"authorization": "Bearer open-sesame"})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     for link in ('href="/playground"', 'href="/guide"', 'href="/docs"', "<code>tiny-qwen</code>"):
         assert link in page.text
     assert "http://testserver/v1/chat/completions" in page.text
+    hidden = client.get("/")  # a visitor without a key sees no model, as /v1/models would answer them
+    assert hidden.status_code == 200 and "tiny-qwen" not in hidden.text
+    assert "requires an API key" in hidden.text and "GET http://testserver/v1/models" in hidden.text
     assert client.get("/favicon.ico").headers["content-type"] == "image/svg+xml"
 
 

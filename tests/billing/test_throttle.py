@@ -76,3 +76,12 @@ def test_unused_tokens_are_given_back(limiter: RateLimiter) -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Limits(rpm=0)
+
+
+def test_the_token_limit_is_the_tightest_of_the_key_and_the_model() -> None:
+    throttle = Throttle(InProcessRateLimiter(), {"big": Limits(tpm=500), "open": Limits(rpm=5)})
+    assert throttle.token_limit(Limits(tpm=1000), "big") == 500
+    assert throttle.token_limit(Limits(tpm=300), "big") == 300
+    assert throttle.token_limit(Limits(), "big") == 500
+    assert throttle.token_limit(Limits(tpm=1000), "open") == 1000
+    assert throttle.token_limit(Limits(rpm=9), "other") is None

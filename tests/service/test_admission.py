@@ -1,4 +1,5 @@
-"""Admission without `max_tokens`: a key that can pay for the question is served, capped at what it can pay."""
+"""Admission without `max_tokens`: a key that can pay for the question, and whose token limit
+holds it, is served, capped at what it can pay and what the limit holds."""
 
 from __future__ import annotations
 
@@ -70,11 +71,15 @@ def post(server: RunningServer, path: str, secret: str, body: dict[str, Any]) ->
     return httpx.post(f"{server.api}{path}", json=body, headers={"authorization": f"Bearer {secret}"}, timeout=120)
 
 
-def balance(server: RunningServer, db: str, affordable_tokens: int, admin: str) -> tuple[str, int]:
+def balance(server: RunningServer, db: str, affordable_tokens: int, admin: str, *limits: str) -> tuple[str, int]:
     """A key holding exactly the prompt's cost plus `affordable_tokens` completion tokens."""
     prompt = post(server, "/estimate", admin, QUESTION).json()["prompt_tokens"]
     amount = from_nanos(cost_nanos(PRICES, prompt, affordable_tokens))
-    return loupe("keys", "create", "--name", "small", "--balance", f"{amount:f}", db=db), prompt
+    return loupe("keys", "create", "--name", "small", "--balance", f"{amount:f}", *limits, db=db), prompt
+
+
+def prompt_tokens(server: RunningServer, admin: str) -> int:
+    return int(post(server, "/estimate", admin, QUESTION).json()["prompt_tokens"])
 
 
 def test_without_max_tokens_the_answer_is_capped_at_what_the_balance_pays(priced: tuple[RunningServer, str]) -> None:
@@ -111,3 +116,37 @@ def test_a_key_that_cannot_pay_one_token_is_refused_for_the_minimum(priced: tupl
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "NOT_ENOUGH_BALANCE"
     minimum = from_nanos(cost_nanos(PRICES, prompt, 1))
     assert f"may cost up to {minimum.normalize():f}" in refused.json()["error"]["message"]
+
+
+def test_without_max_tokens_the_token_limit_holds_prompt_and_allowance(priced: tuple[RunningServer, str]) -> None:
+    server, db = priced
+    admin = loupe("keys", "create", "--name", "estimator4", db=db)
+    tpm = prompt_tokens(server, admin) + 6  # far below the context: drawing the whole context never fits
+    secret = loupe("keys", "create", "--name", "limited", "--tpm", str(tpm), db=db)  # no balance limit
+
+    answer = post(server, "/chat/completions", secret, {**QUESTION, "temperature": 0})
+    assert answer.status_code == 200, answer.text
+    usage, choice = answer.json()["usage"], answer.json()["choices"][0]
+    assert 1 <= usage["completion_tokens"] <= 6
+    assert choice["finish_reason"] == "length" or usage["completion_tokens"] < 6
+    headers = answer.headers  # a fresh bucket, drawn at admission: the prompt and the 6 allowed
+    assert (headers["x-ratelimit-limit-tokens"], headers["x-ratelimit-remaining-tokens"]) == (str(tpm), "0")
+
+    asked = post(server, "/chat/completions", admin, {**QUESTION, "max_tokens": 7})  # max_tokens is the client's word
+    limited = loupe("keys", "create", "--name", "limited2", "--tpm", str(tpm), db=db)
+    refused = post(server, "/chat/completions", limited, {**QUESTION, "max_tokens": 7})
+    assert asked.status_code == 200 and refused.status_code == 429
+    assert refused.json()["error"]["code"] == "TOKEN_LIMIT_EXCEEDED" and "more than the limit" in refused.text
+
+
+def test_without_max_tokens_the_tighter_of_balance_and_token_limit_applies(priced: tuple[RunningServer, str]) -> None:
+    server, db = priced
+    admin = loupe("keys", "create", "--name", "estimator5", db=db)
+    tpm = prompt_tokens(server, admin) + 10
+    secret, prompt = balance(server, db, 4, admin, "--tpm", str(tpm))
+
+    answer = post(server, "/chat/completions", secret, {**QUESTION, "temperature": 0, "n": 2})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["usage"]["completion_tokens"] <= 4  # per choice: the balance pays 2, the limit holds 5
+    assert answer.headers["x-ratelimit-remaining-tokens"] == str(tpm - prompt - 4)
+    assert key_balance(db, secret) >= 0

@@ -60,7 +60,7 @@ def create_app(
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix)
     app.include_router(admin.router(state))
-    app.include_router(web.router(lambda: [card.id for card in state.chat.models()]))
+    app.include_router(web.router(models.listed_ids(state)))
     app.include_router(metrics_router(state.metrics))
 
     @app.get("/health", summary="Liveness and the served models")

@@ -24,6 +24,7 @@ from loupe.domain import (
     TextPart,
     TokenLogprob,
     ToolCall,
+    ToolCallDelta,
     ToolCallOutput,
     ToolSpec,
     Usage,
@@ -257,6 +258,16 @@ def _assistant(text: str, calls: Sequence[ToolCall]) -> wire.AssistantMessage:
 
 def call_to_wire(call: ToolCall) -> wire.ToolCallObject:
     return wire.ToolCallObject(id=call.id, function=wire.FunctionCall(name=call.name, arguments=call.arguments))
+
+
+def call_chunk_to_wire(piece: ToolCallDelta) -> wire.ToolCallChunk:
+    first = piece.id is not None
+    return wire.ToolCallChunk(
+        index=piece.position,
+        id=piece.id,
+        type="function" if first else None,
+        function=wire.FunctionCallChunk(name=piece.name, arguments=piece.arguments),
+    )
 
 
 def finish_to_wire(reason: FinishReason) -> Literal["stop", "length", "tool_calls"]:

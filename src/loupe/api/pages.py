@@ -103,11 +103,18 @@ def _no_docs() -> str:
     )
 
 
-def home(version: str, base_url: str, models: Sequence[str]) -> str:
-    """The server's front page: what is served, where to go next, and a first request."""
+def home(version: str, base_url: str, models: Sequence[str] | None) -> str:
+    """The server's front page: what is served (None: only to a key, as `GET /v1/models`
+    shows them), where to go next, and a first request."""
     model = models[0] if models else "MODEL"
-    served = "".join(f"<li><code>{html.escape(m)}</code></li>" for m in models) or "<li>none</li>"
     api = f"{base_url.rstrip('/')}/v1"
+    if models is None:
+        served = (
+            "<p>This server requires an API key: send yours to <code>GET "
+            f"{html.escape(api)}/models</code> to list the models it may use.</p>"
+        )
+    else:
+        served = "<ul>" + ("".join(f"<li><code>{html.escape(m)}</code></li>" for m in models) or "<li>none</li>") + "</ul>"
     example = (
         f"curl {api}/chat/completions \\\n"
         '  -H "Content-Type: application/json" \\\n'
@@ -125,7 +132,7 @@ def home(version: str, base_url: str, models: Sequence[str]) -> str:
         '<li><a href="/docs">API reference</a> (<a href="/openapi.json">OpenAPI document</a>)</li>'
         '<li><a href="/health">Health</a> and <a href="/metrics">metrics</a></li>'
         "</ul>"
-        f"<h2>Models served</h2><ul>{served}</ul>"
+        f"<h2>Models served</h2>{served}"
         f"<h2>A first request</h2><pre><code>{html.escape(example)}</code></pre>"
     )
     return page("Loupe", body, nav=False)

@@ -208,11 +208,18 @@ def _absent(value: object) -> bool:
     return value is None
 
 
+class FunctionCallChunk(BaseModel):
+    name: str | None = Field(None, exclude_if=_absent)  # in a call's first chunk only
+    arguments: str
+
+
 class ToolCallChunk(BaseModel):
+    """A piece of a streamed call: the first has its id, type and name, every one arguments text."""
+
     index: int
-    id: str
-    type: Literal["function"] = "function"
-    function: FunctionCall
+    id: str | None = Field(None, exclude_if=_absent)
+    type: Literal["function"] | None = Field(None, exclude_if=_absent)
+    function: FunctionCallChunk
 
 
 class AssistantMessage(BaseModel):

@@ -9,7 +9,7 @@ from contextlib import aclosing
 from pydantic import BaseModel
 
 from loupe.api import schemas as wire
-from loupe.api.convert import call_to_wire, finish_to_wire, logprobs_to_wire, usage_to_wire
+from loupe.api.convert import call_chunk_to_wire, finish_to_wire, logprobs_to_wire, usage_to_wire
 from loupe.api.errors import envelope, status_of
 from loupe.domain import ChoiceFinished, GenerationEvent, TextDelta, ToolCallDelta
 from loupe.errors import LoupeError, StreamStalled
@@ -53,8 +53,7 @@ class ChunkWriter:
             delta = wire.Delta(content=event.text)
             out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=delta, logprobs=logprobs)]))
         elif isinstance(event, ToolCallDelta):
-            call = call_to_wire(event.call)
-            delta = wire.Delta(tool_calls=[wire.ToolCallChunk(index=event.position, id=call.id, function=call.function)])
+            delta = wire.Delta(tool_calls=[call_chunk_to_wire(event)])
             out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=delta)]))
         elif isinstance(event, ChoiceFinished):
             reason = finish_to_wire(event.reason)

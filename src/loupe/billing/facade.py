@@ -111,6 +111,10 @@ class Billing:
         if not key.allows(model):
             raise AccessDenied(f"this API key may not use the model {model!r}", param="model")
 
+    def token_limit(self, key: ApiKey, model: str) -> int | None:
+        """The tightest tokens-per-minute limit on `key`'s requests to `model`; None: none."""
+        return self._throttle.token_limit(Limits(key.rpm, key.tpm), model)
+
     def admit(
         self,
         key: ApiKey,

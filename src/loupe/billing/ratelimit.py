@@ -3,8 +3,8 @@
 Each limit is a bucket refilled continuously over one minute (GCRA: a stored "theoretical arrival
 time" per bucket), so a full bucket allows a burst of `limit` and then `limit` per minute. A
 request draws from several buckets at once (the key's and the key-on-this-model's, requests and
-tokens), all or none. Tokens are drawn as prompt + max completion at admission; the unused part
-is given back at settle.
+tokens), all or none. Tokens are drawn as prompt + completion allowance at admission; the unused
+part is given back at settle.
 """
 
 from __future__ import annotations

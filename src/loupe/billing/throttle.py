@@ -44,6 +44,11 @@ class Throttle:
         self._limiter = limiter
         self._model_limits = dict(model_limits or {})
 
+    def token_limit(self, key_limits: Limits, model: str) -> int | None:
+        """The tightest tokens-per-minute limit a key's request to `model` meets; None: none."""
+        limits = [t for t in (key_limits.tpm, self._model_limits.get(model, Limits()).tpm) if t is not None]
+        return min(limits, default=None)
+
     def take(self, key_id: str, key_limits: Limits, model: str, tokens: int) -> Drawn:
         """Draw one request and `tokens` tokens. Raises RateLimitExceeded or TokenLimitExceeded."""
         # The {key_id} hash tag keeps one key's buckets in one Redis Cluster slot.

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
-from loupe.domain import ToolCall, ToolCallOutput, ToolSpec
+from loupe.domain import ToolCall, ToolCallDelta, ToolCallOutput, ToolSpec
 
 __all__ = ["HERMES", "ToolCallFormat", "ToolCallParser", "format_for", "new_call_id", "tool_object"]
 
@@ -68,6 +69,12 @@ class ToolCallFormat:
         return f"start: {start}\ncall: {call}\n"
 
 
+_State = Literal["text", "head", "whole", "arguments", "after"]
+_NAME = '"<name>"'  # the call's name, a JSON string
+_HEAD = ("{", '"name"', ":", _NAME, ",", '"arguments"', ":")
+_SPACE = " \t\n\r"
+_HEAD_MAX = 512  # characters of a block to look for the head in (OpenAI's names are at most 64)
+
 HERMES = ToolCallFormat()
 """Qwen's blocks, as Loupe's convention for families with no tools format of their own."""
 
@@ -88,52 +95,129 @@ def new_call_id() -> str:
 
 @dataclass(slots=True)
 class ToolCallParser:
-    """Splits one choice's streamed text into content and calls.
+    """Splits one choice's streamed text into content and tool-call pieces.
 
-    Text before the first call block streams as content. From a block's opening tag on, text
-    is held until the block closes, then it becomes a call if it holds `{"name", "arguments"}`
-    (and stays text otherwise). A tag's possible beginning at the end of the text is held back
-    until the next piece shows whether it is one.
+    Text before the first call block streams as content. A block written as the format asks,
+    `{"name": ..., "arguments": {...}}`, streams as the model writes it: once the name and the
+    start of the arguments object are written, a piece with a new id and the name, then the
+    arguments object's text in pieces up to its closing brace (what follows it in the block is
+    not part of the call). Such a call stands even if the block never closes or its arguments
+    are cut short, as OpenAI's do. A block written otherwise (keys in another order, arguments
+    as a string) is held until it closes, then becomes a call in one piece if it holds
+    `{"name", "arguments"}`, and stays text if not. A tag's possible beginning at the end of the
+    text is held back until the next piece shows whether it is one.
     """
 
     format: ToolCallFormat = HERMES
-    calls: list[ToolCall] = field(default_factory=list)
+    index: int = 0  # the choice's, carried by the pieces
+    calls: int = 0  # calls begun so far
     _held: str = ""
-    _in_call: bool = False
+    _state: _State = "text"
+    _depth: int = 0  # of the arguments object, while it streams
+    _in_string: bool = False
+    _escaped: bool = False
 
-    def feed(self, text: str) -> Iterator[str | ToolCall]:
+    def feed(self, text: str) -> Iterator[str | ToolCallDelta]:
         self._held += text
         while True:
-            if self._in_call:
-                end = self._held.find(self.format.close)
-                if end < 0:
+            if self._state == "text":
+                if not (yield from self._text()):
                     return
-                block, self._held = self._held[:end], self._held[end + len(self.format.close) :]
-                self._in_call = False
-                yield self._call(block)
                 continue
-            start = self._held.find(self.format.open.rstrip("\n"))
-            if start < 0:
-                keep = _partial_suffix(self._held, self.format.open.rstrip("\n"))
-                text, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep :]
-                if text and not (self.calls and not text.strip()):
-                    yield text
+            if self._state == "head":
+                yield from self._head()
+            if self._state == "arguments":
+                yield from self._arguments()
+            close = self._held.find(self.format.close)
+            if close < 0:
+                if self._state == "after":  # what follows the arguments is not kept
+                    self._held = self._held[len(self._held) - _partial_suffix(self._held, self.format.close) :]
                 return
-            if start:
-                before = self._held[:start]
-                if not (self.calls and not before.strip()):  # separators between calls are not content
-                    yield before
-            self._held = self._held[start + len(self.format.open.rstrip("\n")) :]
-            self._in_call = True
+            if self._state == "whole":
+                yield self._whole(self._held[:close])
+            self._held, self._state = self._held[close + len(self.format.close) :], "text"
 
-    def finish(self) -> str:
-        """What is left at the end: an unclosed block or a held tag prefix, as text."""
-        held = (self.format.open.rstrip("\n") if self._in_call else "") + self._held
-        self._held, self._in_call = "", False
-        return held
+    def finish(self) -> Iterator[str | ToolCallDelta]:
+        """What is left at the end: the rest of a streaming call's arguments, or an unclosed
+        block or a held tag prefix as text."""
+        held, state = self._held, self._state
+        self._held, self._state = "", "text"
+        if state == "arguments":
+            piece = held[: self._value_length(held)]
+            if piece:
+                yield self._piece(piece)
+        elif state in ("head", "whole"):
+            yield self._tag + held
+        elif state == "text" and held:
+            yield held
 
-    def _call(self, block: str) -> str | ToolCall:
-        as_text = self.format.open.rstrip("\n") + block + self.format.close
+    @property
+    def _tag(self) -> str:
+        return self.format.open.rstrip("\n")
+
+    def _text(self) -> Generator[str, None, bool]:
+        """Content up to the next block's opening tag; True when a block opened."""
+        start = self._held.find(self._tag)
+        if start < 0:
+            keep = _partial_suffix(self._held, self._tag)
+            text, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep :]
+            if text and not (self.calls and not text.strip()):  # separators between calls are not content
+                yield text
+            return False
+        before = self._held[:start]
+        if before and not (self.calls and not before.strip()):
+            yield before
+        self._held, self._state = self._held[start + len(self._tag) :], "head"
+        return True
+
+    def _head(self) -> Iterator[ToolCallDelta]:
+        """A block's beginning: a call to stream once its name and arguments object have begun."""
+        close = self._held.find(self.format.close)
+        block = self._held if close < 0 else self._held[:close]
+        head = _call_head(block)
+        if isinstance(head, tuple) and block[head[1]] == "{":
+            self.calls += 1
+            self._held, self._state = self._held[head[1] :], "arguments"
+            self._depth, self._in_string, self._escaped = 0, False, False
+            yield ToolCallDelta(self.index, self.calls - 1, id=new_call_id(), name=head[0])
+        elif head is False or close >= 0 or len(block) > _HEAD_MAX:
+            self._state = "whole"  # written otherwise: parsed once the block closes
+
+    def _arguments(self) -> Iterator[ToolCallDelta]:
+        """The arguments object's text, as far as it cannot be the block's closing tag."""
+        close = self._held.find(self.format.close)
+        end = close if close >= 0 else len(self._held) - _partial_suffix(self._held, self.format.close)
+        length = self._value_length(self._held[:end])
+        if length:
+            yield self._piece(self._held[:length])
+        self._held = self._held[end:]
+
+    def _value_length(self, text: str) -> int:
+        """How much of `text` continues the arguments object; its end moves the state on."""
+        for i, char in enumerate(text):
+            if self._in_string:
+                if self._escaped:
+                    self._escaped = False
+                elif char == "\\":
+                    self._escaped = True
+                elif char == '"':
+                    self._in_string = False
+            elif char == '"':
+                self._in_string = True
+            elif char in "{[":
+                self._depth += 1
+            elif char in "}]":
+                self._depth -= 1
+                if self._depth == 0:
+                    self._state = "after"
+                    return i + 1
+        return len(text)
+
+    def _piece(self, arguments: str) -> ToolCallDelta:
+        return ToolCallDelta(self.index, self.calls - 1, arguments)
+
+    def _whole(self, block: str) -> str | ToolCallDelta:
+        as_text = self._tag + block + self.format.close
         try:
             value = json.loads(block)
         except ValueError:
@@ -142,9 +226,49 @@ class ToolCallParser:
             return as_text
         arguments = value["arguments"]
         text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
-        call = ToolCall(id=new_call_id(), name=value["name"], arguments=text)
-        self.calls.append(call)
-        return call
+        self.calls += 1
+        return ToolCallDelta.whole(self.index, self.calls - 1, ToolCall(new_call_id(), value["name"], text))
+
+
+def _call_head(block: str) -> tuple[str, int] | bool | None:
+    """Where `{"name": "<name>", "arguments": ` ends in a block, with the name decoded; None
+    while the block may still become that, False once it cannot."""
+    at, name = 0, ""
+    for step in _HEAD:
+        while at < len(block) and block[at] in _SPACE:
+            at += 1
+        rest = block[at:]
+        if step == _NAME:
+            end = _string_end(rest)
+            if end is None:
+                return None if rest[:1] in ("", '"') else False
+            try:
+                name = json.loads(rest[:end])
+            except ValueError:
+                return False
+            at += end
+        elif rest.startswith(step):
+            at += len(step)
+        else:
+            return None if step.startswith(rest) else False
+    while at < len(block) and block[at] in _SPACE:
+        at += 1
+    return None if at == len(block) else (name, at)
+
+
+def _string_end(text: str) -> int | None:
+    """The end of the JSON string `text` opens with, past its closing quote; None if unclosed."""
+    if not text.startswith('"'):
+        return None
+    escaped = False
+    for i, char in enumerate(text[1:], 1):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            return i + 1
+    return None
 
 
 def _partial_suffix(text: str, tag: str) -> int:

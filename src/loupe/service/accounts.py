@@ -119,36 +119,51 @@ class Accounts:
     async def admit(self, caller: Caller, run: ChatRun) -> Ticket:
         """Apply rate limits and reserve the run's maximum cost. Raises 403/429 errors.
 
-        A request without `max_tokens` is not refused for the cost of the whole context: its
-        completion allowance (`run.max_tokens`) is lowered to what the key's balance can pay
-        after the prompt, and generation stops there with `finish_reason: "length"`."""
+        A request without `max_tokens` is not refused for the size of the whole context: its
+        completion allowance (`run.max_tokens`) is lowered to what the key's tokens-per-minute
+        limit holds with the prompt and to what its balance can pay after the prompt, and
+        generation stops there with `finish_reason: "length"`. The limiter draws the prompt plus
+        that allowance; settlement gives back what was not used."""
         if caller.key is None:
             return Ticket(admission=None)
         admission = await anyio.to_thread.run_sync(self._admit, caller.key, run)
         return Ticket(admission=admission)
 
     def _admit(self, key: ApiKey, run: ChatRun) -> Admission:
-        if run.request.sampling.max_tokens is None and key.balance_nanos is not None:  # unlimited stays so
-            run.max_tokens = self._affordable(key.id, run)
         request = run.request
+        if request.sampling.max_tokens is None:
+            run.max_tokens = self._allowance(key, run)
         return self._billing.admit(
             key,
-            run.request.model,
+            request.model,
             run.engine.card.prices,
             run.stats.prompt_tokens,
-            run.max_tokens * run.request.sampling.n,
+            run.max_tokens * request.sampling.n,
             run.id,
             Tags(request.user, request.safety_identifier, request.metadata),
         )
 
-    def _affordable(self, key_id: str, run: ChatRun) -> int:
-        """The most completion tokens per choice, up to `run.max_tokens` and at least 1, whose
-        cost with the prompt fits the key's available balance (read now, reservations deducted)."""
+    def _allowance(self, key: ApiKey, run: ChatRun) -> int:
+        """Completion tokens per choice for a request that left the allowance to Loupe: what the
+        context leaves, no more than the tightest tokens-per-minute limit holds beside the prompt
+        (a request asking for more than a limit could never be admitted) and than the balance
+        pays; at least 1, so that a prompt beyond a limit is refused for what it is."""
+        allowance, prompt, n = run.max_tokens, run.stats.prompt_tokens, run.request.sampling.n
+        tpm = self._billing.token_limit(key, run.request.model)
+        if tpm is not None:
+            allowance = max(min(allowance, (tpm - prompt) // n), 1)
+        if key.balance_nanos is not None:  # unlimited stays so
+            allowance = self._affordable(key.id, run, allowance)
+        return allowance
+
+    def _affordable(self, key_id: str, run: ChatRun, allowance: int) -> int:
+        """The most completion tokens per choice, up to `allowance` and at least 1, whose cost
+        with the prompt fits the key's available balance (read now, reservations deducted)."""
         available = self._billing.keys.get(key_id).available_nanos
         prices, prompt, n = run.engine.card.prices, run.stats.prompt_tokens, run.request.sampling.n
-        if available is None or cost_nanos(prices, prompt, run.max_tokens * n) <= available:
-            return run.max_tokens
-        low, high = 1, run.max_tokens  # cost grows with the allowance: bisect for the largest that fits
+        if available is None or cost_nanos(prices, prompt, allowance * n) <= available:
+            return allowance
+        low, high = 1, allowance  # cost grows with the allowance: bisect for the largest that fits
         while low < high:
             middle = (low + high + 1) // 2
             if cost_nanos(prices, prompt, middle * n) <= available:

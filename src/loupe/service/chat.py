@@ -128,7 +128,7 @@ class ChatRun:
                     self.finished[event.index] = event.completion_tokens
                 else:
                     self.streamed[event.index] = self.streamed.get(event.index, 0) + event.tokens
-                    shown = event.text if isinstance(event, TextDelta) else event.call.name
+                    shown = event.text if isinstance(event, TextDelta) else event.name or event.arguments
                     if shown and self.first_text_at is None:
                         self.first_text_at = time.monotonic()
                 yield event
@@ -212,7 +212,7 @@ class ChatService:
         n = run.request.sampling.n
         texts: list[list[str]] = [[] for _ in range(n)]
         logprobs: list[list[TokenLogprob]] = [[] for _ in range(n)]
-        calls: list[list[ToolCall]] = [[] for _ in range(n)]
+        calls: list[list[ToolCallDelta]] = [[] for _ in range(n)]
         reasons: list[FinishReason] = ["stop"] * n
         async with aclosing(run.events()) as events:
             async for event in events:
@@ -220,7 +220,7 @@ class ChatService:
                     texts[event.index].append(event.text)
                     logprobs[event.index].extend(event.logprobs)
                 elif isinstance(event, ToolCallDelta):
-                    calls[event.index].append(event.call)
+                    calls[event.index].append(event)
                 else:
                     reasons[event.index] = event.reason
         return Completion(
@@ -228,7 +228,7 @@ class ChatService:
             finish_reasons=tuple(reasons),
             usage=run.usage(),
             logprobs=tuple(tuple(entries) for entries in logprobs),
-            tool_calls=tuple(tuple(made) for made in calls),
+            tool_calls=tuple(_assembled(pieces) for pieces in calls),
         )
 
     @staticmethod
@@ -247,6 +247,19 @@ class ChatService:
             served = ", ".join(sorted(self._engines)) or "none"
             raise ModelNotFound(f"model {model_id!r} is not served here; served models: {served}", param="model")
         return engine
+
+
+def _assembled(pieces: Sequence[ToolCallDelta]) -> tuple[ToolCall, ...]:
+    """A choice's calls from their pieces: each call's id and name from its first piece, its
+    arguments the pieces' text joined, as a client joins a stream's."""
+    first: dict[int, ToolCallDelta] = {}
+    arguments: dict[int, list[str]] = {}
+    for piece in pieces:
+        first.setdefault(piece.position, piece)
+        arguments.setdefault(piece.position, []).append(piece.arguments)
+    return tuple(
+        ToolCall(first[at].id or "", first[at].name or "", "".join(arguments[at])) for at in sorted(first)
+    )
 
 
 def _check_logit_bias(request: ChatRequest, card: ModelCard) -> None:

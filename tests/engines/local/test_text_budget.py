@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from loupe.domain import Detail, PlannedImage, PromptMessage, Role, TextPart
 from loupe.engines.local.loader import read_checkpoint
 from loupe.engines.local.prompt import count_prompt
+from loupe.engines.local.fewest_tokens import FewestTokens
 from loupe.engines.local.text_budget import TextBudget, chars_per_token, refuse_oversized, text_budget
 from loupe.errors import ContextLengthExceeded
 from loupe.testing.tiny import FAMILIES
@@ -65,6 +67,7 @@ TOKENIZERS = {
 @pytest.fixture(scope="module", params=sorted(TOKENIZERS))
 def tokenizer(request: pytest.FixtureRequest) -> Tokenizer:
     built: Tokenizer = TOKENIZERS[request.param]()
+    built.add_special_tokens(list(ADDED))  # matched whole, as chat templates' control tokens are
     return built
 
 
@@ -73,6 +76,7 @@ def spec(tokenizer: Tokenizer) -> dict[str, Any]:
     return found
 
 
+ADDED = ("<|end|>", "<a_b>")
 texts = st.lists(st.sampled_from(ATOMS), min_size=1, max_size=400).map("".join)
 WORDS = ["the", "photo", "Hello", "WORLD", "Ünïcödé", "日本語", "ǅx"]
 # Text with a place to cut at least every 34 characters: " " + a word + up to 3 atoms + "."
@@ -97,6 +101,55 @@ def test_pieces_add_up_to_the_whole_count(tokenizer: Tokenizer, text: str) -> No
 def test_pieces_never_count_more_than_the_whole(tokenizer: Tokenizer, text: str) -> None:
     budget = TextBudget(chars_per_token(spec(tokenizer), tokenizer.get_vocab()), pieces=True, piece=24)
     assert budget._pieces(counter(tokenizer), text, 10**9) <= counter(tokenizer)(text)
+
+
+# Long words of letters and digits (no place to cut), between ordinary atoms, and special tokens.
+words = st.tuples(
+    st.lists(st.sampled_from(ATOMS), max_size=6).map("".join),
+    st.text(alphabet="abcdeXY019", min_size=300, max_size=3_000),
+    st.lists(st.sampled_from([*ATOMS, *ADDED]), max_size=6).map("".join),
+).map("".join)
+
+
+def anywhere(tokenizer: Tokenizer, piece: int) -> TextBudget:
+    """A budget that cuts long words anywhere, as `text_budget` makes for byte-level BPE."""
+    longest = max(map(len, tokenizer.get_vocab(with_added_tokens=False)))
+    budget = TextBudget(chars_per_token(spec(tokenizer), tokenizer.get_vocab()), pieces=True, piece=piece)
+    assert budget.chars_per_token is not None
+    return replace(budget, fewest=FewestTokens(tokenizer, budget.chars_per_token), slack=longest - 1, added=ADDED)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=words | texts)
+def test_words_cut_anywhere_never_count_more_than_the_whole(tokenizer: Tokenizer, text: str) -> None:
+    budget = anywhere(tokenizer, piece=24)
+    assert budget.fewest is not None and budget.fewest(text) <= counter(tokenizer)(text)
+    assert budget._pieces(counter(tokenizer), text, 10**9) <= counter(tokenizer)(text)
+
+
+def test_a_long_word_is_counted_in_pieces_no_larger_than_wide(tokenizer: Tokenizer) -> None:
+    budget, counted = anywhere(tokenizer, piece=24), []
+    fewest = budget.fewest
+    assert fewest is not None
+
+    def counting(text: str) -> int:
+        counted.append(text)
+        return fewest(text)
+
+    word = "abcdeXY019" * 2_000
+    total = replace(budget, fewest=counting)._pieces(counter(tokenizer), f"Say {word}<|end|>", 10**9)
+    assert len(counted) > 1 and max(map(len, counted)) <= budget.wide
+    assert all("<|end|>" in piece or "<" not in piece for piece in counted)  # never split
+    assert fewest(word) - len(counted) * budget.slack <= total <= counter(tokenizer)(f"Say {word}<|end|>")
+
+
+def test_no_cut_splits_an_added_token(tokenizer: Tokenizer) -> None:
+    from loupe.engines.local.text_budget import _cut
+
+    text = "ab cd <a_b>ef " * 30  # the last place in each piece's second half is inside "<a_b>"
+    assert _cut(text, 0, 24) == 22 and _cut(text, 0, 24, ADDED) == 16
+    budget = replace(TextBudget(chars_per_token(spec(tokenizer), tokenizer.get_vocab()), pieces=True, piece=24), added=ADDED)
+    assert budget._pieces(counter(tokenizer), text, 10**9) == counter(tokenizer)(text)
 
 
 def test_regex_byte_level_tokenizers_are_counted_in_pieces(tokenizer: Tokenizer) -> None:
@@ -158,7 +211,9 @@ def test_the_floor_never_exceeds_the_prompt(processors: dict[str, Any], family: 
 
 
 def test_template_tokens_of_the_qwen_layout(processors: dict[str, Any]) -> None:
-    assert text_budget(processors["qwen2-vl"]) == TextBudget(20, fixed=3, per_turn=2, pieces=True)
+    budget = text_budget(processors["qwen2-vl"])
+    assert replace(budget, added=()) == TextBudget(20, fixed=3, per_turn=2, pieces=True, slack=19)
+    assert budget.fewest is not None and "<|im_start|>" in budget.added
 
 
 def ask(text: str, image: int = 0) -> list[PromptMessage]:
@@ -197,6 +252,30 @@ def test_a_long_text_over_the_context_is_refused_after_a_few_pieces(processors: 
     with pytest.raises(ContextLengthExceeded, match="counted until over"):
         refuse_oversized(processor, ask(words), context_size=32_768)
     refuse_oversized(processor, ask(fits), context_size=32_768)
+
+
+def test_one_long_word_under_the_floor_is_refused_after_a_few_pieces(processors: dict[str, Any]) -> None:
+    processor = processors["qwen2-vl"]
+    backend = processor.tokenizer.backend_tokenizer
+    budget, counted = text_budget(processor), []
+    assert budget.fewest is not None
+
+    def count(text: str) -> int:
+        counted.append(len(text))
+        return len(backend.encode(text, add_special_tokens=False))
+
+    def fewest(text: str) -> int:
+        counted.append(len(text))
+        return budget.fewest(text)  # type: ignore[misc]
+
+    word = ("abcdefghij" * 60_000)[:600_000]  # no space nor punctuation; 30,000 tokens by its length
+    budget.refuse_beyond(ask(word), context_size=32_768)
+    with pytest.raises(ContextLengthExceeded, match="counted until over"):
+        replace(budget, fewest=fewest).count_long(count, word, context_size=32_768)
+    assert sum(counted) < 100_000  # the pieces that hold 32,768 tokens, not the 600,000 characters
+    with pytest.raises(ContextLengthExceeded, match="counted until over"):
+        refuse_oversized(processor, ask(word), context_size=32_768)
+    refuse_oversized(processor, ask(word[:20_000]), context_size=32_768)
 
 
 def test_text_a_template_trims_is_not_counted(processors: dict[str, Any]) -> None:

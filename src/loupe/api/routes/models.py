@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Depends, Query, Request
 
 from loupe.api import schemas as wire
 from loupe.api.convert import model_to_wire
-from loupe.api.auth import caller_dependency
+from loupe.api.auth import bearer, caller_dependency
 from loupe.api.openapi import errors
 from loupe.api.state import AppState
+from loupe.domain import ModelCard
 from loupe.service.accounts import Caller
-from loupe.errors import InvalidRequest
+from loupe.errors import InvalidRequest, LoupeError
 
 # The filter values hosted platforms accept; Loupe serves text/chat models (vision-capable).
 MODEL_TYPES = ("text", "image", "audio", "video")
@@ -35,7 +38,7 @@ def router(state: AppState) -> APIRouter:
             raise InvalidRequest(
                 f"unknown sub_type {sub_type!r}; use one of {', '.join(MODEL_SUB_TYPES)}", param="sub_type"
             )
-        cards = [model_to_wire(c) for c in state.chat.models() if caller.key is None or caller.key.allows(c.id)]
+        cards = [model_to_wire(c) for c in _visible(state.chat.models(), caller)]
         return wire.ModelList(
             data=[m for m in cards if type in (None, m.type) and sub_type in (None, m.sub_type)]
         )
@@ -52,3 +55,23 @@ def router(state: AppState) -> APIRouter:
         return model_to_wire(card)
 
     return api
+
+
+def listed_ids(state: AppState) -> Callable[[Request], Awaitable[list[str] | None]]:
+    """The ids of the models a request may list, by `GET /v1/models`' own rule, for pages that
+    show them: every model while no key exists (the server runs open), those a key may use when
+    one is sent; None when the request would be refused (keys exist and it sent no live one),
+    or the keys cannot be read."""
+
+    async def ids(request: Request) -> list[str] | None:
+        try:
+            caller = await state.accounts.caller(bearer(request))
+        except LoupeError:
+            return None
+        return [card.id for card in _visible(state.chat.models(), caller)]
+
+    return ids
+
+
+def _visible(cards: list[ModelCard], caller: Caller) -> list[ModelCard]:
+    return [c for c in cards if caller.key is None or caller.key.allows(c.id)]

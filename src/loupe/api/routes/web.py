@@ -7,7 +7,7 @@ the `fastapi-offline` package, so nothing a page loads needs the internet.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
 
@@ -64,13 +64,17 @@ def _html(text: str) -> HTMLResponse:
     return HTMLResponse(text, headers=_HEADERS)
 
 
-def router(served: Callable[[], Sequence[str]] = tuple) -> APIRouter:
-    """The pages; `served` lists the ids of the models served, for the home page."""
+Listed = Callable[[Request], Awaitable[Sequence[str] | None]]
+
+
+def router(listed: Listed) -> APIRouter:
+    """The pages; `listed` gives the ids of the models a request may list, for the home page
+    (None: a key is needed to list them, as `GET /v1/models` says)."""
     api = APIRouter(include_in_schema=False)
 
     @api.api_route("/", methods=["GET", "HEAD"])
-    def home(request: Request) -> HTMLResponse:
-        return _html(pages.home(__version__, str(request.base_url), list(served())))
+    async def home(request: Request) -> HTMLResponse:
+        return _html(pages.home(__version__, str(request.base_url), await listed(request)))
 
     @api.api_route("/favicon.ico", methods=["GET", "HEAD"])
     @api.api_route("/favicon.svg", methods=["GET", "HEAD"])

@@ -17,9 +17,16 @@ mark other than an apostrophe between two letters (`end.Next`, `well-known`). In
 pre-tokenizers of byte-level BPE (GPT-2's, cl100k's, Qwen2's, Llama 3's, o200k's), no pattern
 that matches the character before the cut can take the space or the mark (o200k's letters take
 a following `'s`, hence no apostrophe), and every one starts a match there, so the cut is a
-split whatever precedes or follows; NFC composes neither a space nor ASCII. A text with no such
-place in a piece's length (one 600,000-letter word) is bounded by the floor alone, as are
-tokenizers of other kinds (SentencePiece's Metaspace).
+split whatever precedes or follows; NFC composes neither a space nor ASCII.
+
+A text with no such place in a piece's length (one 600,000-letter word) is cut anyway, between
+two ASCII letters or digits (no normaliser composes across that, and no added token's stripping
+of spaces reaches over it), and the pieces on either side of such a cut are counted by the fewest
+tokens their bytes can be written in (`fewest_tokens.py`), less `slack` for the one token the cut
+may split in two: the prompt's own tokens inside such a piece, with the two halves of that token
+spelled byte by byte, are one way to write it, so the sum is still a lower bound. Where a piece
+has no such pair either, or for tokenizers of other kinds (SentencePiece's Metaspace), the rest
+is bounded by the floor alone.
 """
 
 from __future__ import annotations
@@ -27,10 +34,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from loupe.domain import PlannedImage, PlannedVideo, PreparedImage, PreparedVideo, PromptMessage, Role, TextPart
+from loupe.engines.local.fewest_tokens import FewestTokens, counts_fewest
 from loupe.engines.local.prompt import templated
 from loupe.errors import ContextLengthExceeded
 
@@ -45,19 +53,30 @@ _LETTER = r"[^\W\d_]"
 # Just after the cut: a space after a non-space, or an ASCII mark but ' after a letter; a letter next.
 _PLACES = re.compile(rf"(?:(?<=\S) |(?<={_LETTER})[!-&(-/:-@\[-`{{-~])(?={_LETTER})")
 _PROBE = "x"
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
 @dataclass(frozen=True, slots=True)
 class TextBudget:
     """One processor's bounds: characters a token covers at most (None: no bound is known),
-    the control tokens its template adds once and per user or assistant turn, and whether long
-    texts may be counted in pieces."""
+    the control tokens its template adds once and per user or assistant turn, whether long
+    texts may be counted in pieces, and where they may be cut anywhere: a counter of the fewest
+    tokens a text can take, and the tokens one entry split by a cut may cost more (its bytes)."""
 
     chars_per_token: int | None
     fixed: int = 0
     per_turn: int = 0
     pieces: bool = False
     piece: int = PIECE
+    fewest: Callable[[str], int] | None = field(default=None, compare=False, repr=False)
+    slack: int = 0
+    added: tuple[str, ...] = ()  # the added tokens' texts, which no cut may split
+
+    @property
+    def wide(self) -> int:
+        """Characters counted at once between cuts made anywhere: enough that `slack` is a
+        small part of what they must take."""
+        return max(self.piece, 4 * self.slack * (self.slack + 1))
 
     def floor(self, messages: Sequence[PromptMessage]) -> int:
         """A lower bound on the prompt's tokens, from lengths alone. Text is counted stripped:
@@ -87,15 +106,23 @@ class TextBudget:
                 raise _exceeded(f"the prompt is at least {tokens} tokens (counted until over)", context_size)
 
     def _pieces(self, count: Callable[[str], int], text: str, budget: int) -> int:
-        """The tokens of `text`, counted piece by piece until `budget`; where no cut is
-        found, the rest is bounded by its length."""
-        tokens, start = 0, 0
+        """At most the tokens of `text`, counted piece by piece until `budget`: exactly between
+        places the tokenizer splits, by the fewest next to a cut made anywhere (see the
+        module's docstring); where neither cut is found, the rest is bounded by its length."""
+        tokens, start, split = 0, 0, True  # split: the tokenizer splits at `start`
         while start < len(text) and tokens < budget:
-            end = _cut(text, start, self.piece)
+            end, at_split = _cut(text, start, self.piece, self.added), True
+            if end is None and self.fewest is not None:
+                end = len(text) if len(text) - start <= self.wide else _anywhere(text, start, self.wide, self.added)
+                at_split = end == len(text)
             if end is None:
                 return tokens + (-(-(len(text) - start) // self.chars_per_token) if self.chars_per_token else 0)
-            tokens += count(text[start:end])
-            start = end
+            if split and at_split:
+                tokens += count(text[start:end])
+            else:
+                assert self.fewest is not None  # a cut made anywhere needs it
+                tokens += self.fewest(text[start:end]) - (0 if at_split else self.slack)
+            start, split = end, at_split
         return tokens
 
 
@@ -119,7 +146,12 @@ def text_budget(processor: Any) -> TextBudget:
         spec = json.loads(tokenizer.backend_tokenizer.to_str())
         chars = chars_per_token(spec, tokenizer.get_vocab())
         fixed, per_turn = _template_tokens(processor)
-        found = TextBudget(chars, fixed, per_turn, chars is not None and _cuts_are_splits(spec))
+        pieces = chars is not None and _cuts_are_splits(spec)
+        backend = tokenizer.backend_tokenizer
+        fewest = FewestTokens(backend, chars) if chars and pieces and counts_fewest(spec) else None
+        slack = max(map(len, backend.get_vocab(with_added_tokens=False))) - 1 if fewest else 0  # a byte a character
+        added = tuple(t.content for t in backend.get_added_tokens_decoder().values())
+        found = TextBudget(chars, fixed, per_turn, pieces, fewest=fewest, slack=slack, added=added)
         processor.__dict__[_ATTRIBUTE] = found
     return found
 
@@ -211,15 +243,34 @@ def _cuts_are_splits(spec: dict[str, Any]) -> bool:
     )
 
 
-def _cut(text: str, start: int, piece: int) -> int | None:
+def _cut(text: str, start: int, piece: int, added: tuple[str, ...] = ()) -> int | None:
     """Where the piece from `start` ends: the end of `text`, or the last place to cut (see the
     module's docstring) in the second half of a piece's length; None if there is none."""
     if len(text) - start <= piece:
         return len(text)
     places = [m.start() for m in _PLACES.finditer(text, start + piece // 2, start + piece + 1)]
     # `_LETTER` also takes numbers such as "²", which are not letters (\p{L}) to the tokenizer.
-    letters = (at for at in reversed(places) if text[at + 1].isalpha() and (text[at] == " " or text[at - 1].isalpha()))
+    letters = (
+        at
+        for at in reversed(places)
+        if text[at + 1].isalpha() and (text[at] == " " or text[at - 1].isalpha()) and not _splits(text, at, added)
+    )
     return next(letters, None)
+
+
+def _anywhere(text: str, start: int, wide: int, added: tuple[str, ...] = ()) -> int | None:
+    """The last place between two ASCII letters or digits in the second half of `wide`
+    characters from `start`; None if there is none."""
+    for at in range(min(start + wide, len(text) - 1), start + wide // 2, -1):
+        if text[at - 1] in _ALNUM and text[at] in _ALNUM and not _splits(text, at, added):
+            return at
+    return None
+
+
+def _splits(text: str, at: int, added: tuple[str, ...]) -> bool:
+    """Whether cutting before `at` splits an added token (`<|im_start|>`, `<start_of_turn>`),
+    which the tokenizer matches whole."""
+    return any(text.find(token, max(at - len(token) + 1, 0), at + len(token) - 1) >= 0 for token in added)
 
 
 def _template_tokens(processor: Any) -> tuple[int, int]:

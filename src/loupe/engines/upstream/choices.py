@@ -99,7 +99,7 @@ class ChoiceStream:
         if finish is None:
             raise UpstreamBadResponse("the model server's stream ended before the answer did")
         for position, call in enumerate(calls.made()):  # whole calls, once the stream has them all
-            yield ToolCallDelta(index=self.index, position=position, call=call)
+            yield ToolCallDelta.whole(self.index, position, call)
         if usage is not None:
             self._cross_check(replica, usage)
         completion = usage.completion_tokens if usage is not None else self.count_text("".join(texts))
