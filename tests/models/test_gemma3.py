@@ -90,13 +90,17 @@ def test_plans_equal_the_processor_for_every_detail(
     assert mismatches == []
 
 
-def test_the_tiny_tokenizer_splits_newline_pairs_and_the_published_one_does_not(
-    variant: Callable[[str], tuple[Any, Gemma3Settings]],
-) -> None:
-    _, settings_ = variant("published")
-    assert settings_.double_newline_tokens == 2
-    assert settings_.tokens == 256 + 2 + 4
-    assert GEMMA3_PUBLISHED.tokens == 256 + 2 + 2
+def test_the_tiny_tokenizer_has_gemmas_newline_runs(variant: Callable[[str], tuple[Any, Gemma3Settings]]) -> None:
+    processor, settings_ = variant("published")
+    assert settings_.double_newline_tokens == 1
+    assert settings_.tokens == GEMMA3_PUBLISHED.tokens == 256 + 2 + 2
+    tokenizer = processor.tokenizer
+    # A run of up to 31 newlines is one token, so the template's "\n" before an image merges with
+    # the processor's "\n\n" (the prompt-level count is in tests/engines/local/test_image_edges.py).
+    assert tokenizer.convert_ids_to_tokens(tokenizer("user\n\n\n", add_special_tokens=False)["input_ids"])[-1] == "\n\n\n"
+    assert len(tokenizer("\n" * 31, add_special_tokens=False)["input_ids"]) == 1
+    assert len(tokenizer("\n" * 32, add_special_tokens=False)["input_ids"]) == 2
+    assert {"\n", "\n\n", "\n\n\n", "\n\n\n\n"} <= set(tokenizer.get_vocab())  # vLLM looks these up
 
 
 def test_the_soft_tokens_are_the_processors_own_count(

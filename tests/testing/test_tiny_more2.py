@@ -29,9 +29,9 @@ RULES: dict[str, Any] = {
     "gemma3": Gemma3Rules(),
     "internvl": InternVLRules(),
 }
-# 570 x 380 at detail high: 576 fixed; anyres 2 x 1 tiles unpadded; 256 + wrappers + 2 x 2
-# newline tokens (the tiny tokenizer splits "\n\n"); 3 x 2 tiles + thumbnail, wrapped.
-PHOTO_TOKENS = {"llava": 576, "llava-onevision": 1836, "gemma3": 262, "internvl": 1794}
+# 570 x 380 at detail high: 576 fixed; anyres 2 x 1 tiles unpadded; 256 + wrappers + 2 newline
+# pairs (one token each, as Gemma's tokenizer has them); 3 x 2 tiles + thumbnail, wrapped.
+PHOTO_TOKENS = {"llava": 576, "llava-onevision": 1836, "gemma3": 260, "internvl": 1794}
 
 
 def test_the_families_are_registered() -> None:

@@ -6,11 +6,11 @@ replaces the template's `<start_of_image>` with "\\n\\n" + `<start_of_image>` +
 `image_seq_length` + 2 + 2 x (tokens of "\\n\\n"): 260 with the published tokenizer, where
 "\\n\\n" is one token.
 
-Assumption, stated: each inserted "\\n\\n" is counted as tokenized on its own. Gemma's
-tokenizer has tokens for longer newline runs, so where the template puts a "\\n" right before
-the image (an image first in a user turn, after "<start_of_turn>user\\n"), the real tokenizer
-merges it with the inserted pair into one "\\n\\n\\n": the prompt is then one token shorter
-than text + 260.
+Each inserted "\\n\\n" is counted here as tokenized on its own. Gemma's tokenizer has tokens for
+longer newline runs, so where the template puts a "\\n" right before the image (an image first
+in a user turn, after "<start_of_turn>user\\n"), it merges with the inserted pair into one
+"\\n\\n\\n": the prompt is one token shorter than text + 260. The prompt count tokenizes these
+newlines in place, with the template's text; the image keeps its 260, as vLLM reports it.
 
 Pan-and-scan never runs: `Gemma3Processor` passes `do_pan_and_scan=False` on every call unless
 the caller asks otherwise, which overrides the checkpoint's `preprocessor_config.json`, and Loupe

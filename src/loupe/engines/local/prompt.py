@@ -2,7 +2,10 @@
 
 The counts reported to the client come from here: `prompt_tokens` is the length of the input ids
 the model consumes, and `image_tokens` the number of those ids that the processor inserted for
-images (placeholders, tile markers, wrappers), found from the processor's replacement spans.
+images (placeholders, tile markers, wrappers), found from the processor's replacement spans: an
+id that holds any character the processor inserted counts for that image. Gemma 3's tokenizer
+merges the "\n" its template writes before an image with the "\n\n" the processor puts there into
+one "\n\n\n": the prompt is one id shorter and the image keeps its 260, as vLLM counts it too.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ def _processed(
     replacements = out.pop("text_replacement_offsets", [[]])[0]
     spans = [at for r in replacements if r["type"] == "image" for at in r["new_span"]]
     inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
-    return inputs, PromptStats(prompt_tokens=int(inputs["input_ids"].shape[1]), image_tokens=_tokens_within(offsets, spans))
+    return inputs, PromptStats(prompt_tokens=int(inputs["input_ids"].shape[1]), image_tokens=_tokens_touching(offsets, spans))
 
 
 def _placeholders(
@@ -116,18 +119,36 @@ def count_prompt(
     processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = (), fmt: ToolCallFormat = HERMES
 ) -> PromptStats:
     """Exact prompt tokens without the image processor: the text around each image marker
-    tokenized as the processor would, plus each image's planned tokens (planned or prepared)."""
+    tokenized as the processor would, plus each image's planned tokens (planned or prepared).
+
+    The whitespace the processor writes around an image (`image_edges`) is tokenized in place,
+    where it can merge with the template's text, and taken off the image's plan, which counts
+    it alone."""
     text = templated(processor, messages, tools, fmt)
     marker = processor.image_token
+    before, after = image_edges(processor)
+    text = text.replace(marker, before + marker + after) if before or after else text
     spans: list[int] = []
     start = text.find(marker)
     while start >= 0:
         spans += (start, start + len(marker))
         start = text.find(marker, start + len(marker))
-    offsets = processor.tokenizer(text, return_offsets_mapping=True, **chat_text_kwargs(processor, text))["offset_mapping"]
-    text_tokens = len(offsets) - _tokens_within(offsets, spans)
+    tokenizer = processor.tokenizer
+    offsets = tokenizer(text, return_offsets_mapping=True, **chat_text_kwargs(processor, text))["offset_mapping"]
+    edges = sum(len(tokenizer(edge, add_special_tokens=False)["input_ids"]) for edge in (before, after) if edge)
+    text_tokens = len(offsets) - _tokens_within(offsets, spans) - len(spans) // 2 * edges
     image_tokens = sum(p.tokens for m in messages for p in m.content if isinstance(p, PreparedImage | PlannedImage))
     return PromptStats(prompt_tokens=text_tokens + image_tokens, image_tokens=image_tokens)
+
+
+def image_edges(processor: Any) -> tuple[str, str]:
+    """The whitespace a processor writes before and after each image's tokens, where it writes
+    one fixed sequence (Gemma 3: "\n\n" either side); empty for the others, whose sequences
+    start and end with special tokens."""
+    sequence = getattr(processor, "full_image_sequence", None)
+    if not isinstance(sequence, str):
+        return "", ""
+    return sequence[: len(sequence) - len(sequence.lstrip())], sequence[len(sequence.rstrip()) :]
 
 
 def _stand_in(image: PreparedImage) -> torch.Tensor:
@@ -145,6 +166,19 @@ def _shared_overrides(images: Sequence[PreparedImage]) -> dict[str, Any]:
             param="messages",
         )
     return nested_overrides(distinct.pop()) if distinct else {}
+
+
+def _tokens_touching(offsets: Sequence[Sequence[int]], bounds: Sequence[int]) -> int:
+    """Tokens (character offsets) holding any character of the spans, given as the ascending
+    bounds of disjoint spans; a token across two spans counts for each."""
+    starts, ends = bounds[::2], bounds[1::2]
+    count = 0
+    for start, end in offsets:
+        i = bisect_right(ends, start)  # the first span ending after the token starts
+        while end > start and i < len(starts) and starts[i] < end:
+            count += 1
+            i += 1
+    return count
 
 
 def _tokens_within(offsets: Sequence[Sequence[int]], bounds: Sequence[int]) -> int:

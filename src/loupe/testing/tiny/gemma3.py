@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import Gemma3Config, Gemma3TextConfig, GenerationConfig, SiglipVisionConfig
+from tokenizers import AddedToken
+from transformers import Gemma3Config, Gemma3TextConfig, GenerationConfig, PreTrainedTokenizerFast, SiglipVisionConfig
 
 from loupe.testing.tiny.checkpoint import (
     chat_tokenizer,
@@ -101,6 +102,18 @@ PREPROCESSOR_CONFIG = {
     "size": {"height": 896, "width": 896},
 }
 
+# The published tokenizer has one token for each run of 1 to 31 newlines (SentencePiece
+# user-defined pieces, which transformers makes non-special added tokens): "\n\n" is one token,
+# and a "\n" the template writes merges with the "\n\n" the processor puts before an image.
+NEWLINE_RUNS = 31
+
+
+def add_newline_runs(tokenizer: PreTrainedTokenizerFast) -> None:
+    """Give every run of 1 to NEWLINE_RUNS newlines a token of its own, as Gemma's tokenizer has."""
+    runs = [AddedToken("\n" * n, normalized=False, special=False) for n in range(1, NEWLINE_RUNS + 1)]
+    tokenizer.add_tokens(runs)
+
+
 # SigLIP at 896 px, patch 14: 64 x 64 patches, average-pooled 4 x 4 to 16 x 16 = 256 tokens.
 IMAGE_SIZE, PATCH_SIZE, MM_TOKENS_PER_IMAGE = 896, 14, 256
 
@@ -109,6 +122,7 @@ def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny SigLIP tower with the real 896 px and pooling."""
     tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE, NAMED_TOKENS)
     prepend_bos(tokenizer, "<bos>")  # as published: the template writes one too
+    add_newline_runs(tokenizer)
     text = Gemma3TextConfig(
         **text_dims(len(tokenizer), size),
         head_dim=size.head_dim,
