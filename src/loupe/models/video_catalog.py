@@ -57,14 +57,21 @@ class VideoCounter:
 
 
 def video_counter_for(
-    family: str, video_config: Mapping[str, Any], *, budget: int, max_frames: int
+    family: str,
+    video_config: Mapping[str, Any],
+    *,
+    budget: int,
+    max_frames: int,
+    processor_config: Mapping[str, Any] | None = None,
 ) -> VideoCounter | None:
-    """The video counter of a checkpoint of `family` from its video processor's configuration,
-    or None where the family takes no video. Raises ModelLoadError for a bad setting."""
+    """The video counter of a checkpoint of `family` from its video processor's configuration
+    (and the processor's own plain settings, such as SmolVLM's `image_seq_len`), or None where
+    the family takes no video. Raises ModelLoadError for a bad setting."""
     rules = VIDEO_FAMILIES.get(family)
     if rules is None:
         return None
-    return VideoCounter(rules, rules.settings(video_config), budget, max_frames)
+    plain = {k: v for k, v in (processor_config or {}).items() if not isinstance(v, Mapping)}
+    return VideoCounter(rules, rules.settings({**plain, **video_config}), budget, max_frames)
 
 
 def refuse_video(model: str, family: str) -> VideoNotSupported:

@@ -2,7 +2,9 @@
 
 The counts reported to the client come from here: `prompt_tokens` is the length of the input ids
 the model consumes, and `image_tokens` the number of those ids that the processor inserted for
-images (placeholders, tile markers, wrappers), found from the processor's replacement spans.
+images (placeholders, tile markers, wrappers), found from the processor's replacement spans;
+`video_tokens` likewise for videos (their placeholders and the timestamps or frame captions the
+processor writes between frames).
 """
 
 from __future__ import annotations
@@ -14,10 +16,20 @@ from typing import Any
 
 import torch
 
-from loupe.domain import PlannedImage, PreparedImage, PromptMessage, PromptStats, TextPart, nested_overrides
+from loupe.domain import (
+    PlannedImage,
+    PlannedVideo,
+    PreparedImage,
+    PreparedVideo,
+    PromptMessage,
+    PromptStats,
+    TextPart,
+    nested_overrides,
+)
 from loupe.engines.local.control_text import neutral_messages
 from loupe.engines.local.fast_images import resized
 from loupe.engines.local.fast_processor import placeholder_inputs, skips_pixels
+from loupe.engines.local.video_processor import metadata_of, stand_in
 from loupe.errors import InvalidRequest
 
 
@@ -25,7 +37,7 @@ from loupe.errors import InvalidRequest
 class LocalPrompt:
     """Processor output for one request, kept on the CPU until the inference thread moves it.
 
-    `pixels` is False where the images' pixel values were left out (see `build_prompt`)."""
+    `pixels` is False where pixel values of images or videos were left out (see `build_prompt`)."""
 
     inputs: dict[str, torch.Tensor]
     stats: PromptStats
@@ -33,13 +45,15 @@ class LocalPrompt:
 
 
 def to_conversation(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
-    """The structure HF chat templates iterate: content parts of type `image` and `text`."""
+    """The structure HF chat templates iterate: content parts of type `text`, `image` and `video`."""
     conversation = []
     for message in messages:
         parts: list[dict[str, Any]] = []
         for part in message.content:
             if isinstance(part, TextPart):
                 parts.append({"type": "text", "text": part.text})
+            elif isinstance(part, PreparedVideo | PlannedVideo):
+                parts.append({"type": "video"})
             else:
                 parts.append({"type": "image"})
         conversation.append({"role": message.role.value, "content": parts})
@@ -54,39 +68,62 @@ def templated(processor: Any, messages: Sequence[PromptMessage]) -> str:
 
 def build_prompt(processor: Any, messages: Sequence[PromptMessage], pixels: bool = True) -> LocalPrompt:
     """The model inputs of these messages. With `pixels` False, where the processor can, the
-    images are neither resized nor turned into pixel values (an engine that holds their
-    embeddings does not need them): the prompt's ids, grids and counts are the same."""
+    images and videos are neither resized nor turned into pixel values (an engine that holds
+    their embeddings does not need them): the prompt's ids, grids and counts are the same."""
     prepared = [p for m in messages for p in m.content if isinstance(p, PreparedImage)]
+    videos = [p for m in messages for p in m.content if isinstance(p, PreparedVideo)]
     overrides = _shared_overrides(prepared)
     text = templated(processor, messages)
+    skips = skips_pixels(processor)
     try:
-        built = _placeholders(processor, text, prepared, pixels) if skips_pixels(processor) and not overrides else None
+        built = None
+        if skips and not overrides and not videos:
+            built = _placeholders(processor, text, prepared, pixels)
         if built is None:
-            pixels = True
-            built = _processed(processor, text, prepared, overrides)
+            pixels = pixels or not skips or not videos  # only the Qwen layouts encode videos from grids alone
+            built = _processed(processor, text, prepared, videos, overrides, pixels)
     except ValueError as exc:
         raise InvalidRequest(f"the model's processor refused the prompt: {exc}") from None
     inputs, stats = built
-    return LocalPrompt(inputs=inputs, stats=stats, pixels=pixels or not prepared)
+    return LocalPrompt(inputs=inputs, stats=stats, pixels=pixels or not (prepared or videos))
 
 
 def _processed(
-    processor: Any, text: str, prepared: list[PreparedImage], overrides: dict[str, Any]
+    processor: Any,
+    text: str,
+    prepared: list[PreparedImage],
+    videos: list[PreparedVideo],
+    overrides: dict[str, Any],
+    pixels: bool = True,
 ) -> tuple[dict[str, torch.Tensor], PromptStats]:
-    """Through the processor's call, pixels included."""
+    """Through the processor's call, image pixels included (video pixels unless `pixels` is False)."""
+    media: dict[str, Any] = {}
+    if prepared:
+        media["images"] = [[resized(p.pixels, (p.width, p.height)) for p in prepared]]
+    if videos:
+        media["videos"] = [v.pixels if pixels else stand_in(v.frames) for v in videos]
+        media["video_metadata"] = [metadata_of(v.frames) for v in videos]
     out = processor(
         text=[text],
-        images=[[resized(p.pixels, (p.width, p.height)) for p in prepared]] if prepared else None,
         return_tensors="pt",
         return_offsets_mapping=True,
         return_text_replacement_offsets=True,
+        **media,
         **overrides,
     )
     offsets = out.pop("offset_mapping")[0].tolist()
     replacements = out.pop("text_replacement_offsets", [[]])[0]
-    spans = [at for r in replacements if r["type"] == "image" for at in r["new_span"]]
     inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
-    return inputs, PromptStats(prompt_tokens=int(inputs["input_ids"].shape[1]), image_tokens=_tokens_within(offsets, spans))
+    stats = PromptStats(
+        prompt_tokens=int(inputs["input_ids"].shape[1]),
+        image_tokens=_tokens_within(offsets, _spans(replacements, "image")),
+        video_tokens=_tokens_within(offsets, _spans(replacements, "video")),
+    )
+    return inputs, stats
+
+
+def _spans(replacements: Sequence[dict[str, Any]], kind: str) -> list[int]:
+    return [at for r in replacements if r["type"] == kind for at in r["new_span"]]
 
 
 def _placeholders(
@@ -103,19 +140,43 @@ def _placeholders(
 
 
 def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptStats:
-    """Exact prompt tokens without the image processor: the text around each image marker
-    tokenized as the processor would, plus each image's planned tokens (planned or prepared)."""
+    """Exact prompt tokens without the image processor or any pixels: the text around each
+    image marker tokenized as the processor would, plus each image's planned tokens (planned or
+    prepared); each video's placeholder text written by the processor itself from its plan (the
+    timestamps between frames included) and tokenized in place."""
     text = templated(processor, messages)
-    marker = processor.image_token
+    videos = [p.frames for m in messages for p in m.content if isinstance(p, PreparedVideo | PlannedVideo)]
+    video_spans: list[int] = []
+    if videos:
+        _, replacements = processor._process_videos(
+            [stand_in(f) for f in videos], video_metadata=[metadata_of(f) for f in videos], return_metadata=True
+        )
+        [text], replaced = processor.get_text_with_replacements([text], [], replacements)
+        video_spans = _spans(replaced[0], "video")
+    offsets = processor.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    image_markers = _tokens_within(offsets, _marker_spans(text, processor.image_token, video_spans))
+    video_tokens = _tokens_within(offsets, video_spans)
+    image_tokens = sum(p.tokens for m in messages for p in m.content if isinstance(p, PreparedImage | PlannedImage))
+    return PromptStats(
+        prompt_tokens=len(offsets) - image_markers + image_tokens,
+        image_tokens=image_tokens,
+        video_tokens=video_tokens,
+    )
+
+
+def _marker_spans(text: str, marker: str, skip: Sequence[int]) -> list[int]:
+    """Bounds of each `marker` in `text` outside the spans `skip` (GLM-4V's video frames are
+    image markers, which belong to their video)."""
     spans: list[int] = []
     start = text.find(marker)
     while start >= 0:
-        spans += (start, start + len(marker))
-        start = text.find(marker, start + len(marker))
-    offsets = processor.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
-    text_tokens = len(offsets) - _tokens_within(offsets, spans)
-    image_tokens = sum(p.tokens for m in messages for p in m.content if isinstance(p, PreparedImage | PlannedImage))
-    return PromptStats(prompt_tokens=text_tokens + image_tokens, image_tokens=image_tokens)
+        i = bisect_right(skip, start)
+        if i % 2 == 0:  # not inside a skipped span
+            spans += (start, start + len(marker))
+            start = text.find(marker, start + len(marker))
+        else:
+            start = text.find(marker, skip[i])
+    return spans
 
 
 def _stand_in(image: PreparedImage) -> torch.Tensor:
