@@ -233,7 +233,7 @@ class Onevision(Joined):
     def groups(self, model: Any, inputs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> list[ImageGroup]:
         videos = [key for key in keys if is_video(key)]
         if not videos:
-            return super().groups(model, inputs, keys)
+            return Joined.groups(self, model, inputs, keys)  # slotted: no zero-argument super()
         pixels = inputs["pixel_values_videos"]  # [videos, frames, 3, height, width]
         tokens = int((inputs["input_ids"] == model.config.video_token_id).sum()) // len(videos)
         return [ImageGroup(key, tokens, {"pixel_values_videos": pixels[i : i + 1]}, True) for i, key in enumerate(videos)]
