@@ -19,6 +19,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Loupe's default data directory (its default database) for this session: never the user's."""
+    path = tmp_path_factory.mktemp("xdg-data")
+    os.environ["XDG_DATA_HOME"] = str(path)
+    return path / "loupe"
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """Build (once per session) a tiny random-weight checkpoint of a family and return its path."""
@@ -61,16 +69,18 @@ class RunningServer:
 def start_server(args: list[str], log_path: Path, timeout: float = 120.0, port: int | None = None) -> RunningServer:
     """Start `loupe serve ARGS` on a free loopback port and wait until /health answers.
 
-    The server runs in the log's directory, so its default database (loupe.db) is its own.
+    Each server has its own data directory beside its log, so a config without `db` gets its
+    own default database; without a config or `--db` it is named explicitly.
     """
     port = port or free_port()
+    if "--db" not in args and "--config" not in args:
+        args = [*args, "--db", f"sqlite:///{log_path.parent / 'loupe.db'}"]
     with log_path.open("wb") as log:  # the child keeps its own handle
         process = subprocess.Popen(
             [sys.executable, "-m", "loupe", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
-            cwd=log_path.parent,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "XDG_DATA_HOME": str(log_path.parent / "data")},
         )
     server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + timeout

@@ -2,33 +2,44 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import RunningServer
 
 LOUPE = [sys.executable, "-m", "loupe"]
 
 
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: float = 300, cwd: Path | None = None, data: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([*LOUPE, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    if data is not None:
+        env["XDG_DATA_HOME"] = str(data)
+    return subprocess.run([*LOUPE, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
 
 
-def test_default_model_unavailable_offline_fails_within_seconds_with_advice() -> None:
-    started = time.monotonic()
-    done = run("serve", "--port", "0")
-    elapsed = time.monotonic() - started
+def one_line_error(done: subprocess.CompletedProcess[str], *expected: str) -> None:
+    """The command failed with one error line, saying `expected`, and no traceback (a line naming
+    the database may come before it)."""
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and all(line.startswith("database: ") for line in lines[:-1]), done.stderr
+    for text in expected:
+        assert text in lines[-1]
+
+
+def test_default_model_unavailable_offline_fails_with_advice(tmp_path: Path) -> None:
+    done = run("serve", "--port", "0", data=tmp_path)  # offline: the hub is never waited for
     assert done.returncode != 0
     output = done.stdout + done.stderr
     assert "HuggingFaceTB/SmolVLM-256M-Instruct" in output
     assert "--model PATH" in output
     assert "Traceback" not in output
-    assert elapsed < 30
 
 
 def test_missing_local_checkpoint_is_reported(tmp_path: Path) -> None:
@@ -91,3 +102,92 @@ def test_offline_estimate_refuses_a_broken_file(tiny_checkpoint: Callable[[str],
     done = run("estimate", "--model", str(tiny_checkpoint("qwen2-vl")), str(PILLOW / "hopper.tif"))
     assert done.returncode == 1
     assert "TIFF" in done.stderr.upper() and "Traceback" not in done.stderr
+
+
+def test_version_and_short_help() -> None:
+    from loupe import __version__
+
+    assert run("--version").stdout.strip() == f"loupe {__version__}"
+    helped = run("keys", "create", "-h")
+    assert helped.returncode == 0 and "--balance AMOUNT" in helped.stdout
+    assert "<bool>" not in helped.stdout and "<str>" not in helped.stdout
+
+
+def test_keys_live_in_one_database_whatever_the_directory(tmp_path: Path) -> None:
+    data, here, there = tmp_path / "data", tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    made = run("keys", "create", "--name", "team", "--balance", "2.5", "--json", cwd=here, data=data)
+    assert made.returncode == 0, made.stderr
+    database = data / "loupe" / "loupe.db"
+    assert f"database: SQLite {database}" in made.stderr
+    created = json.loads(made.stdout)
+    assert created["secret"].startswith("lp-") and created["balance"] == "2.5"
+
+    piped = run("keys", "list", cwd=there, data=data)  # not a terminal: tab-separated, full ids
+    assert piped.stdout.split("\t")[0] == created["id"]
+    assert f"database: SQLite {database}" in piped.stderr
+    listed = json.loads(run("keys", "list", "--json", cwd=there, data=data).stdout)
+    assert [k["id"] for k in listed] == [created["id"]] and "secret" not in listed[0]
+    topped = json.loads(run("keys", "top-up", created["id"], "1.25", "--json", data=data).stdout)
+    assert topped["balance"] == "3.75"
+    assert not list(here.iterdir()) and not list(there.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("keys", "create", "--name", "x", "--balance", "abc"), "'abc' is not an amount"),
+        (("keys", "create", "--name", "x", "--balance", "-5"), "'-5' is not an amount of at least 0"),
+        (("keys", "create", "--name", "x", "--balance", "0.0000000001"), "more than 9 decimals"),
+        (("keys", "top-up", "key_x", "ten"), "'ten' is not an amount"),
+        (("keys", "top-up", "key_x", "-100"), "'-100' is not an amount above 0"),
+        (("keys", "revoke", "key_missing"), "no API key with id 'key_missing'"),
+        (("keys", "create", "--name", "x", "--rpm", "0"), "--rpm"),
+        (("nope",), "No such command 'nope'"),
+    ],
+)
+def test_mistakes_are_one_line_errors(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
+    one_line_error(run(*args, data=tmp_path), expected)
+
+
+def test_model_ids_are_checked_against_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "loupe.toml"
+    config.write_text('[[models]]\nid = "tiny-qwen"\ncheckpoint = "x"\n')
+    typo = run("keys", "create", "--name", "x", "--models", "tiny-qwn", "--config", str(config), data=tmp_path)
+    one_line_error(typo, "'tiny-qwn' is not a model", "did you mean 'tiny-qwen'?")
+    assert not (tmp_path / "loupe").exists()  # refused before the database was touched
+    fine = run("keys", "create", "--name", "x", "--models", "tiny-qwen", "--config", str(config), data=tmp_path)
+    assert fine.returncode == 0, fine.stderr
+
+
+def test_doctor_says_what_serve_would_use(tmp_path: Path, tiny_checkpoint: Callable[[str], Path]) -> None:
+    checkpoint = tiny_checkpoint("qwen2-vl")
+    done = run("doctor", "--model", str(checkpoint), "--json", data=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["database"] == f"SQLite {tmp_path / 'loupe' / 'loupe.db'}"
+    assert report["keys"] == {"total": 0, "active": 0, "admin": 0} and report["access"].startswith("OPEN")
+    assert report["device"].startswith("cpu") and report["dtype"] in {"float32", "bfloat16"}
+    assert report["models"][0]["found"] == f"{checkpoint} (qwen2-vl)" and report["problems"] == []
+    assert not (tmp_path / "loupe").exists()  # doctor writes nothing
+
+    exposed = run("doctor", "--model", str(tmp_path / "missing"), "--host", "0.0.0.0", data=tmp_path)
+    assert exposed.returncode == 1
+    assert "would refuse to listen on 0.0.0.0" in exposed.stdout and "missing is not a directory" in exposed.stdout
+
+
+def test_serve_names_its_database(qwen_server: RunningServer) -> None:
+    assert f"database: SQLite {qwen_server.log_path.parent / 'loupe.db'}" in qwen_server.log()
+
+
+def test_a_busy_port_fails_before_loading_models(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run("serve", "--model", str(tmp_path / "never-loaded"), "--port", str(port), data=tmp_path)
+    one_line_error(done, f"cannot listen on 127.0.0.1:{port}", "--port")
+    assert "never-loaded" not in done.stderr  # refused before the model was looked at

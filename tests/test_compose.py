@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loupe.compose import check_exposure, is_loopback, open_billing
+from loupe.compose_billing import check_exposure, is_loopback, open_billing
 from loupe.errors import ConfigError
 from loupe.settings import load_settings
 

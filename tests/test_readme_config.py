@@ -18,6 +18,6 @@ def test_the_readme_configuration_example_loads(tmp_path: Path) -> None:
     config = tmp_path / "loupe.toml"
     config.write_text(block.group(1))
     settings = load_settings(config)
-    assert settings.db == "sqlite:///loupe.db" and settings.auth_cache_s == 1.0
+    assert settings.db.startswith("postgresql://") and settings.auth_cache_s == 1.0
     assert [m.id for m in settings.models] == ["qwen2-vl-2b", "smolvlm"]
     assert settings.models[0].images.max_images == 8

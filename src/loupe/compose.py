@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 
-import redis
 from fastapi import FastAPI
 
 from loupe.api.app import create_app
 from loupe.api.state import AppState
-from loupe.billing import Billing, InProcessRateLimiter, Limits, RateLimiter, RedisRateLimiter, open_database, upgrade
-from loupe.billing.heartbeat import Heartbeat
-from loupe.billing.liveness import this_process
-from loupe.billing.processes import ProcessRegistry
+from loupe.billing import Billing
+from loupe.compose_billing import start_heartbeat
 from loupe.domain import Prices
 from loupe.engines.local.engine import BatchingLimits, LocalEngine
+from loupe.engines.local.identity import local_fingerprint
 from loupe.engines.local.loader import load_model
 from loupe.engines.protocol import Engine
 from loupe.engines.upstream import UpstreamEngine, load_upstream_model
@@ -26,7 +22,6 @@ from loupe.lru import ByteLRU
 from loupe.media import DecodedCache, ImageFetcher, MediaIntake, SystemResolver, network_transport
 from loupe.models import TokenCounter
 from loupe.models.card import checkpoint_counter, model_card
-from loupe.errors import ConfigError
 from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
 from loupe.service.metrics import Metrics
@@ -60,6 +55,8 @@ def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics)
         prices=prices_of(model, settings),
         owned_by=model.owned_by,
         family=model.family,
+        fingerprint=local_fingerprint(loaded),
+        vocab_size=len(loaded.processor.tokenizer),
     )
     engine = settings.engine
     limits = BatchingLimits(
@@ -159,6 +156,7 @@ def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Bi
         metrics=metrics,
         max_choices=settings.engine.max_choices,
         max_request_bytes=settings.max_request_bytes,
+        cors_origins=settings.cors_origins,
     )
     stop_heartbeat = start_heartbeat(settings, billing)
     closers = [chat.aclose, _async(stop_heartbeat), _async(billing.db.dispose)]
@@ -170,55 +168,3 @@ def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
         close()
 
     return run
-
-
-
-def open_billing(settings: Settings) -> Billing:
-    """The database (migrated; what dead processes held released) and the rate limiter."""
-    db = open_database(settings.db)
-    upgrade(db)
-    limiter: RateLimiter = InProcessRateLimiter()
-    if settings.redis is not None:
-        limiter = RedisRateLimiter(redis.Redis.from_url(settings.redis))
-    limits = {m.id: Limits(m.rpm, m.tpm) for m in settings.models if m.rpm or m.tpm}
-    timing = settings.billing
-    processes = ProcessRegistry(db, this_process(), dead_after_s=timing.dead_after_s)
-    billing = Billing(
-        db, limiter, model_limits=limits, processes=processes, max_hold=timedelta(seconds=timing.max_hold_s)
-    )
-    billing.sweep()
-    return billing
-
-
-def start_heartbeat(settings: Settings, billing: Billing) -> Callable[[], None]:
-    """Register this serving process and beat until the returned function stops it and retires."""
-    billing.register()
-    heartbeat = Heartbeat(billing.heartbeat, settings.billing.heartbeat_s)
-    heartbeat.start()
-
-    def stop() -> None:
-        heartbeat.stop()
-        billing.retire()
-
-    return stop
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(settings: Settings, billing: Billing) -> bool:
-    """True when the server runs open. Refuses (ConfigError) to listen beyond loopback without keys."""
-    if billing.keys.any_active():
-        return False
-    if not is_loopback(settings.host):
-        raise ConfigError(
-            f"refusing to listen on {settings.host} without API keys: anyone could use the models. "
-            "Create one first with `loupe keys create --name admin --admin`, or listen on 127.0.0.1."
-        )
-    return True

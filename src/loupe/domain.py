@@ -16,6 +16,7 @@ class Role(str, enum.Enum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
+    TOOL = "tool"
 
 
 class Detail(str, enum.Enum):
@@ -24,6 +25,10 @@ class Detail(str, enum.Enum):
     LOW = "low"
     HIGH = "high"
     AUTO = "auto"
+
+
+# What an image without `detail` gets: `auto`, as in OpenAI's API (full resolution only on request).
+DEFAULT_DETAIL = Detail.AUTO
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +159,22 @@ ContentPart = TextPart | ImageRef | VideoRef
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model made: `arguments` is JSON text, as OpenAI sends it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
+    """A turn. An assistant turn may carry the calls it made; a tool turn answers `tool_call_id`."""
+
     role: Role
     content: tuple[ContentPart, ...]
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
     def images(self) -> tuple[ImageRef, ...]:
         return tuple(p for p in self.content if isinstance(p, ImageRef))
@@ -171,6 +189,37 @@ class PromptMessage:
 
     role: Role
     content: tuple[TextPart | PreparedImage | PlannedImage | PreparedVideo | PlannedVideo, ...]
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JsonOutput:
+    """The output is one JSON value that validates against `schema`, a JSON Schema as JSON text
+    (OpenAI's `response_format` json_schema; json_object is `{"type": "object"}`)."""
+
+    schema: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the model may call: `parameters` is its arguments' JSON Schema as JSON text."""
+
+    name: str
+    parameters: str
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallOutput:
+    """The output is a call of one of `tools` (several calls when `parallel`), written in the
+    model family's tool-call format, its arguments valid against the tool's parameters."""
+
+    tools: tuple[ToolSpec, ...]
+    parallel: bool = True
+
+
+Constraint = JsonOutput | ToolCallOutput
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +237,10 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     n: int = 1
+    logprobs: bool = False
+    top_logprobs: int = 0  # alternatives reported per token (0-20), with `logprobs`
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit)
+    constraint: Constraint | None = None  # decoding constrained by a grammar
 
     @property
     def greedy(self) -> bool:
@@ -202,6 +255,11 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     user: str | None = None
+    safety_identifier: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()  # OpenAI's `metadata`, kept with the ledger row
+    # The functions the model is shown (none when `tool_choice` is "none"); a "required" or
+    # named choice is `sampling.constraint`, a ToolCallOutput.
+    tools: tuple[ToolSpec, ...] = ()
 
     def images(self) -> tuple[ImageRef, ...]:
         return tuple(img for m in self.messages for img in m.images())
@@ -240,16 +298,37 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-FinishReason = Literal["stop", "length", "cancelled"]
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    """One candidate token: its text, log probability and UTF-8 bytes (OpenAI's shape)."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """A generated token with its log probability and the most likely candidates at its place."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+    top: tuple[TopLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """New text for choice `index`; `tokens` is how many tokens it took to produce it."""
+    """New text for choice `index`; `tokens` is how many tokens it took to produce it, and
+    `logprobs` their log probabilities when the request asked for them."""
 
     index: int
     text: str
     tokens: int
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +338,17 @@ class ChoiceFinished:
     completion_tokens: int
 
 
-GenerationEvent = TextDelta | ChoiceFinished
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A whole tool call of choice `index`, the `position`-th of that choice."""
+
+    index: int
+    position: int
+    call: ToolCall
+    tokens: int = 0
+
+
+GenerationEvent = TextDelta | ToolCallDelta | ChoiceFinished
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +401,9 @@ class ModelCard:
     max_images: int
     prices: Prices = field(default_factory=Prices)
     detail_rules: tuple[DetailRule, ...] = ()
+    vocab_size: int = 0  # token ids `logit_bias` may name: 0 to vocab_size - 1 (0: unchecked)
+    # OpenAI's `system_fingerprint`: changes when the weights or the engine's configuration do.
+    fingerprint: str = "fp_unknown"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ Nothing here knows HTTP. The API layer maps each class to a status in one table
 
 from __future__ import annotations
 
+import math
+
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -245,6 +247,12 @@ class RateLimited(LoupeError):
         super().__init__(message, param=param)
         self.info = info
         self.retry_after_s = retry_after_s
+
+
+def whole_seconds(seconds: float) -> int:
+    """A wait in whole seconds, rounded up so that retrying then succeeds; at least 1. The 429's
+    message and its `retry-after` header both say this number."""
+    return max(1, math.ceil(seconds - 1e-6))
 
 
 class RateLimitExceeded(RateLimited):

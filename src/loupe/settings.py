@@ -6,7 +6,11 @@ values are handed down. Nothing else in Loupe reads the environment or a config 
 
 from __future__ import annotations
 
+import difflib
+import os
+import sys
 import tomllib
+import typing
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +22,24 @@ from loupe.errors import ConfigError
 DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+def data_dir() -> Path:
+    """Where Loupe keeps its data unless told otherwise, whatever the working directory:
+    `$XDG_DATA_HOME/loupe` when that is set, else the platform's per-user data directory."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    if xdg:
+        return Path(xdg) / "loupe"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "loupe"
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "loupe"
+    return Path.home() / ".local" / "share" / "loupe"
+
+
+def default_database() -> str:
+    """The database used when neither `--db` nor the config names one: loupe.db in `data_dir()`."""
+    return f"sqlite:///{data_dir() / 'loupe.db'}"
 
 
 class ImageSettings(BaseModel):
@@ -132,7 +154,10 @@ class Settings(BaseModel):
     port: int = Field(8000, ge=0, le=65535)
     currency: str = "USD"
     max_request_bytes: int = Field(50 * 1024 * 1024, ge=1024)
-    db: str = Field("sqlite:///loupe.db", description="SQLite path URL or postgresql:// URL")
+    db: str = Field(
+        default_factory=default_database,
+        description="SQLite path URL or postgresql:// URL; default: loupe.db in Loupe's data directory",
+    )
     redis: str | None = Field(None, description="redis:// URL: rate limits shared by several Loupe processes")
     auth_cache_s: float = Field(
         1.0,
@@ -140,6 +165,9 @@ class Settings(BaseModel):
         le=60,
         description="seconds a resolved API key (or the open state) is reused without a query; admission and "
         "admin calls always check the database",
+    )
+    cors_origins: tuple[str, ...] = Field(
+        (), description="origins of web pages allowed to call the API from a browser (CORS), e.g. http://localhost:3000"
     )
     models: tuple[ModelSettings, ...] = ()
     fetch: FetchSettings = FetchSettings()
@@ -213,5 +241,24 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown setting{_did_you_mean(err['loc'])}"
+        parts.append(f"{loc}: {message}" if loc else message)
     return "; ".join(parts)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """'; did you mean x?' for an unknown key, from the settings known at its place in the file."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        if field is None:
+            continue
+        inner = [a for a in (field.annotation, *typing.get_args(field.annotation)) if isinstance(a, type)]
+        found = [a for a in inner if issubclass(a, BaseModel)]
+        if not found:
+            return ""
+        model = found[0]
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f"; known here: {', '.join(model.model_fields)}"

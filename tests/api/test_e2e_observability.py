@@ -67,7 +67,8 @@ def test_counters_and_histograms_after_known_requests(fresh: RunningServer) -> N
     found = samples(fresh)
     assert value(found, "loupe_requests_total", model=model, status="200") == 3
     assert value(found, "loupe_requests_total", model=model, status="400") == 1
-    assert value(found, "loupe_requests_total", model="nope", status="404") == 1
+    assert value(found, "loupe_requests_total", model="other", status="404") == 1  # not a label per name sent
+    assert not [key for key in found if ("model", "nope") in key[1]]
     assert value(found, "loupe_prompt_tokens_total", model=model) == sum(u["prompt_tokens"] for u in usages)
     assert value(found, "loupe_completion_tokens_total", model=model) == sum(u["completion_tokens"] for u in usages)
     image_tokens = sum(u["prompt_tokens_details"]["image_tokens"] for u in usages)
@@ -115,6 +116,34 @@ def test_logs_are_json_with_request_ids_and_hold_no_image_or_key(fresh: RunningS
             break
         time.sleep(0.05)
     assert mine and mine[-1]["path"] == "/v1/chat/completions" and mine[-1]["status"] == 200
+    assert mine[-1]["model"] == model and "key_id" not in mine[-1]  # open server: no key
+    assert not any("color_message" in e or "\x1b[" in json.dumps(e) for e in entries)
     payload = url.split(",", 1)[1]
     assert payload[:200] not in log and payload[-200:] not in log
     assert secret not in log
+
+
+def test_access_lines_carry_the_error_code(fresh: RunningServer) -> None:
+    response = httpx.post(
+        f"{fresh.api}/chat/completions",
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-request-id": "trace-logcheck-2"},
+        timeout=60,
+    )
+    assert response.status_code == 404
+    for _ in range(100):
+        entries = [json.loads(line) for line in fresh.log().splitlines() if line.startswith("{")]
+        mine = [e for e in entries if e.get("request_id") == "trace-logcheck-2" and e.get("path")]
+        if mine:
+            break
+        time.sleep(0.05)
+    assert mine[-1]["status"] == 404 and mine[-1]["error_code"] == "MODEL_NOT_FOUND" and mine[-1]["model"] == "gpt-4o"
+
+
+def test_the_api_reference_declares_the_bearer_key(fresh: RunningServer) -> None:
+    """So /docs offers "Authorize" and its "Try it out" sends the key."""
+    document = httpx.get(f"{fresh.base_url}/openapi.json").json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http", "scheme": "bearer", "description": "An API key from `loupe keys create` (lp-...)"
+    }
+    assert document["paths"]["/v1/chat/completions"]["post"]["security"] == [{"HTTPBearer": []}]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from loupe.media.pixels import pixel_size
@@ -46,3 +48,30 @@ def test_probe_swaps_the_sides_of_a_quarter_turned_photo() -> None:
     header = probe_image(buf.getvalue(), ImageLimits())
     assert (header.width, header.height) == (100, 200)
     assert pixel_size(decode_image(buf.getvalue(), ImageLimits()).pixels) == (100, 200)
+
+
+JPEGS = sorted([*PHOTOS.glob("*.jpg"), *PILLOW.glob("*.jpg")])
+
+
+@pytest.mark.parametrize("path", JPEGS, ids=[p.name for p in JPEGS])
+def test_a_jpeg_cut_short_is_refused_by_the_probe_as_by_decoding(path: Path) -> None:
+    """The estimate must not accept what the request will refuse: probe and decode agree."""
+    data = path.read_bytes()
+    try:
+        decode_image(data, ImageLimits())
+        decodes = True
+    except InvalidImageFormat:
+        decodes = False
+    try:
+        probe_image(data, ImageLimits())
+        probes = True
+    except InvalidImageFormat:
+        probes = False
+    assert probes == decodes
+    if not decodes:
+        return
+    for cut in (data[: len(data) * 2 // 3], data[:-2]):  # an upload stopped midway; the end marker lost
+        with pytest.raises(InvalidImageFormat, match="truncated"):
+            probe_image(cut, ImageLimits())
+        with pytest.raises(InvalidImageFormat, match="truncated"):
+            decode_image(cut, ImageLimits())

@@ -21,6 +21,7 @@ PACKAGE = Path(loupe.models.__file__).parent
         ("qwen2_vl", "qwen2-vl"),
         ("qwen2_5_vl", "qwen2.5-vl"),
         ("qwen3_vl", "qwen3-vl"),
+        ("qwen3_vl_moe", "qwen3-vl"),
         ("smolvlm", "smolvlm"),
         ("idefics3", "idefics3"),
         ("glm4v", "glm4v"),
@@ -28,6 +29,8 @@ PACKAGE = Path(loupe.models.__file__).parent
         ("llava_onevision", "llava-onevision"),
         ("gemma3", "gemma3"),
         ("internvl", "internvl"),
+        ("mistral3", "mistral3"),
+        ("llama4", "llama4"),
     ],
 )
 def test_model_types_map_to_families(model_type: str, family: str) -> None:

@@ -75,3 +75,24 @@ def test_a_corrupt_image_is_refused_at_its_part_and_counted() -> None:
         prepare(images, (jpeg_url(), None), (truncated, None))
     assert caught.value.param == "messages[0].content[1].image_url"
     assert metrics.image_failures.labels("INVALID_IMAGE_FORMAT")._value.get() == 1
+
+
+def test_images_without_detail_are_auto_unless_they_could_not_share_a_processor_call() -> None:
+    from loupe.errors import InvalidRequest
+    from loupe.service.images import plan_all
+
+    def ref(detail: Detail | None, i: int = 0) -> ImageRef:
+        return ImageRef(url="", detail=detail, param=f"messages[0].content[{i}].image_url")
+
+    qwen = counter_for("qwen2_vl", QWEN)
+    omitted, auto = plan_all(qwen, [ref(None)], [(1920, 1080)]), plan_all(qwen, [ref(Detail.AUTO)], [(1920, 1080)])
+    assert omitted == auto and omitted[0].tokens <= 1024
+
+    internvl = counter_for("internvl", {})  # auto fits each image with its own max_patches
+    sizes = [(1920, 1080), (300, 200)]
+    with pytest.raises(InvalidRequest, match="cannot mix"):
+        plan_all(internvl, [ref(Detail.AUTO), ref(Detail.AUTO, 1)], sizes)
+    together = plan_all(internvl, [ref(None), ref(None, 1)], sizes)
+    assert together == plan_all(internvl, [ref(Detail.HIGH), ref(Detail.HIGH, 1)], sizes)
+    alone = plan_all(internvl, [ref(None)], sizes[:1])
+    assert alone == plan_all(internvl, [ref(Detail.AUTO)], sizes[:1]) and alone[0].tokens == 770

@@ -44,6 +44,8 @@ def generate(path: Path, image: Image.Image) -> None:
     model = AutoModelForImageTextToText.from_pretrained(path)
     prompt = processor.apply_chat_template(USER_IMAGE_TURN, add_generation_prompt=True)
     inputs = processor(text=[prompt], images=[image], return_tensors="pt")
+    # Llama 4's processor makes bfloat16 pixels, which a caller casts to the model's dtype.
+    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
     prompt_len = inputs["input_ids"].shape[1]
     assert prompt_len < out.shape[1] <= prompt_len + 5

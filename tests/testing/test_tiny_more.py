@@ -26,10 +26,12 @@ from tests.testing.support import USER_IMAGE_TURN, planned_tokens, read_json
 RULES: dict[str, FamilyRules[Any]] = {
     "qwen2.5-vl": QwenRules("qwen2.5-vl", QWEN2_VL_PUBLISHED),
     "qwen3-vl": QwenRules("qwen3-vl", QWEN3_VL_PUBLISHED),
+    "qwen3-vl-moe": QwenRules("qwen3-vl", QWEN3_VL_PUBLISHED),
     "glm4v": Glm4vRules("glm4v", GLM4V_PUBLISHED),
     "idefics3": Idefics3Rules("idefics3", IDEFICS3_PUBLISHED),
 }
 FAMILIES = tuple(RULES)
+MOE = "qwen3-vl-moe"  # the same processor, template and tower as qwen3-vl; expert MLPs
 FOLLOW_UP = [
     {"role": "assistant", "content": [{"type": "text", "text": "A man ironing."}]},
     {"role": "user", "content": "Why?"},
@@ -58,6 +60,8 @@ TEMPLATE_OUTPUT = {
     ),
 }
 
+TEMPLATE_OUTPUT[MOE] = TEMPLATE_OUTPUT["qwen3-vl"]
+
 # What each family's preprocessor_config.json must hold: the reference checkpoint's geometry.
 PUBLISHED_GEOMETRY: dict[str, dict[str, Any]] = {
     "qwen2.5-vl": {"min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14, "merge_size": 2},
@@ -78,6 +82,9 @@ PUBLISHED_GEOMETRY: dict[str, dict[str, Any]] = {
         "resample": Image.Resampling.LANCZOS,
     },
 }
+
+
+PUBLISHED_GEOMETRY[MOE] = PUBLISHED_GEOMETRY["qwen3-vl"]
 
 
 def module_of(family: str) -> Any:
@@ -165,6 +172,7 @@ PUBLISHED_VISION: dict[str, dict[str, Any]] = {
     "glm4v": {"patch_size": 14, "spatial_merge_size": 2, "image_size": 336},
     "idefics3": {"patch_size": 14, "image_size": 364},
 }
+PUBLISHED_VISION[MOE] = PUBLISHED_VISION["qwen3-vl"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -177,6 +185,19 @@ def test_vision_tower_has_the_published_patches(
     if family == "idefics3":
         assert config["scale_factor"] == 2
         assert read_json(path / "processor_config.json")["image_seq_len"] == 169
+
+
+def test_qwen3_vl_moe_routes_each_token_to_some_of_its_experts(
+    loaded: Callable[[str], LoadedModel],
+) -> None:
+    from loupe.testing.tiny.qwen3_vl_moe import EXPERTS, EXPERTS_PER_TOKEN
+
+    model = loaded(MOE).model
+    text = model.config.text_config
+    assert (text.num_experts, text.num_experts_per_tok) == (EXPERTS, EXPERTS_PER_TOKEN)
+    assert EXPERTS_PER_TOKEN < EXPERTS
+    layers = model.model.language_model.layers
+    assert all(type(layer.mlp).__name__ == "Qwen3VLMoeTextSparseMoeBlock" for layer in layers)
 
 
 @pytest.mark.parametrize("family", ["qwen3-vl", "glm4v"])

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from loupe import __version__
 from loupe.api.body_limit import BodyLimit
@@ -16,6 +17,7 @@ from loupe.api.state import AppState
 from loupe.engines.protocol import Engine
 
 API_PREFIXES = ("/v1", "/openai/v1")
+RATE_LIMIT_HEADERS = [f"x-ratelimit-{k}-{w}" for k in ("limit", "remaining", "reset") for w in ("requests", "tokens")]
 
 
 def create_app(
@@ -43,6 +45,8 @@ def create_app(
         version=__version__,
         summary="Vision-language models behind the OpenAI chat-completions API",
         lifespan=lifespan,
+        docs_url=None,  # served offline by web.router()
+        redoc_url=None,
     )
     install_handlers(app)
     api = APIRouter()
@@ -53,7 +57,7 @@ def create_app(
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix)
     app.include_router(admin.router(state))
-    app.include_router(web.router())
+    app.include_router(web.router(lambda: [card.id for card in state.chat.models()]))
     app.include_router(metrics_router(state.metrics))
 
     @app.get("/health", summary="Liveness and the served models")
@@ -61,5 +65,13 @@ def create_app(
         return {"status": "ok", "models": [card.id for card in state.chat.models()], "queue": state.chat.queue_depths()}
 
     app.add_middleware(BodyLimit, max_bytes=state.max_request_bytes)
+    if state.cors_origins:  # browsers may call the API from these pages; preflights are answered first
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(state.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after", "retry-after-ms", *RATE_LIMIT_HEADERS],
+        )
     app.add_middleware(RequestContext)  # outermost: every response, errors included, gets an id
     return app

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPBearer
 
 from loupe.domain import RateLimitInfo
+from loupe.logs import annotate
 from loupe.service.accounts import Accounts, Caller
 
 
@@ -19,11 +21,18 @@ def bearer(request: Request) -> str | None:
     return secret.strip() or None if scheme.lower() == "bearer" else None
 
 
-def caller_dependency(accounts: Accounts, fresh: bool = False) -> Callable[[Request], Awaitable[Caller]]:
+# Declares `Authorization: Bearer` in the OpenAPI document, so /docs offers "Authorize" and sends
+# the key with "Try it out". The header itself is read by `bearer`, which also serves open servers.
+_SCHEME = HTTPBearer(auto_error=False, description="An API key from `loupe keys create` (lp-...)")
+
+
+def caller_dependency(accounts: Accounts, fresh: bool = False) -> Callable[..., Awaitable[Caller]]:
     """The request's caller; `fresh` resolves it from the database even when one is kept."""
 
-    async def caller(request: Request) -> Caller:
-        return await accounts.caller(bearer(request), fresh)
+    async def caller(request: Request, _declared: object = Security(_SCHEME)) -> Caller:
+        found = await accounts.caller(bearer(request), fresh)
+        annotate(key_id=found.key.id if found.key else None)
+        return found
 
     return caller
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
+from typing import Literal
 
 from loupe.api import schemas as wire
 from loupe.domain import (
@@ -10,18 +14,30 @@ from loupe.domain import (
     ContentPart,
     Detail,
     Estimate,
+    FinishReason,
     ImageRef,
+    JsonOutput,
     Message,
     ModelCard,
     Role,
     SamplingParams,
     TextPart,
+    TokenLogprob,
+    ToolCall,
+    ToolCallOutput,
+    ToolSpec,
     Usage,
 )
 from loupe.errors import InvalidRequest
 from loupe.service.chat import ChatRun, Completion
 
-_ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
+_ROLES = {
+    "system": Role.SYSTEM,
+    "developer": Role.SYSTEM,
+    "user": Role.USER,
+    "assistant": Role.ASSISTANT,
+    "tool": Role.TOOL,
+}
 _DETAILS = {d.value: d for d in Detail}
 # Below this, sampling is greedy (as vLLM does): dividing logits by a smaller temperature
 # overflows float32, and the distribution is already all on the arg-max.
@@ -38,16 +54,31 @@ def to_domain(body: wire.ChatCompletionRequest, *, max_choices: int) -> ChatRequ
         )
     if body.n > max_choices:
         raise InvalidRequest(f"n must be at most {max_choices}", param="n")
+    if body.store:
+        raise InvalidRequest(
+            "store: true is not supported: Loupe keeps no completions; send false or leave it out", param="store"
+        )
     if body.stream_options is not None and not body.stream:
         raise InvalidRequest("stream_options is only allowed when stream is true", param="stream_options")
     messages = tuple(_message(i, m) for i, m in enumerate(body.messages))
+    tools, forced = _tools(body)
+    sampling = _sampling(body)
+    if forced is not None:
+        if sampling.constraint is not None:
+            raise InvalidRequest(
+                "a required or named tool_choice cannot be combined with response_format", param="response_format"
+            )
+        sampling = replace(sampling, constraint=forced)
     return ChatRequest(
         model=body.model,
         messages=messages,
-        sampling=_sampling(body),
+        sampling=sampling,
+        tools=tools,
         stream=body.stream,
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
         user=None if body.user is None else _text(body.user, "user"),
+        safety_identifier=None if body.safety_identifier is None else _text(body.safety_identifier, "safety_identifier"),
+        metadata=tuple(sorted((_text(k, "metadata"), _text(v, f"metadata.{k}")) for k, v in (body.metadata or {}).items())),
     )
 
 
@@ -58,6 +89,8 @@ def _sampling(body: wire.ChatCompletionRequest) -> SamplingParams:
     for s in stop:
         _text(s, "stop")
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    if body.top_logprobs and not body.logprobs:
+        raise InvalidRequest("top_logprobs needs logprobs set to true", param="top_logprobs")
     return SamplingParams(
         max_tokens=max_tokens,
         temperature=body.temperature if body.temperature >= GREEDY_BELOW else 0.0,
@@ -70,6 +103,71 @@ def _sampling(body: wire.ChatCompletionRequest) -> SamplingParams:
         stop=tuple(stop),
         seed=body.seed,
         n=body.n,
+        logprobs=bool(body.logprobs),
+        top_logprobs=body.top_logprobs or 0,
+        logit_bias=_logit_bias(body.logit_bias),
+        constraint=_response_format(body.response_format),
+    )
+
+
+def _response_format(fmt: wire.ResponseFormat | None) -> JsonOutput | None:
+    """json_object: any JSON object; json_schema: a value valid against the schema (absent: any)."""
+    if fmt is None or fmt.type == "text":
+        if fmt is not None and fmt.json_schema is not None:
+            raise InvalidRequest("json_schema is only allowed with type json_schema", param="response_format.json_schema")
+        return None
+    if fmt.type == "json_object":
+        return JsonOutput(schema='{"type":"object"}')
+    if fmt.json_schema is None:
+        raise InvalidRequest("response_format of type json_schema needs json_schema", param="response_format.json_schema")
+    schema = fmt.json_schema.json_schema
+    return JsonOutput(schema=json.dumps({} if schema is None else schema, sort_keys=True, separators=(",", ":")))
+
+
+def _logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
+    """Token ids as integers; whether each is in the model's vocabulary is the service's check."""
+    out = []
+    for key, value in (bias or {}).items():
+        if not key.isdigit():
+            raise InvalidRequest(f"logit_bias keys are token ids; {key!r} is not one", param=f"logit_bias.{key}")
+        out.append((int(key), value))
+    return tuple(sorted(out))
+
+
+def _tools(body: wire.ChatCompletionRequest) -> tuple[tuple[ToolSpec, ...], ToolCallOutput | None]:
+    """The tools shown to the model, and the constraint a required or named choice makes."""
+    choice = body.tool_choice
+    if not body.tools:
+        if choice is not None and choice != "none":
+            raise InvalidRequest("tool_choice needs tools", param="tool_choice")
+        return (), None
+    specs = tuple(_tool(i, t) for i, t in enumerate(body.tools))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise InvalidRequest("tool names must be unique", param="tools")
+    if choice == "none":
+        return (), None
+    parallel = body.parallel_tool_calls is not False
+    if choice == "required":
+        return specs, ToolCallOutput(specs, parallel)
+    if isinstance(choice, wire.NamedToolChoice):
+        named = [s for s in specs if s.name == choice.function.name]
+        if not named:
+            raise InvalidRequest(
+                f"tool_choice names {choice.function.name!r}, which is not among the tools",
+                param="tool_choice.function.name",
+            )
+        return specs, ToolCallOutput(tuple(named), parallel=False)
+    return specs, None
+
+
+def _tool(index: int, tool: wire.Tool) -> ToolSpec:
+    parameters = tool.function.parameters if tool.function.parameters is not None else {"type": "object"}
+    description = tool.function.description
+    return ToolSpec(
+        name=tool.function.name,
+        parameters=json.dumps(parameters, sort_keys=True, separators=(",", ":")),
+        description=None if description is None else _text(description, f"tools[{index}].function.description"),
     )
 
 
@@ -78,10 +176,23 @@ def _message(index: int, message: wire.ChatMessage) -> Message:
     role = _ROLES.get(message.role)
     if role is None:
         raise InvalidRequest(
-            f"unknown role {message.role!r}; use one of system, user, assistant", param=f"{where}.role"
+            f"unknown role {message.role!r}; use one of system, user, assistant, tool", param=f"{where}.role"
         )
+    calls = tuple(
+        ToolCall(c.id, c.function.name, _text(c.function.arguments, f"{where}.tool_calls[{k}].function.arguments"))
+        for k, c in enumerate(message.tool_calls or ())
+    )
+    if calls and role is not Role.ASSISTANT:
+        raise InvalidRequest("only assistant messages carry tool_calls", param=f"{where}.tool_calls")
+    if role is Role.TOOL and not message.tool_call_id:
+        raise InvalidRequest("a tool message needs the tool_call_id it answers", param=f"{where}.tool_call_id")
+    if message.content is None:
+        if not calls:
+            raise InvalidRequest("content is required unless the message carries tool_calls", param=f"{where}.content")
+        return Message(role=role, content=(), tool_calls=calls)
     if isinstance(message.content, str):
-        return Message(role=role, content=(TextPart(_text(message.content, f"{where}.content")),))
+        text = TextPart(_text(message.content, f"{where}.content"))
+        return Message(role=role, content=(text,), tool_calls=calls, tool_call_id=message.tool_call_id)
     parts: list[ContentPart] = []
     for j, part in enumerate(message.content):
         if isinstance(part, wire.TextContent):
@@ -91,7 +202,7 @@ def _message(index: int, message: wire.ChatMessage) -> Message:
         if role is not Role.USER:
             raise InvalidRequest(f"images are only allowed in user messages, not {message.role}", param=param)
         parts.append(ImageRef(url=part.image_url.url, detail=_detail(part.image_url.detail, param), param=param))
-    return Message(role=role, content=tuple(parts))
+    return Message(role=role, content=tuple(parts), tool_calls=calls, tool_call_id=message.tool_call_id)
 
 
 def _text(value: str, param: str) -> str:
@@ -127,12 +238,42 @@ def completion_to_wire(run: ChatRun, done: Completion) -> wire.ChatCompletion:
         choices=[
             wire.Choice(
                 index=i,
-                message=wire.AssistantMessage(content=text),
-                finish_reason="length" if reason == "length" else "stop",
+                message=_assistant(text, done.tool_calls[i] if done.tool_calls else ()),
+                finish_reason=finish_to_wire(reason),
+                logprobs=logprobs_to_wire(done.logprobs[i]) if run.request.sampling.logprobs else None,
             )
             for i, (text, reason) in enumerate(zip(done.texts, done.finish_reasons, strict=True))
         ],
         usage=usage_to_wire(done.usage),
+        system_fingerprint=run.engine.card.fingerprint,
+    )
+
+
+def _assistant(text: str, calls: Sequence[ToolCall]) -> wire.AssistantMessage:
+    if not calls:
+        return wire.AssistantMessage(content=text)
+    return wire.AssistantMessage(content=text or None, tool_calls=[call_to_wire(c) for c in calls])
+
+
+def call_to_wire(call: ToolCall) -> wire.ToolCallObject:
+    return wire.ToolCallObject(id=call.id, function=wire.FunctionCall(name=call.name, arguments=call.arguments))
+
+
+def finish_to_wire(reason: FinishReason) -> Literal["stop", "length", "tool_calls"]:
+    return "length" if reason == "length" else "tool_calls" if reason == "tool_calls" else "stop"
+
+
+def logprobs_to_wire(entries: Sequence[TokenLogprob]) -> wire.ChoiceLogprobs:
+    return wire.ChoiceLogprobs(
+        content=[
+            wire.TokenLogprobObject(
+                token=e.token,
+                logprob=e.logprob,
+                bytes=list(e.bytes),
+                top_logprobs=[wire.TopLogprobObject(token=t.token, logprob=t.logprob, bytes=list(t.bytes)) for t in e.top],
+            )
+            for e in entries
+        ]
     )
 
 

@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from loupe import errors
 from loupe.api.auth import rate_limit_headers
 from loupe.api.schemas import ErrorBody, ErrorEnvelope
+from loupe.api.validation import validation_error
+from loupe.logs import annotate
 
 _log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ def envelope(error: errors.LoupeError) -> dict[str, Any]:
 
 def error_response(error: errors.LoupeError, headers: dict[str, str] | None = None) -> JSONResponse:
     status, _ = status_of(error)
+    annotate(error_code=error.code)
     return JSONResponse(envelope(error), status_code=status, headers=headers)
 
 
@@ -71,35 +74,11 @@ def _headers_of(error: errors.LoupeError) -> dict[str, str] | None:
     if not isinstance(error, errors.RateLimited):
         return None
     headers = rate_limit_headers(error.info)
-    if error.retry_after_s is not None:
-        headers["retry-after"] = str(max(1, math.ceil(error.retry_after_s)))
+    wait = error.retry_after_s
+    if wait is not None:  # the same whole seconds as the message; the openai client reads the ms
+        headers["retry-after"] = str(errors.whole_seconds(wait))
+        headers["retry-after-ms"] = str(math.ceil(wait * 1000))
     return headers
-
-
-def _param_of(loc: tuple[Any, ...]) -> str | None:
-    """('body', 'messages', 0, 'content', 1, 'image_url') -> 'messages[0].content[1].image_url'."""
-    out = ""
-    for part in loc[1:] if loc and loc[0] == "body" else loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in {"TextContent", "ImageContent", "str", "list[tagged-union[TextContent,ImageContent]]"}:
-            continue  # pydantic's names for union branches say nothing to a client
-        else:
-            out += f".{part}" if out else str(part)
-    return out or None
-
-
-def _validation_message(exc: RequestValidationError) -> errors.InvalidRequest:
-    first = exc.errors()[0]
-    if first.get("type") == "json_invalid":
-        return errors.InvalidRequest("the request body is not valid JSON", param=None)
-    param = _param_of(tuple(first.get("loc", ())))
-    where = f"{param}: " if param else ""
-    if first.get("type") == "missing":
-        return errors.InvalidRequest(f"{where}this field is required", param=param)
-    if first.get("type") == "model_attributes_type":
-        return errors.InvalidRequest("the request body must be a JSON object", param=param)
-    return errors.InvalidRequest(f"{where}{first.get('msg', 'invalid value')}", param=param)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -111,7 +90,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(_validation_message(exc))
+        return error_response(validation_error(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -120,6 +99,7 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             return error_response(errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
         error = errors.InvalidRequest(str(exc.detail))
+        annotate(error_code=error.code)
         return JSONResponse(envelope(error), status_code=exc.status_code)
 
     @app.exception_handler(Exception)

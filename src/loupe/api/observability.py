@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from loupe.logs import request_id
+from loupe.logs import request_fields, request_id
 from loupe.service.metrics import Metrics
 
 _log = logging.getLogger("loupe.access")
@@ -22,7 +22,8 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 class RequestContext:
     """Gives every request an id (`x-request-id` on every response) and logs one line per request.
 
-    The line holds method, path, status and duration: no query string, body, image or key.
+    The line holds method, path, status and duration, and what the layers annotated (model, key
+    id, error code): no query string, body, image or secret.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -35,6 +36,8 @@ class RequestContext:
         offered = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
         rid = offered if _CLIENT_ID.match(offered) else f"req_{secrets.token_hex(12)}"
         token = request_id.set(rid)
+        fields: dict[str, object] = {}
+        fields_token = request_fields.set(fields)
         started = time.perf_counter()
         status = 500
 
@@ -56,8 +59,10 @@ class RequestContext:
                     "path": scope["path"],
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    **fields,
                 },
             )
+            request_fields.reset(fields_token)
             request_id.reset(token)
 
 

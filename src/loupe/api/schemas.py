@@ -35,16 +35,72 @@ class ImageContent(BaseModel):
 ContentPart = Annotated[TextContent | ImageContent, Field(discriminator="type")]
 
 
+class FunctionCall(BaseModel):
+    model_config = _STRICT
+    name: str
+    arguments: str
+
+
+class ToolCallObject(BaseModel):
+    model_config = _STRICT
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     model_config = _STRICT
     role: str
-    content: str | list[ContentPart]
+    content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCallObject] | None = None  # assistant turns
+    tool_call_id: str | None = None  # tool turns
+    refusal: str | None = None  # sent back as received; Loupe's models never refuse this way
+
+
+class FunctionDefinition(BaseModel):
+    model_config = _STRICT
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    model_config = _STRICT
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(BaseModel):
+    model_config = _STRICT
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    model_config = _STRICT
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class StreamOptions(BaseModel):
     model_config = _STRICT
     include_usage: bool = False
+    include_obfuscation: bool | None = None  # accepted; Loupe adds no obfuscation padding
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    json_schema: dict[str, Any] | bool | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    model_config = _STRICT
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
 
 
 # OpenAI's published range for `seed` (a signed 64-bit integer).
@@ -76,7 +132,28 @@ class ChatCompletionRequest(BaseModel):
     n: int = Field(1, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    user: str | None = None
+    user: str | None = Field(None, max_length=256)
+    # Fields that change nothing about the output: accepted, recorded where useful.
+    metadata: dict[str, Annotated[str, Field(max_length=512)]] | None = Field(None, max_length=16)
+    safety_identifier: str | None = Field(None, max_length=64)
+    prompt_cache_key: str | None = None  # the prefix cache already keys by content
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast"] | None = None
+    store: bool | None = None
+    parallel_tool_calls: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[Tool] | None = Field(None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value and any(len(key) > 64 for key in value):
+            raise ValueError("metadata keys are at most 64 characters")
+        return value
 
     @field_validator("stop")
     @classmethod
@@ -89,23 +166,13 @@ class ChatCompletionRequest(BaseModel):
 # Fields of OpenAI's chat API that Loupe does not implement, with the value that means "off".
 _ABSENT = object()
 UNSUPPORTED_FIELDS: dict[str, object] = {
-    "tools": _ABSENT,
-    "tool_choice": "none",
     "functions": _ABSENT,
     "function_call": "none",
-    "parallel_tool_calls": _ABSENT,
-    "logprobs": False,
-    "top_logprobs": _ABSENT,
-    "logit_bias": {},
-    "response_format": {"type": "text"},
     "audio": _ABSENT,
     "modalities": ["text"],
     "prediction": _ABSENT,
     "web_search_options": _ABSENT,
     "reasoning_effort": _ABSENT,
-    "service_tier": _ABSENT,
-    "store": False,
-    "metadata": _ABSENT,
     "verbosity": _ABSENT,
 }
 
@@ -137,16 +204,44 @@ class CompletionUsage(BaseModel):
     prompt_tokens_details: PromptTokensDetails
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
+class ToolCallChunk(BaseModel):
+    index: int
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    refusal: None = None  # OpenAI requires the key; Loupe's models never refuse by a separate channel
+    tool_calls: list[ToolCallObject] | None = Field(None, exclude_if=_absent)  # absent, never null
+
+
+class TopLogprobObject(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobObject(TopLogprobObject):
+    top_logprobs: list[TopLogprobObject]
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprobObject] | None
+    refusal: list[TokenLogprobObject] | None = None
 
 
 class Choice(BaseModel):
     index: int
     message: AssistantMessage
-    finish_reason: Literal["stop", "length"]
-    logprobs: None = None
+    finish_reason: Literal["stop", "length", "tool_calls"]
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -156,19 +251,23 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[Choice]
     usage: CompletionUsage
-    system_fingerprint: str | None = None
+    system_fingerprint: str
+    service_tier: Literal["default"] = "default"
 
 
 class Delta(BaseModel):
-    role: Literal["assistant"] | None = None
+    """OpenAI leaves out `role` after the first chunk (null is not allowed there)."""
+
+    role: Literal["assistant"] | None = Field(None, exclude_if=_absent)
     content: str | None = None
+    tool_calls: list[ToolCallChunk] | None = Field(None, exclude_if=_absent)
 
 
 class ChunkChoice(BaseModel):
     index: int
     delta: Delta
-    finish_reason: Literal["stop", "length"] | None = None
-    logprobs: None = None
+    finish_reason: Literal["stop", "length", "tool_calls"] | None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -178,7 +277,8 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: CompletionUsage | None = None
-    system_fingerprint: str | None = None
+    system_fingerprint: str
+    service_tier: Literal["default"] = "default"
 
 
 class DetailRuleObject(BaseModel):

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from typing import Literal
 
 from pydantic import BaseModel
 
 from loupe.api import schemas as wire
-from loupe.api.convert import usage_to_wire
+from loupe.api.convert import call_to_wire, finish_to_wire, logprobs_to_wire, usage_to_wire
 from loupe.api.errors import envelope, status_of
-from loupe.domain import ChoiceFinished, GenerationEvent, TextDelta
+from loupe.domain import ChoiceFinished, GenerationEvent, TextDelta, ToolCallDelta
 from loupe.errors import LoupeError
 from loupe.service.chat import ChatRun
 
@@ -36,7 +35,11 @@ class ChunkWriter:
 
     def _chunk(self, choices: list[wire.ChunkChoice]) -> wire.ChatCompletionChunk:
         return wire.ChatCompletionChunk(
-            id=self._run.id, created=self._run.created, model=self._run.request.model, choices=choices
+            id=self._run.id,
+            created=self._run.created,
+            model=self._run.request.model,
+            choices=choices,
+            system_fingerprint=self._run.engine.card.fingerprint,
         )
 
     def on_event(self, event: GenerationEvent) -> list[wire.ChatCompletionChunk]:
@@ -45,10 +48,16 @@ class ChunkWriter:
             self._started.add(event.index)
             first = wire.ChunkChoice(index=event.index, delta=wire.Delta(role="assistant", content=""))
             out.append(self._chunk([first]))
-        if isinstance(event, TextDelta) and event.text:
-            out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=wire.Delta(content=event.text))]))
+        if isinstance(event, TextDelta) and (event.text or event.logprobs):
+            logprobs = logprobs_to_wire(event.logprobs) if event.logprobs else None
+            delta = wire.Delta(content=event.text)
+            out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=delta, logprobs=logprobs)]))
+        elif isinstance(event, ToolCallDelta):
+            call = call_to_wire(event.call)
+            delta = wire.Delta(tool_calls=[wire.ToolCallChunk(index=event.position, id=call.id, function=call.function)])
+            out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=delta)]))
         elif isinstance(event, ChoiceFinished):
-            reason: Literal["stop", "length"] = "length" if event.reason == "length" else "stop"
+            reason = finish_to_wire(event.reason)
             out.append(self._chunk([wire.ChunkChoice(index=event.index, delta=wire.Delta(), finish_reason=reason)]))
         return out
 

@@ -16,3 +16,4 @@ class AppState:
     metrics: Metrics
     max_choices: int
     max_request_bytes: int
+    cors_origins: tuple[str, ...] = ()  # web pages of other origins allowed to call the API

@@ -17,7 +17,7 @@ from loupe.billing.clock import Clock, utc_now
 from loupe.billing.db import Database
 from loupe.errors import AccessDenied, FailedToAuth, InvalidApiKey, InvalidRequest
 from loupe.billing.keys import ApiKey, KeyStore
-from loupe.billing.ledger import Ledger, Outcome, Reservation
+from loupe.billing.ledger import Ledger, Outcome, Reservation, Tags
 from loupe.billing.money import MAX_NANOS, cost_nanos, format_money, from_nanos
 from loupe.billing.processes import ProcessRegistry
 from loupe.domain import Prices, RateLimitInfo
@@ -45,6 +45,7 @@ class Admission:
     max_completion_tokens: int
     reservation: Reservation
     drawn: Drawn
+    tags: Tags = Tags()
 
     @property
     def request_id(self) -> str:
@@ -118,6 +119,7 @@ class Billing:
         prompt_tokens: int,
         max_completion_tokens: int,
         request_id: str,
+        tags: Tags = Tags(),
     ) -> Admission:
         """Apply rate limits and reserve the request's maximum cost.
 
@@ -143,7 +145,7 @@ class Billing:
         except BaseException:
             self._throttle.give_back(drawn, tokens)  # the request still counts; its tokens do not
             raise
-        return Admission(key.id, model, prices, prompt_tokens, max_completion_tokens, reservation, drawn)
+        return Admission(key.id, model, prices, prompt_tokens, max_completion_tokens, reservation, drawn, tags)
 
     def settle(self, admission: Admission, status: int, usage: Usage) -> Settlement:
         """Record how the request ended; charge it if `status` is 200 or 499, else charge nothing.
@@ -155,7 +157,7 @@ class Billing:
         cost = cost_nanos(admission.prices, usage.prompt_tokens, usage.completion_tokens) if charged else 0
         cost = min(cost, MAX_NANOS)  # only a count above the admitted one could pass it: charge what fits
         outcome = Outcome(status, charged, usage.text_tokens, usage.image_tokens, usage.completion_tokens, cost)
-        recorded = self.ledger.settle(admission.reservation, outcome)
+        recorded = self.ledger.settle(admission.reservation, outcome, admission.tags)
         if recorded:
             drawn_tokens = admission.prompt_tokens + admission.max_completion_tokens
             self._throttle.give_back(admission.drawn, drawn_tokens - usage.total_tokens)

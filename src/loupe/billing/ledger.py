@@ -52,6 +52,16 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Tags:
+    """What the client tagged a request with, kept on its ledger row: OpenAI's `user`,
+    `safety_identifier` and `metadata` (at most 16 string pairs)."""
+
+    user: str | None = None
+    safety_identifier: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     request_id: str
     key_id: str
@@ -59,6 +69,7 @@ class LedgerEntry:
     outcome: Outcome
     created_at: datetime
     finished_at: datetime
+    tags: Tags = Tags()
 
 
 class Ledger:
@@ -110,7 +121,7 @@ class Ledger:
                 raise DuplicateRequestId(f"request id {request_id!r} is already admitted") from None
         return held
 
-    def settle(self, reservation: Reservation, outcome: Outcome) -> bool:
+    def settle(self, reservation: Reservation, outcome: Outcome, tags: Tags = Tags()) -> bool:
         """Record the request's outcome, charge its cost and release its reservation.
 
         Exactly once: returns True when this call recorded it, False when the request id was
@@ -135,6 +146,9 @@ class Ledger:
             "created_at": reservation.created_at,
             "finished_at": finished,
             "day": finished.astimezone(UTC).date(),
+            "user": tags.user,
+            "safety_identifier": tags.safety_identifier,
+            "request_metadata": dict(tags.metadata) if tags.metadata else None,
         }
         with self._db.write() as conn:
             if conn.execute(_insert_ignoring_duplicates(conn, row)).first() is None:
@@ -256,6 +270,7 @@ def _to_entry(row: Any) -> LedgerEntry:
         completion_tokens=row["completion_tokens"],
         cost_nanos=row["cost"],
     )
+    tags = Tags(row["user"], row["safety_identifier"], tuple(sorted((row["request_metadata"] or {}).items())))
     return LedgerEntry(
-        row["request_id"], row["key_id"], row["model"], outcome, row["created_at"], row["finished_at"]
+        row["request_id"], row["key_id"], row["model"], outcome, row["created_at"], row["finished_at"], tags
     )

@@ -111,6 +111,10 @@ ledger = sa.Table(
     sa.Column("finished_at", UtcDateTime, nullable=False),
     # The UTC day of finished_at, kept as a column so reports group by day on any backend.
     sa.Column("day", sa.Date, nullable=False),
+    # What the client tagged the request with (OpenAI's `user`, `safety_identifier`, `metadata`).
+    sa.Column("user", sa.String(256), nullable=True),
+    sa.Column("safety_identifier", sa.String(64), nullable=True),
+    sa.Column("request_metadata", sa.JSON, nullable=True),
     sa.Index("ix_ledger_key_id_finished_at", "key_id", "finished_at"),
     sa.Index("ix_ledger_finished_at", "finished_at"),
 )

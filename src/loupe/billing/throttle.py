@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from loupe.domain import RateLimitInfo
 
-from loupe.errors import RateLimitExceeded, TokenLimitExceeded
+from loupe.errors import RateLimitExceeded, TokenLimitExceeded, whole_seconds
 from loupe.billing.ratelimit import Bucket, BucketState, Kind, RateLimiter
 
 
@@ -93,8 +93,11 @@ def _refusal(
     requests = [s for k, s in denied if k == "requests"]
     if requests:
         wait = max(s.retry_after_s or 0.0 for s in requests)
+        full = max(s.reset_s for s in requests)
         return RateLimitExceeded(
-            f"rate limit of {requests[0].limit} requests per minute reached; retry in {wait:.1f}s",
+            f"rate limit of {requests[0].limit} requests per minute reached: the next request fits in "
+            f"{whole_seconds(wait)}s (retry-after); all {requests[0].limit} are available again in "
+            f"{whole_seconds(full)}s (x-ratelimit-reset-requests)",
             info=info,
             retry_after_s=wait,
         )
@@ -106,8 +109,11 @@ def _refusal(
             info=info,
         )
     wait = max(s.retry_after_s or 0.0 for _, s in denied)
+    full = max(s.reset_s for _, s in denied)
     return TokenLimitExceeded(
-        f"token limit of {denied[0][1].limit} per minute reached; retry in {wait:.1f}s",
+        f"token limit of {denied[0][1].limit} per minute reached: this request's {tokens} tokens fit in "
+        f"{whole_seconds(wait)}s (retry-after); the whole limit is available again in {whole_seconds(full)}s "
+        "(x-ratelimit-reset-tokens)",
         info=info,
         retry_after_s=wait,
     )

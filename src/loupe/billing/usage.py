@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -17,7 +17,10 @@ from loupe.billing.db import Database
 from loupe.billing.money import NANOS_PER_UNIT, format_money, from_nanos
 from loupe.billing.tables import ledger
 
-GroupBy = Literal["model", "day"]
+GroupBy = str
+"""`model`, `day`, `user`, or `metadata.KEY` (the value the requests' metadata gave KEY)."""
+
+METADATA_GROUP = "metadata."
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +46,10 @@ class UsageTotals:
 
 @dataclass(frozen=True, slots=True)
 class UsageGroup:
-    """One group's totals; `group` is a model id or an ISO date ("2026-01-31")."""
+    """One group's totals; `group` is a model id, an ISO date ("2026-01-31"), or a user or
+    metadata value (None for requests that did not give one)."""
 
-    group: str
+    group: str | None
     totals: UsageTotals
 
 
@@ -87,12 +91,23 @@ def usage_report(
         total_row = conn.execute(sa.select(*sums).where(*where)).one()
         groups: tuple[UsageGroup, ...] = ()
         if group_by is not None:
-            column = ledger.c.model if group_by == "model" else ledger.c.day
+            column = _group_column(group_by)
             rows = conn.execute(
                 sa.select(column.label("group"), *sums).where(*where).group_by(column).order_by(column)
             ).all()
             groups = tuple(UsageGroup(_group_name(r.group), _totals(r)) for r in rows)
     return UsageReport(_totals(total_row), groups)
+
+
+def _group_column(group_by: GroupBy) -> sa.ColumnElement[Any]:
+    """The ledger column (or metadata value) to group by; ValueError for anything else."""
+    if group_by.startswith(METADATA_GROUP) and len(group_by) > len(METADATA_GROUP):
+        value: sa.ColumnElement[Any] = ledger.c.request_metadata[group_by[len(METADATA_GROUP) :]].as_string()
+        return value
+    columns = {"model": ledger.c.model, "day": ledger.c.day, "user": ledger.c.user}
+    if group_by not in columns:
+        raise ValueError(f"cannot group usage by {group_by!r}")
+    return columns[group_by]
 
 
 def _sum(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -110,5 +125,7 @@ def _totals(row: Any) -> UsageTotals:
     )
 
 
-def _group_name(value: Any) -> str:
+def _group_name(value: Any) -> str | None:
+    if value is None:
+        return None
     return value.isoformat() if isinstance(value, date) else str(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol
 
-from loupe.domain import GenerationEvent, ModelCard, PromptMessage, PromptStats, SamplingParams
+from loupe.domain import GenerationEvent, ModelCard, PromptMessage, PromptStats, SamplingParams, ToolSpec
 
 
 class PreparedPrompt(Protocol):
@@ -36,11 +36,18 @@ class Engine(Protocol):
         """Requests queued or running in this engine now."""
         ...
 
-    async def prepare(self, messages: Sequence[PromptMessage]) -> PreparedPrompt:
-        """Apply the chat template and the processor; count the input ids exactly."""
+    async def prepare(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> PreparedPrompt:
+        """Apply the chat template and the processor; count the input ids exactly. `tools` are
+        the functions the model is shown; its calls of them come back as ToolCallDelta events."""
         ...
 
-    async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
+    async def check(self, sampling: SamplingParams) -> None:
+        """Refuse (InvalidRequest, naming the field) what this engine cannot honour before
+        anything runs: a JSON Schema keyword its grammar library cannot enforce. Idempotent;
+        the embedded engine compiles and caches the grammar here."""
+        ...
+
+    async def count(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> PromptStats:
         """Exact prompt tokens for messages whose images are `PlannedImage`s, without running
         the image processor or the model: the pre-flight estimate."""
         ...
@@ -48,7 +55,7 @@ class Engine(Protocol):
     def generate(
         self, prompt: PreparedPrompt, sampling: SamplingParams, max_tokens: int
     ) -> AsyncGenerator[GenerationEvent, None]:
-        """Stream `TextDelta` and one `ChoiceFinished` per choice (`sampling.n` choices).
+        """Stream `TextDelta` (and `ToolCallDelta`) and one `ChoiceFinished` per choice (`sampling.n` choices).
 
         `max_tokens` is already fitted to the context. Closing the iterator early (the client
         went away) stops generation promptly.

@@ -54,6 +54,8 @@ def model_card(
     prices: Prices,
     owned_by: str,
     family: str | None,
+    fingerprint: str = "fp_unknown",
+    vocab_size: int = 0,
 ) -> ModelCard:
     """The card `/v1/models` shows; a configured context can only lower the checkpoint's."""
     return ModelCard(
@@ -66,4 +68,6 @@ def model_card(
         max_images=max_images,
         prices=prices,
         detail_rules=tuple(detail_rules(counter)),
+        fingerprint=fingerprint,
+        vocab_size=vocab_size,
     )

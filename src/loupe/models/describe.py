@@ -9,8 +9,8 @@ REFERENCE_SIZE = (1024, 1024)
 
 _MEANING = {
     Detail.LOW: "a small fixed budget: faster and cheaper",
-    Detail.HIGH: "the family's full resolution within the model's limits (also when detail is omitted)",
-    Detail.AUTO: "high detail, scaled down to fit the model's auto-detail token budget",
+    Detail.HIGH: "the family's full resolution within the model's limits",
+    Detail.AUTO: "high detail, scaled down to fit the model's auto-detail token budget (also when detail is omitted)",
 }
 
 

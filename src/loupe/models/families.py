@@ -27,8 +27,10 @@ from loupe.models.gemma3 import Gemma3Rules
 from loupe.models.glm4v import GLM4V_PUBLISHED, Glm4vRules
 from loupe.models.idefics3 import IDEFICS3_PUBLISHED, SMOLVLM_PUBLISHED, Idefics3Rules
 from loupe.models.internvl import InternVLRules
+from loupe.models.llama4 import Llama4Rules
 from loupe.models.llava import LlavaRules
 from loupe.models.llava_onevision import OnevisionRules
+from loupe.models.mistral3 import Mistral3Rules
 from loupe.models.qwen2_vl import QWEN2_VL_PUBLISHED, QWEN3_VL_PUBLISHED, QwenRules
 
 FAMILIES: Mapping[str, FamilyRules[Any]] = MappingProxyType(
@@ -43,6 +45,8 @@ FAMILIES: Mapping[str, FamilyRules[Any]] = MappingProxyType(
         "llava-onevision": OnevisionRules(),
         "gemma3": Gemma3Rules(),
         "internvl": InternVLRules(),
+        "mistral3": Mistral3Rules(),
+        "llama4": Llama4Rules(),
     }
 )
 """Every family Loupe serves, by the name `/v1/models` reports."""
@@ -60,6 +64,8 @@ MODEL_TYPES: Mapping[str, str] = MappingProxyType(
         "llava_onevision": "llava-onevision",
         "gemma3": "gemma3",
         "internvl": "internvl",
+        "mistral3": "mistral3",
+        "llama4": "llama4",
     }
 )
 """HF `config.json` `model_type` values, and the family each belongs to."""

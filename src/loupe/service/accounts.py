@@ -21,8 +21,9 @@ from typing import Any
 
 import anyio
 
-from loupe.billing import Admission, ApiKey, Billing, UsageReport
+from loupe.billing import Admission, ApiKey, Billing, UsageReport, cost_nanos
 from loupe.billing.facade import CHARGED_STATUSES
+from loupe.billing.ledger import Tags
 from loupe.domain import RateLimitInfo, Usage
 from loupe.errors import AccessDenied, FailedToAuth, InvalidApiKey
 from loupe.service.chat import ChatRun
@@ -116,20 +117,45 @@ class Accounts:
             raise AccessDenied("this endpoint needs an admin API key")
 
     async def admit(self, caller: Caller, run: ChatRun) -> Ticket:
-        """Apply rate limits and reserve the run's maximum cost. Raises 403/429 errors."""
+        """Apply rate limits and reserve the run's maximum cost. Raises 403/429 errors.
+
+        A request without `max_tokens` is not refused for the cost of the whole context: its
+        completion allowance (`run.max_tokens`) is lowered to what the key's balance can pay
+        after the prompt, and generation stops there with `finish_reason: "length"`."""
         if caller.key is None:
             return Ticket(admission=None)
-        maximum = run.max_tokens * run.request.sampling.n
-        admission = await anyio.to_thread.run_sync(
-            self._billing.admit,
-            caller.key,
+        admission = await anyio.to_thread.run_sync(self._admit, caller.key, run)
+        return Ticket(admission=admission)
+
+    def _admit(self, key: ApiKey, run: ChatRun) -> Admission:
+        if run.request.sampling.max_tokens is None and key.balance_nanos is not None:  # unlimited stays so
+            run.max_tokens = self._affordable(key.id, run)
+        request = run.request
+        return self._billing.admit(
+            key,
             run.request.model,
             run.engine.card.prices,
             run.stats.prompt_tokens,
-            maximum,
+            run.max_tokens * run.request.sampling.n,
             run.id,
+            Tags(request.user, request.safety_identifier, request.metadata),
         )
-        return Ticket(admission=admission)
+
+    def _affordable(self, key_id: str, run: ChatRun) -> int:
+        """The most completion tokens per choice, up to `run.max_tokens` and at least 1, whose
+        cost with the prompt fits the key's available balance (read now, reservations deducted)."""
+        available = self._billing.keys.get(key_id).available_nanos
+        prices, prompt, n = run.engine.card.prices, run.stats.prompt_tokens, run.request.sampling.n
+        if available is None or cost_nanos(prices, prompt, run.max_tokens * n) <= available:
+            return run.max_tokens
+        low, high = 1, run.max_tokens  # cost grows with the allowance: bisect for the largest that fits
+        while low < high:
+            middle = (low + high + 1) // 2
+            if cost_nanos(prices, prompt, middle * n) <= available:
+                low = middle
+            else:
+                high = middle - 1
+        return low
 
     async def settle(self, ticket: Ticket, status: int, usage: Usage) -> None:
         """Record the end of the run (charged on 200 and 499); durable when it returns."""

@@ -23,10 +23,13 @@ from loupe.domain import (
     PromptStats,
     TextDelta,
     TextPart,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
     Usage,
 )
 from loupe.engines.protocol import Engine, PreparedPrompt
-from loupe.errors import ContextLengthExceeded, ModelNotFound, TooManyImages
+from loupe.errors import ContextLengthExceeded, InvalidRequest, ModelNotFound, TooManyImages
 
 
 class ImagePipeline(Protocol):
@@ -109,7 +112,8 @@ class ChatRun:
                     self.finished[event.index] = event.completion_tokens
                 else:
                     self.streamed[event.index] = self.streamed.get(event.index, 0) + event.tokens
-                    if event.text and self.first_text_at is None:
+                    shown = event.text if isinstance(event, TextDelta) else event.call.name
+                    if shown and self.first_text_at is None:
                         self.first_text_at = time.monotonic()
                 yield event
 
@@ -119,6 +123,8 @@ class Completion:
     texts: tuple[str, ...]
     finish_reasons: tuple[FinishReason, ...]
     usage: Usage
+    logprobs: tuple[tuple[TokenLogprob, ...], ...] = ()  # per choice, when asked for
+    tool_calls: tuple[tuple[ToolCall, ...], ...] = ()  # per choice
 
 
 class ChatService:
@@ -146,7 +152,7 @@ class ChatService:
         """Exact prompt tokens and the cost range, from image headers, without running the model."""
         engine = self._engine(request.model)
         planned = await self._images.plan(engine.card, self._image_refs(engine, request))
-        stats = await engine.count(_with_images(request, planned))
+        stats = await engine.count(_with_images(request, planned), request.tools)
         max_tokens = fit_max_tokens(stats, request.sampling.max_tokens, engine.card.context_size)
         return Estimate(
             model=engine.card.id,
@@ -161,8 +167,10 @@ class ChatService:
         """Validate the request against the model and prepare its prompt; nothing is generated yet."""
         begun = time.monotonic()
         engine = self._engine(request.model)
+        _check_logit_bias(request, engine.card)
+        await engine.check(request.sampling)
         images = await self._images.prepare(engine.card, self._image_refs(engine, request))
-        prompt = await engine.prepare(_with_images(request, images))
+        prompt = await engine.prepare(_with_images(request, images), request.tools)
         max_tokens = fit_max_tokens(prompt.stats, request.sampling.max_tokens, engine.card.context_size)
         return ChatRun(
             id=f"chatcmpl-{secrets.token_hex(12)}",
@@ -178,17 +186,24 @@ class ChatService:
         """Run to the end and gather every choice."""
         n = run.request.sampling.n
         texts: list[list[str]] = [[] for _ in range(n)]
+        logprobs: list[list[TokenLogprob]] = [[] for _ in range(n)]
+        calls: list[list[ToolCall]] = [[] for _ in range(n)]
         reasons: list[FinishReason] = ["stop"] * n
         async with aclosing(run.events()) as events:
             async for event in events:
                 if isinstance(event, TextDelta):
                     texts[event.index].append(event.text)
+                    logprobs[event.index].extend(event.logprobs)
+                elif isinstance(event, ToolCallDelta):
+                    calls[event.index].append(event.call)
                 else:
                     reasons[event.index] = event.reason
         return Completion(
             texts=tuple("".join(t) for t in texts),
             finish_reasons=tuple(reasons),
             usage=run.usage(),
+            logprobs=tuple(tuple(entries) for entries in logprobs),
+            tool_calls=tuple(tuple(made) for made in calls),
         )
 
     @staticmethod
@@ -209,12 +224,27 @@ class ChatService:
         return engine
 
 
+def _check_logit_bias(request: ChatRequest, card: ModelCard) -> None:
+    for token, _ in request.sampling.logit_bias:
+        if card.vocab_size and token >= card.vocab_size:
+            raise InvalidRequest(
+                f"logit_bias names token id {token}, which is not in {card.id}'s vocabulary "
+                f"(ids 0 to {card.vocab_size - 1})",
+                param=f"logit_bias.{token}",
+            )
+
+
 def _with_images(
     request: ChatRequest, images: Sequence[PreparedImage] | Sequence[PlannedImage]
 ) -> list[PromptMessage]:
     """The request's messages with each image reference replaced, in order, by its image."""
     remaining: Iterator[PreparedImage | PlannedImage] = iter(images)
     return [
-        PromptMessage(role=m.role, content=tuple(p if isinstance(p, TextPart) else next(remaining) for p in m.content))
+        PromptMessage(
+            role=m.role,
+            content=tuple(p if isinstance(p, TextPart) else next(remaining) for p in m.content),
+            tool_calls=m.tool_calls,
+            tool_call_id=m.tool_call_id,
+        )
         for m in request.messages
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from loupe.domain import ImageRef, ModelCard, PlannedImage, PreparedImage
+from loupe.domain import DEFAULT_DETAIL, Detail, ImageRef, ModelCard, PlannedImage, PreparedImage
 from loupe.errors import ImageError, InvalidRequest, LoupeError, ServiceUnavailable
 from loupe.media import DecodedImage, ImageFetcher, ImageLimits, MediaIntake
 from loupe.models import ImagePlan, TokenCounter
@@ -44,14 +44,25 @@ def limits_for(model: ModelSettings, fetch: FetchSettings) -> ImageLimits:
 
 
 def plan_all(counter: TokenCounter, refs: Sequence[ImageRef], sizes: Sequence[tuple[int, int]]) -> list[ImagePlan]:
-    """Plan a request's images together (a family may count an image by its company)."""
+    """Plan a request's images together (a family may count an image by its company).
+
+    An image without `detail` gets `auto`. Where that would size a request's images with
+    different processor settings (the tiled families fit each image to the budget with its own
+    setting), those images get `high`, which every image can share, instead of a refusal."""
     for ref, (width, height) in zip(refs, sizes, strict=True):
         try:  # each image alone first, so a refusal names its part
-            counter.plan(width, height, ref.detail)
+            counter.plan(width, height, ref.detail or DEFAULT_DETAIL)
         except LoupeError as exc:
             raise exc.with_param(ref.param) from None
-    plans = counter.plan_all([(w, h, ref.detail) for ref, (w, h) in zip(refs, sizes, strict=True)])
-    _one_processor_setting(plans)
+    plans = counter.plan_all([(w, h, ref.detail or DEFAULT_DETAIL) for ref, (w, h) in zip(refs, sizes, strict=True)])
+    if _settings_differ(plans) and any(ref.detail is None for ref in refs):
+        plans = counter.plan_all([(w, h, ref.detail or Detail.HIGH) for ref, (w, h) in zip(refs, sizes, strict=True)])
+    if _settings_differ(plans):
+        raise InvalidRequest(
+            "this model cannot mix these detail levels in one request (they need different "
+            "processor settings); use the same detail for every image",
+            param="messages",
+        )
     return plans
 
 
@@ -121,15 +132,10 @@ class ImageService:
         return intake, counter
 
 
-def _one_processor_setting(plans: Sequence[ImagePlan]) -> None:
-    """The HF processor takes one set of arguments per call: images whose detail needs
-    different ones (SmolVLM `low` beside `high`) cannot share a request."""
-    if len({plan.processor_overrides for plan in plans}) > 1:
-        raise InvalidRequest(
-            "this model cannot mix these detail levels in one request (they need different "
-            "processor settings); use the same detail for every image",
-            param="messages",
-        )
+def _settings_differ(plans: Sequence[ImagePlan]) -> bool:
+    """The HF processor takes one set of arguments per call: images whose plans need different
+    ones (SmolVLM `low` beside `high`) cannot share a request."""
+    return len({plan.processor_overrides for plan in plans}) > 1
 
 
 def _target(plan: ImagePlan) -> tuple[int, int] | None:

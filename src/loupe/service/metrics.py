@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -43,10 +43,18 @@ class _Gauges(Collector):
             yield from source()
 
 
-class Metrics:
-    """Counters and histograms of requests, tokens, images, queues and engine work."""
+# The label of every model name a client sent that is not served: a client cannot grow the series.
+OTHER_MODEL = "other"
 
-    def __init__(self) -> None:
+
+class Metrics:
+    """Counters and histograms of requests, tokens, images, queues and engine work.
+
+    Model labels are the served models' ids (`served`); any other name a request carries is
+    counted under `other`, so the number of series is bounded by the configuration."""
+
+    def __init__(self, served: Iterable[str] = ()) -> None:
+        self._served = frozenset(served)
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("loupe_requests", "Chat requests by model and final status", ["model", "status"], registry=r)
@@ -77,9 +85,13 @@ class Metrics:
         """A counter kept by a live object (cumulative values), read when Prometheus scrapes."""
         self._gauges.add(_source(CounterMetricFamily, name, doc, labels, read))
 
+    def model_label(self, model: str) -> str:
+        return model if model in self._served else OTHER_MODEL
+
     def run_finished(
         self, model: str, status: int, usage: Usage, seconds: float, ttft: float | None
     ) -> None:
+        model = self.model_label(model)
         self.requests.labels(model, str(status)).inc()
         self.latency.labels(model).observe(seconds)
         if ttft is not None:
@@ -90,11 +102,11 @@ class Metrics:
         self.cached_tokens.labels(model).inc(usage.cached_tokens)
 
     def request_refused(self, model: str, status: int) -> None:
-        self.requests.labels(model, str(status)).inc()
+        self.requests.labels(self.model_label(model), str(status)).inc()
 
     def image_accepted(self, model: str, byte_size: int) -> None:
-        self.images.labels(model).inc()
-        self.image_bytes.labels(model).inc(byte_size)
+        self.images.labels(self.model_label(model)).inc()
+        self.image_bytes.labels(self.model_label(model)).inc(byte_size)
 
     def image_refused(self, code: str) -> None:
         self.image_failures.labels(code).inc()

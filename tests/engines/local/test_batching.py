@@ -4,6 +4,7 @@ temperature 0, on the tiny checkpoints of the families it batches."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,11 +25,12 @@ from loupe.domain import (
     TextPart,
 )
 from loupe.engines.local import engine as engine_module
-from loupe.engines.local.engine import LocalEngine
+from loupe.engines.local.engine import LocalEngine, grammars_of
 from loupe.engines.local.fast_processor import skips_pixels
 from loupe.engines.local.generation import run_choices
 from loupe.engines.local.loader import LoadedModel, load_model
 from loupe.engines.local.runner import KeyedPrompt
+from loupe.engines.local.vocab import Vocabulary
 from tests.helpers import PHOTOS
 
 GREEDY = SamplingParams(temperature=0.0)
@@ -108,7 +110,9 @@ def reference(loaded: LoadedModel, messages: list[PromptMessage], sampling: Samp
     from loupe.engines.local.prompt import build_prompt
 
     events: list[GenerationEvent] = []
-    run_choices(loaded, build_prompt(loaded.processor, messages), sampling, max_tokens, events.append, threading.Event())
+    vocabulary = functools.cache(lambda: Vocabulary(loaded.processor.tokenizer))
+    prompt = build_prompt(loaded.processor, messages)
+    run_choices(loaded, vocabulary, grammars_of(loaded), prompt, sampling, max_tokens, events.append, threading.Event())
     return events
 
 

@@ -34,7 +34,7 @@ from tests.engines.local.test_batching import GREEDY, card, conversations, crop,
 STEPS = [12, 5, 9, 7]
 # Families whose images are encoded (and so matched in the prefix cache) one by one; the others
 # encode a prompt's images together.
-PER_IMAGE = {"qwen2-vl", "qwen2.5-vl", "qwen3-vl", "glm4v", "llava", "gemma3"}
+PER_IMAGE = {"qwen2-vl", "qwen2.5-vl", "qwen3-vl", "qwen3-vl-moe", "glm4v", "llava", "gemma3", "mistral3", "llama4"}
 FAMILIES = sorted(PER_IMAGE | {"smolvlm", "idefics3", "internvl", "llava-onevision"})
 
 Seen = dict[int, list[torch.Tensor]]
@@ -70,6 +70,8 @@ def assert_logits_of_generate(
 ) -> None:
     stops = sorted(eos_ids(loaded))
     inputs = build_prompt(loaded.processor, messages).inputs
+    # Llama 4's processor makes bfloat16 pixels; a caller of `generate` casts them to the model's.
+    inputs = {k: v.to(loaded.model.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
     with torch.inference_mode():
         reference = loaded.model.generate(
             **inputs, do_sample=False, max_new_tokens=steps, output_logits=True,
@@ -107,6 +109,27 @@ def test_gemma3_sliding_window_shorter_than_the_prompts(
     assert_concurrent_logits_of_generate(loaded, seen)
 
 
+def test_llama4_chunks_shorter_than_the_prompts(
+    tiny_checkpoint: Callable[[str], Path], tmp_path: Path, seen: Seen
+) -> None:
+    """Llama 4's RoPE layers attend within chunks of 8,192 tokens, which a long chat passes: here
+    of 40, so prompts (left-padded in the batch) and a reused prefix cross chunk boundaries."""
+    checkpoint = Path(shutil.copytree(tiny_checkpoint("llama4"), tmp_path / "llama4"))
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["text_config"]["attention_chunk_size"] = 40
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    loaded = load_model(str(checkpoint), device="cpu", dtype="float32")
+    text = loaded.model.config.text_config
+    assert text.attention_chunk_size == 40
+    assert set(text.layer_types) == {"chunked_attention", "full_attention"}
+    assert_concurrent_logits_of_generate(loaded, seen)
+    turn1 = [PromptMessage(Role.USER, (TextPart("What is this?"), crop("boats.jpg", (0, 0, 300, 300))))]
+    follow_up = PromptMessage(Role.USER, (TextPart("And in a few more words than that, please?"),))
+    turn2, _, second, _ = next_turn(loaded, turn1, follow_up, (6, 6))
+    assert second.cached_tokens > 40
+    assert_logits_of_generate(loaded, turn2, 6, seen[id(second)])
+
+
 def test_a_reused_prefix_keeps_the_logits_of_generate(family: str, loaded: LoadedModel, seen: Seen) -> None:
     """A second turn that adds an image: the first turn's states (its image's too, where images
     are matched one by one) are reused, and only the new placeholders get features."""
@@ -133,7 +156,7 @@ def test_a_step_prefills_its_requests_in_one_forward_pass(
     widths: list[int] = []  # rows of each prefill forward pass (the decode passes give ids)
     # Qwen3-VL's prefill calls its language model itself, with the deepstack rows (a list, where
     # the model's own forward, which the decode steps go through, passes None).
-    qwen3 = loaded.checkpoint.model_type == "qwen3_vl"
+    qwen3 = loaded.checkpoint.model_type in ("qwen3_vl", "qwen3_vl_moe")
     prefills = loaded.model.model.language_model if qwen3 else loaded.model
     marker = "deepstack_visual_embeds" if qwen3 else "inputs_embeds"
 
@@ -189,3 +212,15 @@ def test_a_step_prefills_its_requests_in_one_forward_pass(
 async def drain(events: AsyncIterator[GenerationEvent]) -> None:
     async for _ in events:
         pass
+
+
+def test_mistral3_images_of_different_sizes_in_one_prompt(tiny_checkpoint: Callable[[str], Path], seen: Seen) -> None:
+    """Mistral 3's processor pads a prompt's images to one size; each is encoded from its own."""
+    loaded = load_model(str(tiny_checkpoint("mistral3")), device="cpu", dtype="float32")
+    images = (crop("bus.jpg", (40, 40, 264, 376)), crop("boats.jpg", (0, 0, 448, 140)))
+    messages = [PromptMessage(Role.USER, (*images, TextPart("Compare.")))]
+    prompts: list[Any] = []
+    run(loaded, [(messages, GREEDY, 6)], keep=prompts)
+    sizes = prompts[0].local.inputs["image_sizes"].tolist()
+    assert len({tuple(s) for s in sizes}) == 2
+    assert_logits_of_generate(loaded, messages, 6, seen[id(prompts[0])])

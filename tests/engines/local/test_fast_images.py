@@ -235,6 +235,6 @@ def test_a_family_without_a_fast_path_is_refused() -> None:
 
 def test_the_public_surface_is_pinned() -> None:
     assert sorted(fast_images.__all__) == [
-        "FAMILIES", "Normalization", "QWEN_LAYOUT", "QwenPatching", "TileSettings", "grids", "preprocess", "resized",
-        "settings_for",
+        "FAMILIES", "Normalization", "PixtralPatching", "QWEN_LAYOUT", "QwenPatching", "TileSettings", "grids",
+        "preprocess", "resized", "settings_for",
     ]

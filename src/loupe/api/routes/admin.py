@@ -112,7 +112,7 @@ def router(state: AppState) -> APIRouter:
     async def usage(
         start: datetime | None = None,
         end: datetime | None = None,
-        group_by: GroupBy | None = None,
+        group_by: GroupBy = None,
         key_id: str | None = None,
     ) -> dict[str, Any]:
         begin, stop = period(start, end)

@@ -11,6 +11,7 @@ from loupe.api.convert import completion_to_wire, to_domain
 from loupe.api.errors import status_of
 from loupe.api.sse import stream_run
 from loupe.api.state import AppState
+from loupe.logs import annotate
 from loupe.errors import LoupeError
 from loupe.service.accounts import Caller
 
@@ -28,6 +29,7 @@ def router(state: AppState) -> APIRouter:
     async def create_chat_completion(
         body: wire.ChatCompletionRequest, caller: Caller = Depends(caller_of)
     ) -> object:
+        annotate(model=body.model[:200])
         chat = to_domain(body, max_choices=state.max_choices)
         try:
             state.accounts.check_model(caller, chat.model)

@@ -8,6 +8,7 @@ from loupe.api import schemas as wire
 from loupe.api.convert import estimate_to_wire, to_domain
 from loupe.api.auth import caller_dependency
 from loupe.api.state import AppState
+from loupe.logs import annotate
 from loupe.service.accounts import Caller
 
 
@@ -22,6 +23,7 @@ def router(state: AppState) -> APIRouter:
         summary="Estimate a chat completion's tokens and cost before sending it",
     )
     async def estimate(body: wire.ChatCompletionRequest, caller: Caller = Depends(caller_of)) -> wire.EstimateObject:
+        annotate(model=body.model[:200])
         chat = to_domain(body, max_choices=state.max_choices)
         state.accounts.check_model(caller, chat.model)
         return estimate_to_wire(await state.chat.estimate(chat))

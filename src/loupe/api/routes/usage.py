@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from loupe.api.auth import caller_dependency
 from loupe.billing import UsageReport
@@ -13,7 +13,8 @@ from loupe.api.state import AppState
 from loupe.errors import InvalidApiKey, InvalidRequest
 from loupe.service.accounts import Caller
 
-GroupBy = Literal["model", "day"]
+# `metadata.KEY` groups by the value requests gave KEY in their `metadata`.
+GroupBy = Annotated[str | None, Query(pattern=r"^(model|day|user|metadata\.[^\s]{1,64})$")]
 
 
 def period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
@@ -48,7 +49,7 @@ def router(state: AppState) -> APIRouter:
     async def usage(
         start: datetime | None = None,
         end: datetime | None = None,
-        group_by: GroupBy | None = None,
+        group_by: GroupBy = None,
         caller: Caller = Depends(caller_of),
     ) -> dict[str, Any]:
         if caller.key is None:

@@ -25,13 +25,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from loupe.domain import PromptMessage, TextPart
+from loupe.domain import PromptMessage, TextPart, ToolCall, ToolSpec
 from loupe.errors import ModelLoadError
 
-__all__ = ["ControlText", "control_text", "neutral_messages"]
+__all__ = ["ControlText", "control_text", "neutral_messages", "neutral_tools"]
 
 _log = logging.getLogger(__name__)
 
@@ -84,14 +84,34 @@ def control_text(processor: Any) -> ControlText:
 
 
 def neutral_messages(processor: Any, messages: Sequence[PromptMessage]) -> list[PromptMessage]:
-    """The messages with each text part's control strings broken (the same objects where none)."""
+    """The messages with the control strings broken in each text part and in the arguments of
+    the tool calls a client sent back (the same objects where there are none)."""
     control = control_text(processor)
     out: list[PromptMessage] = []
     for message in messages:
         content = tuple(_neutral_part(control, part) for part in message.content)
-        same = all(a is b for a, b in zip(content, message.content, strict=True))
-        out.append(message if same else PromptMessage(role=message.role, content=content))
+        calls = tuple(_neutral_call(control, call) for call in message.tool_calls)
+        same = all(a is b for a, b in zip(content + calls, message.content + message.tool_calls, strict=True))
+        out.append(message if same else replace(message, content=content, tool_calls=calls))
     return out
+
+
+def neutral_tools(processor: Any, tools: Sequence[ToolSpec]) -> tuple[ToolSpec, ...]:
+    """The client's function definitions with the control strings in their text broken."""
+    control = control_text(processor)
+    return tuple(
+        replace(
+            tool,
+            parameters=control.neutral(tool.parameters),
+            description=None if tool.description is None else control.neutral(tool.description),
+        )
+        for tool in tools
+    )
+
+
+def _neutral_call(control: ControlText, call: ToolCall) -> ToolCall:
+    arguments = control.neutral(call.arguments)
+    return call if arguments == call.arguments else replace(call, arguments=arguments)
 
 
 def _neutral_part(control: ControlText, part: object) -> Any:

@@ -127,7 +127,7 @@ class EngineCore:
             text = seq.append(token)
             # Emitted even when the text is held back (a partial character or stop string), so
             # the tokens generated are known at every moment, e.g. when a client goes away.
-            seq.request.emit(TextDelta(index=seq.index, text=text, tokens=1))
+            seq.request.emit(TextDelta(index=seq.index, text=text, tokens=1, logprobs=seq.take_logprobs()))
             if seq.finished:
                 self._retire(seq)
 

@@ -12,22 +12,36 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any, TypeVar
 
-from loupe.domain import GenerationEvent, ModelCard, PreparedImage, PreparedVideo, PromptMessage, PromptStats, SamplingParams
+from loupe.domain import (
+    GenerationEvent,
+    ModelCard,
+    PreparedImage,
+    PreparedVideo,
+    PromptMessage,
+    PromptStats,
+    SamplingParams,
+    ToolSpec,
+)
 from loupe.engines.local.control_text import control_text
 from loupe.engines.local.core import EngineCore
 from loupe.engines.local.families import VIDEO, family_for
 from loupe.engines.local.generation import eos_ids, run_choices
+from loupe.engines.local.grammar import Grammars
 from loupe.engines.local.gil import prompt_handover
 from loupe.engines.local.loader import LoadedModel
 from loupe.engines.local.prompt import build_prompt, count_prompt
 from loupe.engines.local.runner import KeyedPrompt, ModelRunner
 from loupe.engines.local.scheduler import Scheduler
 from loupe.engines.local.text_budget import refuse_oversized, text_budget
+from loupe.engines.local.tool_events import with_tool_calls
+from loupe.engines.local.vocab import Vocabulary
 from loupe.engines.local.worker import InferenceWorker
 from loupe.errors import InvalidRequest
+from loupe.models import MODEL_TYPES
+from loupe.models.tool_calls import HERMES, ToolCallFormat, format_for
 
 MiB = 1024 * 1024
 T = TypeVar("T")
@@ -65,12 +79,18 @@ class LocalEngine:
         self._preprocess = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loupe-preprocess")
         self._core: EngineCore | None = None
         self._worker: InferenceWorker | None = None
+        tokenizer = loaded.processor.tokenizer
+        self._vocabulary = cache(lambda: Vocabulary(tokenizer))  # built on the first logprobs
+        self._tool_format = format_for(MODEL_TYPES.get(loaded.checkpoint.model_type, ""))
+        self._grammars = grammars_of(loaded, self._tool_format)
         family = family_for(loaded.checkpoint.model_type)
         if family is None:
             self._worker = InferenceWorker(max_queue=max_queue)
         else:
             limits = limits or BatchingLimits()
-            runner = ModelRunner(loaded, family, limits.vision_cache_bytes, limits.prefix_cache_bytes)
+            runner = ModelRunner(
+                loaded, family, limits.vision_cache_bytes, limits.prefix_cache_bytes, self._vocabulary, self._grammars
+            )
             scheduler = Scheduler(max_running=limits.max_running, prefill_budget=limits.prefill_budget)
             self._runner = runner
             self._core = EngineCore(
@@ -107,21 +127,28 @@ class LocalEngine:
         await asyncio.to_thread((self._core or self._worker).stop)  # type: ignore[union-attr]
         self._preprocess.shutdown(wait=False, cancel_futures=True)
 
-    async def prepare(self, messages: Sequence[PromptMessage]) -> KeyedPrompt:
+    async def prepare(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> KeyedPrompt:
         """The prompt's model inputs. Images and videos whose embeddings the batched engine
         holds (a later turn of a conversation, an image sent again) skip the pixel values."""
         self._budget.refuse_beyond(messages, self._card.context_size)  # from lengths, before queueing
         loop = asyncio.get_running_loop()
         keys = tuple(_media_key(p) for m in messages for p in m.content if isinstance(p, PreparedImage | PreparedVideo))
         pixels = not (keys and self._core is not None and self._runner.holds_features(keys))
-        build = partial(build_prompt, self._loaded.processor, messages)
+        build = partial(build_prompt, self._loaded.processor, messages, tools=tuple(tools), fmt=self._tool_format)
         local = await loop.run_in_executor(self._preprocess, self._within_context, build, messages, pixels)
-        return KeyedPrompt(local=local, image_keys=keys, complete=None if local.pixels else build)
+        return KeyedPrompt(local=local, image_keys=keys, complete=None if local.pixels else build, tools=tuple(tools))
 
-    async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
+    async def check(self, sampling: SamplingParams) -> None:
+        """Compile the request's grammar, off the event loop and the inference thread; a
+        constraint the grammar library cannot enforce is refused (InvalidRequest)."""
+        if sampling.constraint is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._preprocess, self._grammars.check, sampling.constraint)
+
+    async def count(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> PromptStats:
         self._budget.refuse_beyond(messages, self._card.context_size)
         loop = asyncio.get_running_loop()
-        count = partial(count_prompt, self._loaded.processor, messages)
+        count = partial(count_prompt, self._loaded.processor, messages, tuple(tools), self._tool_format)
         return await loop.run_in_executor(self._preprocess, self._within_context, count, messages)
 
     def _within_context(self, build: Callable[..., T], messages: Sequence[PromptMessage], *args: Any) -> T:
@@ -140,15 +167,23 @@ class LocalEngine:
         else:
             assert self._worker is not None
             job: Callable[[Callable[[GenerationEvent], None], threading.Event], None] = partial(
-                run_choices, self._loaded, prompt.local, sampling, max_tokens
+                run_choices, self._loaded, self._vocabulary, self._grammars, prompt.local, sampling, max_tokens
             )
             events = self._worker.stream(job)
+        if prompt.tools:
+            events = with_tool_calls(events, self._tool_format)
         async with aclosing(events) as stream:
             async for event in stream:
                 yield event
 
     def _decode(self, ids: Sequence[int]) -> str:
         return str(self._loaded.processor.tokenizer.decode(ids, skip_special_tokens=True))
+
+
+def grammars_of(loaded: LoadedModel, fmt: ToolCallFormat = HERMES) -> Grammars:
+    """The grammars of a model: masks as wide as its logits, its family's tool-call format."""
+    width = int(loaded.model.config.get_text_config().vocab_size)
+    return Grammars(loaded.processor.tokenizer, width, eos_ids(loaded), tool_grammar=fmt.grammar)
 
 
 def _media_key(part: PreparedImage | PreparedVideo) -> str:

@@ -252,6 +252,51 @@ class PerImage(Defaults):
         return [ImageGroup(key, tokens, {"pixel_values": pixels[i : i + 1]}) for i, key in enumerate(keys)]
 
 
+class Mistral3(Defaults):
+    """One group per image: the processor pads a prompt's images to one size, with each one's
+    own in `image_sizes`; an image is encoded alone, from its own pixels (the Pixtral tower
+    attends within each image only)."""
+
+    def groups(self, model: Any, inputs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> list[ImageGroup]:
+        if "pixel_values" not in inputs:
+            return []
+        factor = model.config.vision_config.patch_size * model.config.spatial_merge_size
+        groups = []
+        for i, (key, (height, width)) in enumerate(zip(keys, inputs["image_sizes"].tolist(), strict=True)):
+            pixels = inputs["pixel_values"][i : i + 1, :, :height, :width]
+            encoder = {"pixel_values": pixels, "image_sizes": inputs["image_sizes"][i : i + 1]}
+            groups.append(ImageGroup(key, (height // factor) * (width // factor), encoder))
+        return groups
+
+
+class Llama4(Defaults):
+    """One group per image, between its `<|image_start|>` and `<|image_end|>`: its tiles'
+    patches, the global tile's last. The processor's pixel values are bfloat16 (as the original
+    implementation makes them); the tower gets them in the model's dtype, as a caller of
+    `generate` casts them."""
+
+    def groups(self, model: Any, inputs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> list[ImageGroup]:
+        if "pixel_values" not in inputs:
+            return []
+        ids, config = inputs["input_ids"][0], model.config
+        vision = config.vision_config
+        per_tile = int((vision.image_size // vision.patch_size) ** 2 * vision.pixel_shuffle_ratio**2)
+        starts = (ids == config.boi_token_id).nonzero()[:, 0].tolist()
+        ends = (ids == config.eoi_token_id).nonzero()[:, 0].tolist()
+        groups, at = [], 0
+        for key, start, end in zip(keys, starts, ends, strict=True):
+            patches = int((ids[start:end] == config.image_token_id).sum())
+            tiles = patches // per_tile
+            groups.append(ImageGroup(key, patches, {"pixel_values": inputs["pixel_values"][at : at + tiles]}))
+            at += tiles
+        return groups
+
+    def encode(self, model: Any, group: ImageGroup) -> Features:
+        pixels = group.inputs["pixel_values"].to(model.dtype)
+        out = model.get_image_features(pixel_values=pixels, return_dict=True)
+        return Features(out.pooler_output.reshape(-1, out.pooler_output.shape[-1]))
+
+
 class Gemma3(PerImage):
     """An image's placeholders attend to each other both ways in a prefill; the mask finds them
     by absolute position in the token types of the whole prompt, reused prefix included."""
@@ -270,18 +315,20 @@ def family_for(model_type: str) -> Family | None:
     """The batched runner's description of `model_type`, or None: use `generate` per request."""
     # Each model type here is checked against `generate`, logit for logit, on a tiny checkpoint
     # (see the tests). Qwen2.5-VL and GLM-4.1V share Qwen2-VL's M-RoPE and per-image grids;
-    # Idefics3 is SmolVLM's design. Qwen3-VL-MoE (qwen3_vl_moe) is left out: no tiny checkpoint
-    # of it checks the same path.
+    # Idefics3 is SmolVLM's design; Qwen3-VL-MoE is Qwen3-VL with expert MLPs.
     families: dict[str, Family] = {
         "qwen2_vl": Qwen2VL(),
         "qwen2_5_vl": Qwen2VL(),
         "glm4v": Qwen2VL(),
         "qwen3_vl": Qwen3VL(),
+        "qwen3_vl_moe": Qwen3VL(),
         "smolvlm": Joined(("pixel_values", "pixel_attention_mask")),
         "idefics3": Joined(("pixel_values", "pixel_attention_mask")),
         "internvl": Joined(("pixel_values",)),
         "llava_onevision": Onevision(("pixel_values", "image_sizes", "batch_num_images")),
         "llava": PerImage(),
         "gemma3": Gemma3(),
+        "mistral3": Mistral3(),
+        "llama4": Llama4(),
     }
     return families.get(model_type)

@@ -44,7 +44,11 @@ def skips_pixels(processor: Any) -> bool:
 
 
 def placeholder_inputs(
-    processor: Any, text: str, images: Sequence[Image.Image | torch.Tensor], pixels: bool = True
+    processor: Any,
+    text: str,
+    images: Sequence[Image.Image | torch.Tensor],
+    pixels: bool = True,
+    text_overrides: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], int] | None:
     """What `processor(text=[text], images=[images])` returns (as token lists and tensors), less
     the pixel values unless `pixels`, and how many image placeholder ids it holds, for a
@@ -58,7 +62,8 @@ def placeholder_inputs(
     which the tokenizer splits off before anything else, so text on either side tokenizes alike
     however many markers stand between (the 256 markers of a 448x448 image are most of the
     tokenizer's work otherwise). None where that does not hold, or for images the fast path
-    does not take (not sized by Loupe's planner): the call then does it all. Raises ValueError
+    does not take (not sized by Loupe's planner): the call then does it all. `text_overrides`
+    are tokenizer arguments the call would be given (`add_special_tokens`). Raises ValueError
     where the call would: marker and image counts differ."""
     assert skips_pixels(processor)
     token, token_id = processor.image_token, processor.image_token_id
@@ -75,7 +80,7 @@ def placeholder_inputs(
     repeats = [len(r) // len(token) for r in replacements]
     if not added or any(r != token * n for r, n in zip(replacements, repeats, strict=True)):
         return None
-    encoded = processor.tokenizer(text, **text_kwargs)
+    encoded = processor.tokenizer(text, **{**text_kwargs, **(text_overrides or {})})
     marks = [i for i, t in enumerate(encoded["input_ids"]) if t == token_id]
     if len(marks) != len(images):
         raise ValueError("the image markers did not tokenize one id each")
@@ -138,7 +143,10 @@ class _FastImages:
     def _settings(self, overrides: Mapping[str, Any]) -> Any:
         key = tuple(sorted((k, repr(v)) for k, v in overrides.items()))
         if key not in self._loupe_settings:
+            # Mistral 3's token patch is the processor's (patch times spatial merge).
+            merge = int(getattr(self, "spatial_merge_size", None) or 1)
+            token_patch = int(getattr(self, "patch_size", None) or 0) * merge
             self._loupe_settings[key] = fast_images.settings_for(
-                self._loupe_family, self.image_processor, overrides or None  # type: ignore[attr-defined]
+                self._loupe_family, self.image_processor, overrides or None, token_patch  # type: ignore[attr-defined]
             )
         return self._loupe_settings[key]

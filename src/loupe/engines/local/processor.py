@@ -9,6 +9,8 @@ import transformers
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, ProcessorMixin
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES  # type: ignore[attr-defined]
 
+from loupe.engines.local.torchvision_free import image_processor as stand_in_image_processor
+from loupe.engines.local.torchvision_free import processor_class
 from loupe.engines.local.video_processor import LoupeVideoProcessor, accepting_loupe_video
 from loupe.errors import ModelLoadError
 
@@ -41,7 +43,12 @@ def load_processor(
             f"{cls.__name__} needs {', '.join(attributes)}; Loupe loads processors made of an "
             "image processor, a tokenizer and optionally a video processor"
         )
-    image_processor = AutoImageProcessor.from_pretrained(path_or_id, backend="pil", **hub_kwargs)
+    try:
+        image_processor = AutoImageProcessor.from_pretrained(path_or_id, backend="pil", **hub_kwargs)
+    except ImportError:  # one transformers has only with torchvision
+        image_processor = stand_in_image_processor(path_or_id, **hub_kwargs)
+        if image_processor is None:
+            raise
     parts = {
         "image_processor": image_processor,
         "tokenizer": AutoTokenizer.from_pretrained(path_or_id, **hub_kwargs),
@@ -83,6 +90,8 @@ def _processor_class(
         if name is None:
             raise ModelLoadError(f"{path_or_id}: model type {model_type!r} has no processor")
     found = getattr(transformers, name, None)
+    if not (isinstance(found, type) and issubclass(found, ProcessorMixin)):
+        found = processor_class(name)  # a placeholder where transformers wants torchvision
     if not (isinstance(found, type) and issubclass(found, ProcessorMixin)):
         raise ModelLoadError(f"{path_or_id}: processor class {name!r} is not in transformers")
     return found

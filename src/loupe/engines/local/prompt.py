@@ -23,14 +23,16 @@ from loupe.domain import (
     PreparedVideo,
     PromptMessage,
     PromptStats,
-    TextPart,
+    ToolSpec,
     nested_overrides,
 )
-from loupe.engines.local.control_text import neutral_messages
+from loupe.engines.local.control_text import neutral_messages, neutral_tools
+from loupe.engines.local.conversation import conversation
 from loupe.engines.local.fast_images import resized
 from loupe.engines.local.fast_processor import placeholder_inputs, skips_pixels
 from loupe.engines.local.video_processor import metadata_of, stand_in
 from loupe.errors import InvalidRequest
+from loupe.models.tool_calls import HERMES, ToolCallFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,36 +46,41 @@ class LocalPrompt:
     pixels: bool = True
 
 
-def to_conversation(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
-    """The structure HF chat templates iterate: content parts of type `text`, `image` and `video`."""
-    conversation = []
-    for message in messages:
-        parts: list[dict[str, Any]] = []
-        for part in message.content:
-            if isinstance(part, TextPart):
-                parts.append({"type": "text", "text": part.text})
-            elif isinstance(part, PreparedVideo | PlannedVideo):
-                parts.append({"type": "video"})
-            else:
-                parts.append({"type": "image"})
-        conversation.append({"role": message.role.value, "content": parts})
-    return conversation
+def templated(
+    processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = (), fmt: ToolCallFormat = HERMES
+) -> str:
+    """The prompt text through the checkpoint's chat template (tools in the family's format `fmt`,
+    see conversation), with the control strings a client wrote broken (see control_text)."""
+    turns, extra = conversation(processor, neutral_messages(processor, messages), neutral_tools(processor, tools), fmt)
+    return str(processor.apply_chat_template(turns, add_generation_prompt=True, tokenize=False, **extra))
 
 
-def templated(processor: Any, messages: Sequence[PromptMessage]) -> str:
-    """The prompt's text, with the control strings a client wrote broken (see control_text)."""
-    conversation = to_conversation(neutral_messages(processor, messages))
-    return str(processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False))
+def chat_text_kwargs(processor: Any, text: str) -> dict[str, Any]:
+    """Tokenizer arguments for a rendered chat, as the family's reference code tokenizes it.
+
+    transformers' `apply_chat_template(tokenize=True)` (and vLLM's chat path) adds no special
+    tokens to a rendered chat that starts with the BOS: the template wrote it. The published
+    Gemma 3, Idefics3, Llama 4 and Mistral 3 tokenizers add a BOS of their own, so tokenizing
+    the text as is would feed the model two.
+    """
+    bos = processor.tokenizer.bos_token
+    return {"add_special_tokens": False} if bos is not None and text.startswith(bos) else {}
 
 
-def build_prompt(processor: Any, messages: Sequence[PromptMessage], pixels: bool = True) -> LocalPrompt:
+def build_prompt(
+    processor: Any,
+    messages: Sequence[PromptMessage],
+    pixels: bool = True,
+    tools: Sequence[ToolSpec] = (),
+    fmt: ToolCallFormat = HERMES,
+) -> LocalPrompt:
     """The model inputs of these messages. With `pixels` False, where the processor can, the
     images and videos are neither resized nor turned into pixel values (an engine that holds
     their embeddings does not need them): the prompt's ids, grids and counts are the same."""
     prepared = [p for m in messages for p in m.content if isinstance(p, PreparedImage)]
     videos = [p for m in messages for p in m.content if isinstance(p, PreparedVideo)]
     overrides = _shared_overrides(prepared)
-    text = templated(processor, messages)
+    text = templated(processor, messages, tools, fmt)
     skips = skips_pixels(processor)
     try:
         built = None
@@ -109,6 +116,7 @@ def _processed(
         return_offsets_mapping=True,
         return_text_replacement_offsets=True,
         **media,
+        **chat_text_kwargs(processor, text),
         **overrides,
     )
     offsets = out.pop("offset_mapping")[0].tolist()
@@ -131,7 +139,7 @@ def _placeholders(
 ) -> tuple[dict[str, torch.Tensor], PromptStats] | None:
     """The same inputs without the processor's call (see placeholder_inputs), pixels optional."""
     images = [resized(p.pixels, (p.width, p.height)) if pixels else _stand_in(p) for p in prepared]
-    built = placeholder_inputs(processor, text, images, pixels)
+    built = placeholder_inputs(processor, text, images, pixels, chat_text_kwargs(processor, text))
     if built is None:
         return None
     out, image_tokens = built
@@ -139,12 +147,14 @@ def _placeholders(
     return inputs, PromptStats(prompt_tokens=int(inputs["input_ids"].shape[1]), image_tokens=image_tokens)
 
 
-def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptStats:
+def count_prompt(
+    processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = (), fmt: ToolCallFormat = HERMES
+) -> PromptStats:
     """Exact prompt tokens without the image processor or any pixels: the text around each
     image marker tokenized as the processor would, plus each image's planned tokens (planned or
     prepared); each video's placeholder text written by the processor itself from its plan (the
     timestamps between frames included) and tokenized in place."""
-    text = templated(processor, messages)
+    text = templated(processor, messages, tools, fmt)
     videos = [p.frames for m in messages for p in m.content if isinstance(p, PreparedVideo | PlannedVideo)]
     video_spans: list[int] = []
     if videos:
@@ -153,7 +163,7 @@ def count_prompt(processor: Any, messages: Sequence[PromptMessage]) -> PromptSta
         )
         [text], replaced = processor.get_text_with_replacements([text], [], replacements)
         video_spans = _spans(replaced[0], "video")
-    offsets = processor.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    offsets = processor.tokenizer(text, return_offsets_mapping=True, **chat_text_kwargs(processor, text))["offset_mapping"]
     image_markers = _tokens_within(offsets, _marker_spans(text, processor.image_token, video_spans))
     video_tokens = _tokens_within(offsets, video_spans)
     image_tokens = sum(p.tokens for m in messages for p in m.content if isinstance(p, PreparedImage | PlannedImage))

@@ -19,16 +19,18 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import Cache
 
-from loupe.domain import PromptStats
+from loupe.domain import PromptStats, ToolSpec
 from loupe.engines.local.batch_cache import Layers, RoomyLayer, layer_states
 from loupe.engines.local.batch_prefill import grouped, split, stacked
 from loupe.engines.local.families import Family, Features, ImageGroup, Prefill
+from loupe.engines.local.grammar import Grammars
 from loupe.engines.local.loader import LoadedModel
 from loupe.lru import ByteLRU
 from loupe.engines.local.prefix_cache import PrefixCache
 from loupe.engines.local.prompt import LocalPrompt
 from loupe.engines.local.sampler import Sampler
 from loupe.engines.local.sequence import Request, Sequence
+from loupe.engines.local.vocab import Vocabulary
 
 
 @dataclass(slots=True)
@@ -45,6 +47,7 @@ class KeyedPrompt:
     image_keys: tuple[str, ...]
     cached_tokens: int = 0
     complete: Callable[[], LocalPrompt] | None = None
+    tools: tuple[ToolSpec, ...] = ()  # offered to the model: its output is parsed for calls
 
     @property
     def stats(self) -> PromptStats:
@@ -72,7 +75,15 @@ class _Plan:
 
 
 class ModelRunner:
-    def __init__(self, loaded: LoadedModel, family: Family, vision_cache_bytes: int, prefix_cache_bytes: int) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        family: Family,
+        vision_cache_bytes: int,
+        prefix_cache_bytes: int,
+        vocabulary: Callable[[], Vocabulary],
+        grammars: Grammars | None = None,
+    ) -> None:
         self._model = loaded.model
         self._device = loaded.device
         self._family = family
@@ -82,7 +93,8 @@ class ModelRunner:
         self._placeholder_ids = frozenset(self._placeholders.tolist())
         self._vision: ByteLRU[str, Features] = ByteLRU(vision_cache_bytes)
         self._prefix: PrefixCache[Layers] = PrefixCache(prefix_cache_bytes)
-        self._sampler = Sampler()
+        self._grammars = grammars
+        self._sampler = Sampler(vocabulary, grammars)
         self._rows: dict[int, _Row] = {}
         self._batch: list[int] = []  # sequence ids, in cache row order
         self._cache: Cache | None = None
@@ -102,8 +114,11 @@ class ModelRunner:
         for i, plan in enumerate(plans):
             row, layers = done[i]
             seqs = plan.request.sequences
+            constraint = plan.request.sampling.constraint
             for seq in seqs:
                 self._rows[seq.id] = _Row(layers, len(plan.match), plan.delta, plan.match)
+                if constraint is not None and self._grammars is not None:
+                    seq.grammar = self._grammars.state(constraint)
             firsts.append(self._sampler.sample(row.expand(len(seqs), -1), seqs))
         return firsts
 

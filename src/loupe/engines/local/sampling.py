@@ -1,4 +1,4 @@
-"""Sampling parameters to transformers generation arguments, plus OpenAI's two penalties."""
+"""Sampling parameters to transformers generation arguments, plus OpenAI's penalties and bias."""
 
 from __future__ import annotations
 
@@ -31,6 +31,30 @@ class OpenAIPenalties(LogitsProcessor):
         return scores - penalty  # type: ignore[return-value]
 
 
+class LogitBias(LogitsProcessor):
+    """OpenAI's `logit_bias`: each listed token's logit raised or lowered by its value."""
+
+    def __init__(self, bias: tuple[tuple[int, float], ...]) -> None:
+        self._ids = torch.tensor([t for t, _ in bias])
+        self._values = torch.tensor([v for _, v in bias])
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        values = self._values.to(scores.device, scores.dtype).expand(scores.shape[0], -1)
+        return scores.index_add(1, self._ids.to(scores.device), values)  # type: ignore[return-value]
+
+
+class LastScores(LogitsProcessor):
+    """Keeps the scores of the step (after penalties and bias, before temperature: processors
+    given to `generate` run before its warpers), for the log probabilities of the token chosen."""
+
+    def __init__(self) -> None:
+        self.scores: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.scores = scores[0].float()
+        return scores
+
+
 def generation_kwargs(sampling: SamplingParams, prompt_length: int, max_tokens: int) -> dict[str, Any]:
     """Keyword arguments for `model.generate` that implement `sampling` for one choice."""
     kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "num_return_sequences": 1}
@@ -51,5 +75,7 @@ def generation_kwargs(sampling: SamplingParams, prompt_length: int, max_tokens: 
         processors.append(
             OpenAIPenalties(prompt_length, sampling.frequency_penalty, sampling.presence_penalty)
         )
+    if sampling.logit_bias:
+        processors.append(LogitBias(sampling.logit_bias))
     kwargs["logits_processor"] = processors
     return kwargs

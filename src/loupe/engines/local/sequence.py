@@ -10,8 +10,9 @@ import enum
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from loupe.domain import FinishReason, GenerationEvent, SamplingParams
+from loupe.domain import FinishReason, GenerationEvent, SamplingParams, TokenLogprob
 from loupe.engines.local.text_stream import Decode, TextStream
 
 Emit = Callable[[GenerationEvent], None]
@@ -26,6 +27,12 @@ class Status(enum.Enum):
 _ids = itertools.count()
 
 
+class GrammarCursor(Protocol):
+    """Where a constrained sequence is in its grammar (see `grammar.GrammarState`)."""
+
+    def advance(self, token: int) -> None: ...
+
+
 @dataclass(eq=False, slots=True)
 class Sequence:
     """One choice: the prompt ids followed by the tokens generated so far."""
@@ -37,6 +44,8 @@ class Sequence:
     id: int = field(default_factory=lambda: next(_ids))
     status: Status = Status.WAITING
     finish_reason: FinishReason | None = None
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # sampled, not yet emitted
+    grammar: GrammarCursor | None = None  # set at prefill when the request has a constraint
 
     @property
     def generated(self) -> int:
@@ -56,6 +65,11 @@ class Sequence:
         elif self.generated >= self.request.max_tokens:
             self.finish("length")
         return text
+
+    def take_logprobs(self) -> tuple[TokenLogprob, ...]:
+        """The log probabilities recorded since the last call (empty unless the request asked)."""
+        taken, self.logprobs = tuple(self.logprobs), []
+        return taken
 
     def finish(self, reason: FinishReason) -> None:
         self.status = Status.FINISHED

@@ -7,11 +7,12 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from loupe.domain import ChoiceFinished, FinishReason, GenerationEvent, PromptStats, TextDelta
-from loupe.engines.upstream.client import UpstreamClient, UpstreamUsage
+from loupe.domain import ChoiceFinished, FinishReason, GenerationEvent, PromptStats, TextDelta, ToolCall, ToolCallDelta
+from loupe.engines.upstream.client import CallPiece, UpstreamClient, UpstreamUsage
+from loupe.models.tool_calls import new_call_id
 from loupe.engines.upstream.errors import RETRYABLE, UpstreamBadResponse
 from loupe.engines.upstream.replicas import Replica, ReplicaPool
 
@@ -79,21 +80,26 @@ class ChoiceStream:
 
     async def _read(self, replica: Replica) -> AsyncIterator[GenerationEvent]:
         texts: list[str] = []
+        calls = _Calls()
         finish: str | None = None
         usage: UpstreamUsage | None = None
         async with aclosing(self.client.stream_chat(replica.base_url, self.body)) as chunks:
             async for chunk in chunks:
-                if chunk.text:
+                if chunk.text or chunk.logprobs:
                     texts.append(chunk.text)
-                    yield TextDelta(index=self.index, text=chunk.text, tokens=1)
+                    yield TextDelta(index=self.index, text=chunk.text, tokens=1, logprobs=chunk.logprobs)
+                for piece in chunk.calls:
+                    texts.append(calls.add(piece))
                 finish = chunk.finish_reason or finish
                 usage = chunk.usage or usage
         if finish is None:
             raise UpstreamBadResponse("the model server's stream ended before the answer did")
+        for position, call in enumerate(calls.made()):  # whole calls, once the stream has them all
+            yield ToolCallDelta(index=self.index, position=position, call=call)
         if usage is not None:
             self._cross_check(replica, usage)
         completion = usage.completion_tokens if usage is not None else self.count_text("".join(texts))
-        reason: FinishReason = "length" if finish == "length" else "stop"
+        reason: FinishReason = "length" if finish == "length" else "tool_calls" if finish == "tool_calls" else "stop"
         yield ChoiceFinished(index=self.index, reason=reason, completion_tokens=completion)
 
     def _cross_check(self, replica: Replica, usage: UpstreamUsage) -> None:
@@ -113,6 +119,27 @@ class ChoiceStream:
                 "upstream_image_tokens": usage.image_tokens,
             },
         )
+
+
+@dataclass(slots=True)
+class _Calls:
+    """Tool calls put together from their streamed pieces, by index."""
+
+    parts: dict[int, list[str]] = field(default_factory=dict)
+
+    def add(self, piece: CallPiece) -> str:
+        """Take a piece; return its text (name and arguments), for counting without usage."""
+        parts = self.parts.setdefault(piece.index, ["", "", ""])
+        parts[0] = parts[0] or piece.id
+        parts[1] += piece.name
+        parts[2] += piece.arguments
+        return piece.name + piece.arguments
+
+    def made(self) -> list[ToolCall]:
+        return [
+            ToolCall(id=call_id or new_call_id(), name=name, arguments=arguments)
+            for call_id, name, arguments in (self.parts[i] for i in sorted(self.parts))
+        ]
 
 
 async def merge(streams: Sequence[AsyncGenerator[GenerationEvent, None]]) -> AsyncGenerator[GenerationEvent, None]:

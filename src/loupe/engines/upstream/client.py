@@ -15,10 +15,12 @@ from typing import Any, TypeGuard
 
 import httpx
 
+from loupe.domain import TokenLogprob, TopLogprob
+
 from loupe.engines.upstream.errors import UpstreamBadResponse, error_for_status, map_transport_errors
 from loupe.engines.upstream.sse import sse_data
 
-__all__ = ["Chunk", "UpstreamClient", "UpstreamUsage", "parse_chunk"]
+__all__ = ["CallPiece", "Chunk", "UpstreamClient", "UpstreamUsage", "parse_chunk"]
 
 _log = logging.getLogger(__name__)
 
@@ -36,12 +38,24 @@ class UpstreamUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class CallPiece:
+    """Part of a streamed tool call: the call's `index`, and what this chunk adds to it."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
     """One `chat.completion.chunk` of a single-choice stream, reduced to what Loupe uses."""
 
     text: str = ""
     finish_reason: str | None = None
     usage: UpstreamUsage | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
+    calls: tuple[CallPiece, ...] = ()
 
 
 def parse_chunk(data: str) -> Chunk:
@@ -59,14 +73,46 @@ def parse_chunk(data: str) -> Chunk:
     choices = obj.get("choices") or []
     if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
         raise UpstreamBadResponse("the model server sent a malformed stream event")
-    text, finish = "", None
-    if choices:
-        delta = choices[0].get("delta") or {}
-        content = delta.get("content") if isinstance(delta, dict) else None
-        text = content if isinstance(content, str) else ""
-        reason = choices[0].get("finish_reason")
-        finish = reason if isinstance(reason, str) else None
-    return Chunk(text=text, finish_reason=finish, usage=_usage(obj.get("usage")))
+    if not choices:
+        return Chunk(usage=_usage(obj.get("usage")))
+    delta = choices[0].get("delta") or {}
+    if not isinstance(delta, dict):
+        raise UpstreamBadResponse("the model server sent a malformed stream event")
+    content, reason = delta.get("content"), choices[0].get("finish_reason")
+    return Chunk(
+        text=content if isinstance(content, str) else "",
+        finish_reason=reason if isinstance(reason, str) else None,
+        usage=_usage(obj.get("usage")),
+        logprobs=_logprobs(choices[0].get("logprobs")),
+        calls=tuple(_call_piece(c) for c in delta.get("tool_calls") or ()),
+    )
+
+
+def _logprobs(raw: Any) -> tuple[TokenLogprob, ...]:
+    content = raw.get("content") if isinstance(raw, dict) else None
+    if not content:
+        return ()
+    try:
+        return tuple(
+            TokenLogprob(e["token"], float(e["logprob"]), tuple(e.get("bytes") or ()), tuple(
+                TopLogprob(t["token"], float(t["logprob"]), tuple(t.get("bytes") or ())) for t in e.get("top_logprobs") or ()
+            ))
+            for e in content
+        )
+    except (KeyError, TypeError, ValueError):
+        raise UpstreamBadResponse("the model server sent malformed logprobs") from None
+
+
+def _call_piece(raw: Any) -> CallPiece:
+    function = raw.get("function") if isinstance(raw, dict) else None
+    if not isinstance(function, dict) or not isinstance(raw.get("index", 0), int):
+        raise UpstreamBadResponse("the model server sent a malformed tool call")
+    return CallPiece(
+        index=raw.get("index", 0),
+        id=raw.get("id") or "",
+        name=function.get("name") or "",
+        arguments=function.get("arguments") or "",
+    )
 
 
 def _usage(raw: Any) -> UpstreamUsage | None:

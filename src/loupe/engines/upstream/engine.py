@@ -22,8 +22,9 @@ from loupe.domain import (
     PromptMessage,
     PromptStats,
     SamplingParams,
+    ToolSpec,
 )
-from loupe.engines.local.control_text import neutral_messages
+from loupe.engines.local.control_text import neutral_messages, neutral_tools
 from loupe.engines.local.prompt import count_prompt
 from loupe.engines.local.text_budget import refuse_oversized
 from loupe.engines.upstream.choices import ChoiceStream, UpstreamCounters, merge
@@ -31,6 +32,7 @@ from loupe.engines.upstream.client import UpstreamClient
 from loupe.engines.upstream.encode import data_url
 from loupe.engines.upstream.replicas import ReplicaPool
 from loupe.engines.upstream.request import Encoder, chat_body, openai_messages
+from loupe.models.tool_calls import format_for
 from loupe.errors import InvalidRequest
 
 __all__ = ["UpstreamEngine", "UpstreamPrompt"]
@@ -43,6 +45,7 @@ class UpstreamPrompt:
     messages: list[dict[str, Any]]
     stats: PromptStats
     cached_tokens: int = 0  # an upstream's prefix caching is its own business
+    tools: tuple[ToolSpec, ...] = ()
 
 
 class UpstreamEngine:
@@ -67,6 +70,7 @@ class UpstreamEngine:
         self._upstream_model = upstream_model
         self._max_attempts = max_attempts
         self.counters = UpstreamCounters()
+        self._tool_format = format_for(card.family)  # how the upstream's template shows tools, to count them
 
     @property
     def card(self) -> ModelCard:
@@ -92,12 +96,15 @@ class UpstreamEngine:
         await self._pool.close()
         await self._client.aclose()
 
-    async def prepare(self, messages: Sequence[PromptMessage]) -> UpstreamPrompt:
+    async def prepare(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> UpstreamPrompt:
         """Count the prompt with the checkpoint's processor and encode its images (off the loop)."""
-        return await asyncio.to_thread(self._prepare, messages)
+        return await asyncio.to_thread(self._prepare, messages, tuple(tools))
 
-    async def count(self, messages: Sequence[PromptMessage]) -> PromptStats:
-        return await asyncio.to_thread(self._count, messages)
+    async def check(self, sampling: SamplingParams) -> None:
+        """The upstream enforces its own grammars; its refusal comes back as a 400."""
+
+    async def count(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> PromptStats:
+        return await asyncio.to_thread(self._count, messages, tuple(tools))
 
     async def generate(
         self, prompt: object, sampling: SamplingParams, max_tokens: int
@@ -119,7 +126,7 @@ class UpstreamEngine:
         return ChoiceStream(
             client=self._client,
             pool=self._pool,
-            body=chat_body(self._upstream_model, prompt.messages, sampling, max_tokens, seed=seed),
+            body=chat_body(self._upstream_model, prompt.messages, sampling, max_tokens, seed=seed, tools=prompt.tools),
             index=index,
             expected=prompt.stats,
             max_attempts=self._max_attempts,
@@ -128,15 +135,16 @@ class UpstreamEngine:
             sent=sent,
         )
 
-    def _count(self, messages: Sequence[PromptMessage]) -> PromptStats:
+    def _count(self, messages: Sequence[PromptMessage], tools: tuple[ToolSpec, ...]) -> PromptStats:
         refuse_oversized(self._processor, messages, self._card.context_size)
-        return count_prompt(self._processor, messages)
+        return count_prompt(self._processor, messages, tools, self._tool_format)
 
-    def _prepare(self, messages: Sequence[PromptMessage]) -> UpstreamPrompt:
+    def _prepare(self, messages: Sequence[PromptMessage], tools: tuple[ToolSpec, ...]) -> UpstreamPrompt:
         # The upstream tokenizes the text itself: it gets the client's markers already broken.
         messages = neutral_messages(self._processor, messages)
-        stats = self._count(messages)
-        return UpstreamPrompt(messages=openai_messages(messages, self._encode), stats=stats)
+        tools = neutral_tools(self._processor, tools)
+        stats = self._count(messages, tools)
+        return UpstreamPrompt(messages=openai_messages(messages, self._encode), stats=stats, tools=tools)
 
     def _count_text(self, text: str) -> int:
         """Completion tokens of an upstream that reported no usage: the checkpoint's tokenizer's count."""

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import httpx
 
 from loupe.domain import Prices
+from loupe.engines.fingerprint import fingerprint
 from loupe.engines.local.loader import read_checkpoint
 from loupe.engines.upstream.client import UpstreamClient
 from loupe.engines.upstream.encode import EncodedImages
@@ -63,6 +64,8 @@ def load_upstream_model(
         prices=prices or Prices(),
         owned_by=owned_by,
         family=family,
+        vocab_size=len(found.processor.tokenizer),
+        fingerprint=fingerprint(found.path, {"engine": "upstream", "model": upstream_model, "upstream": " ".join(urls)}),
     )
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=read_timeout_s),

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from loupe.domain import PreparedImage, PromptMessage, SamplingParams, TextPart
+import json
+
+from loupe.domain import JsonOutput, PreparedImage, PromptMessage, Role, SamplingParams, TextPart, ToolCallOutput, ToolSpec
+from loupe.models.tool_calls import tool_object
 
 __all__ = ["chat_body", "openai_messages"]
 
@@ -26,10 +29,19 @@ def openai_messages(messages: Sequence[PromptMessage], encode: Encoder) -> list[
     out: list[dict[str, Any]] = []
     for message in messages:
         parts = [_part(p, encode) for p in message.content]
+        turn: dict[str, Any] = {"role": message.role.value}
         if len(parts) == 1 and parts[0]["type"] == "text":
-            out.append({"role": message.role.value, "content": parts[0]["text"]})
+            turn["content"] = parts[0]["text"]
         else:
-            out.append({"role": message.role.value, "content": parts})
+            turn["content"] = parts or (None if message.tool_calls else "")
+        if message.tool_calls:
+            turn["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in message.tool_calls
+            ]
+        if message.role is Role.TOOL:
+            turn["tool_call_id"] = message.tool_call_id
+        out.append(turn)
     return out
 
 
@@ -42,9 +54,16 @@ def _part(part: object, encode: Encoder) -> dict[str, Any]:
 
 
 def chat_body(
-    model: str, messages: list[dict[str, Any]], sampling: SamplingParams, max_tokens: int, *, seed: int | None
+    model: str,
+    messages: list[dict[str, Any]],
+    sampling: SamplingParams,
+    max_tokens: int,
+    *,
+    seed: int | None,
+    tools: tuple[ToolSpec, ...] = (),
 ) -> dict[str, Any]:
-    """One choice's streamed request: `n` is always 1 (choices are fanned out by the engine)."""
+    """One choice's streamed request: `n` is always 1 (choices are fanned out by the engine).
+    Structured outputs, tools, logprobs and logit_bias are sent in OpenAI's fields."""
     body: dict[str, Any] = {
         "model": model,
         "messages": messages,
@@ -62,6 +81,24 @@ def chat_body(
         "repetition_penalty": (sampling.repetition_penalty, 1.0),
         "stop": (list(sampling.stop), []),
         "seed": (seed, None),
+        "logprobs": (sampling.logprobs, False),
+        "top_logprobs": (sampling.top_logprobs, 0),
+        "logit_bias": ({str(t): v for t, v in sampling.logit_bias}, {}),
+        "tools": ([tool_object(t) for t in tools], []),
     }
     body.update({name: value for name, (value, default) in optional.items() if value != default})
+    body.update(_constraint(sampling.constraint))
     return body
+
+
+def _constraint(constraint: JsonOutput | ToolCallOutput | None) -> dict[str, Any]:
+    """A schema as `response_format`; forced calls as `tool_choice` (named when one function
+    alone, one call, may be called)."""
+    if isinstance(constraint, JsonOutput):
+        schema = {"name": "response", "schema": json.loads(constraint.schema), "strict": True}
+        return {"response_format": {"type": "json_schema", "json_schema": schema}}
+    if isinstance(constraint, ToolCallOutput):
+        if len(constraint.tools) == 1 and not constraint.parallel:
+            return {"tool_choice": {"type": "function", "function": {"name": constraint.tools[0].name}}}
+        return {"tool_choice": "required", **({} if constraint.parallel else {"parallel_tool_calls": False})}
+    return {}

@@ -9,18 +9,22 @@ from loupe.testing.tiny.size import TextSize
 
 __all__ = ["FAMILIES", "build_tiny_checkpoint"]
 
-# Named as in loupe.models' catalogue; each has a module of the same name with "_" for "-" and ".".
+# Named as in loupe.models' catalogue (qwen3-vl-moe: the qwen3-vl family's mixture-of-experts
+# design); each has a module of the same name with "_" for "-" and ".".
 FAMILIES: tuple[str, ...] = (
     "qwen2-vl",
     "smolvlm",
     "qwen2.5-vl",
     "qwen3-vl",
+    "qwen3-vl-moe",
     "glm4v",
     "idefics3",
     "llava",
     "llava-onevision",
     "gemma3",
     "internvl",
+    "mistral3",
+    "llama4",
 )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tokenizers import processors
 from transformers import (
     AutoModelForImageTextToText,
     GenerationConfig,
@@ -101,3 +102,18 @@ def token_id(tokenizer: PreTrainedTokenizerFast, token: str) -> int:
     found = tokenizer.convert_tokens_to_ids(token)
     assert isinstance(found, int) and tokenizer.convert_ids_to_tokens(found) == token, token
     return found
+
+
+def prepend_bos(tokenizer: PreTrainedTokenizerFast, bos: str) -> None:
+    """Start every encoding with `bos`, as the published Llama, Gemma and Mistral tokenizers do
+    (whether or not the chat template writes one too)."""
+    tokenizer.backend_tokenizer.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(
+                single=f"{bos} $A",
+                pair=f"{bos} $A {bos} $B",
+                special_tokens=[(bos, token_id(tokenizer, bos))],
+            ),
+        ]
+    )

@@ -6,7 +6,13 @@ from pathlib import Path
 
 from transformers import Gemma3Config, Gemma3TextConfig, GenerationConfig, SiglipVisionConfig
 
-from loupe.testing.tiny.checkpoint import chat_tokenizer, save_checkpoint, text_dims, tower_dims
+from loupe.testing.tiny.checkpoint import (
+    chat_tokenizer,
+    prepend_bos,
+    save_checkpoint,
+    text_dims,
+    tower_dims,
+)
 from loupe.testing.tiny.size import TextSize
 from loupe.testing.tiny.tokenizer import SpecialTokens
 
@@ -102,6 +108,7 @@ IMAGE_SIZE, PATCH_SIZE, MM_TOKENS_PER_IMAGE = 896, 14, 256
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny SigLIP tower with the real 896 px and pooling."""
     tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE, NAMED_TOKENS)
+    prepend_bos(tokenizer, "<bos>")  # as published: the template writes one too
     text = Gemma3TextConfig(
         **text_dims(len(tokenizer), size),
         head_dim=size.head_dim,

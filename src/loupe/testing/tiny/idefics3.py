@@ -6,7 +6,13 @@ from pathlib import Path
 
 from transformers import GenerationConfig, Idefics3Config, Idefics3VisionConfig, LlamaConfig
 
-from loupe.testing.tiny.checkpoint import chat_tokenizer, save_checkpoint, text_dims, tower_dims
+from loupe.testing.tiny.checkpoint import (
+    chat_tokenizer,
+    prepend_bos,
+    save_checkpoint,
+    text_dims,
+    tower_dims,
+)
 from loupe.testing.tiny.size import TextSize
 from loupe.testing.tiny.smolvlm import CHAT_TEMPLATE as SMOLVLM_CHAT_TEMPLATE
 from loupe.testing.tiny.tokenizer import SpecialTokens
@@ -63,6 +69,7 @@ IMAGE_SEQ_LEN = (IMAGE_SIZE // PATCH_SIZE) ** 2 // SCALE_FACTOR**2
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny vision tower with the real tiles and tokens."""
     tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
+    prepend_bos(tokenizer, "<|begin_of_text|>")  # as published: the template writes one too
     pad = ids["<|reserved_special_token_0|>"]
     text = LlamaConfig(
         **text_dims(len(tokenizer), size),

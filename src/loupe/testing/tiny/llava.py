@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenizers import processors
 from transformers import (
     CLIPVisionConfig,
     GenerationConfig,
@@ -15,9 +14,9 @@ from transformers import (
 
 from loupe.testing.tiny.checkpoint import (
     chat_tokenizer,
+    prepend_bos,
     save_checkpoint,
     text_dims,
-    token_id,
     tower_dims,
 )
 from loupe.testing.tiny.size import TextSize
@@ -83,20 +82,6 @@ PROCESSOR_CONFIG = {
     "processor_class": "LlavaProcessor",
     "vision_feature_select_strategy": "default",
 }
-
-
-def prepend_bos(tokenizer: PreTrainedTokenizerFast, bos: str) -> None:
-    """Start every encoding with `bos`, as Llama's tokenizer does (the template does not)."""
-    tokenizer.backend_tokenizer.post_processor = processors.Sequence(
-        [
-            processors.ByteLevel(trim_offsets=False),
-            processors.TemplateProcessing(
-                single=f"{bos} $A",
-                pair=f"{bos} $A {bos} $B",
-                special_tokens=[(bos, token_id(tokenizer, bos))],
-            ),
-        ]
-    )
 
 
 def build(out_dir: Path, size: TextSize) -> Path:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from transformers import Qwen3VLConfig, Qwen3VLTextConfig, Qwen3VLVisionConfig
+from transformers import PretrainedConfig, Qwen3VLConfig, Qwen3VLTextConfig
 
 from loupe.testing.tiny import qwen2
 from loupe.testing.tiny.checkpoint import (
@@ -17,7 +19,7 @@ from loupe.testing.tiny.qwen2_vl import CHAT_TEMPLATE as QWEN2_VL_CHAT_TEMPLATE
 from loupe.testing.tiny.qwen2_vl import SPECIAL_TOKENS, generation_config, span_token_ids
 from loupe.testing.tiny.size import TextSize
 
-__all__ = ["CHAT_TEMPLATE", "PREPROCESSOR_CONFIG", "SPECIAL_TOKENS", "build"]
+__all__ = ["CHAT_TEMPLATE", "PREPROCESSOR_CONFIG", "SPECIAL_TOKENS", "build", "build_with"]
 
 # Behaves as the published Instruct template: Qwen2-VL's without its default system turn (a
 # system message may be a string or text parts); the same vision spans, optional "Picture n: "
@@ -56,8 +58,20 @@ def interleaved_mrope_section(head_dim: int) -> list[int]:
 
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny deepstack vision tower, the real patches."""
+    return build_with(out_dir, size, Qwen3VLConfig, Qwen3VLTextConfig, {})
+
+
+def build_with(
+    out_dir: Path,
+    size: TextSize,
+    config_class: Callable[..., PretrainedConfig],
+    text_class: Callable[..., PretrainedConfig],
+    text_extra: dict[str, Any],
+) -> Path:
+    """The Qwen3-VL checkpoint with these config classes (dense or mixture of experts) and these
+    further text-model settings; the vision tower and processor are the same for both."""
     tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
-    text = Qwen3VLTextConfig(
+    text = text_class(
         **text_dims(len(tokenizer), size),
         head_dim=size.head_dim,
         max_position_embeddings=262144,
@@ -68,15 +82,16 @@ def build(out_dir: Path, size: TextSize) -> Path:
             "mrope_interleaved": True,
         },
         **qwen2.text_token_ids(ids),
+        **text_extra,
     )
     # The published 48 x 48 grid of learned position embeddings; one deepstack layer, as the
     # text model may have a single layer (the published towers feed three).
-    vision = Qwen3VLVisionConfig(
+    vision = {
         **merger_tower_dims(size, patch_size=16),
-        num_position_embeddings=2304,
-        deepstack_visual_indexes=[1],
-    )
-    config = Qwen3VLConfig(
+        "num_position_embeddings": 2304,
+        "deepstack_visual_indexes": [1],
+    }
+    config = config_class(
         text_config=text, vision_config=vision, **span_token_ids(ids), tie_word_embeddings=True
     )
     processor = {"processor_class": "Qwen3VLProcessor"}

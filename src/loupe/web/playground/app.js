@@ -1,18 +1,20 @@
 // The playground's state and wiring: compose a message, estimate it, stream the answer, show the code.
 
 import { API_BASE, ApiError, estimate, listModels, streamChat } from "./api.js";
-import { curlCode, pythonCode } from "./codegen.js";
+import { conversationScript, curlCode, pythonCode } from "./codegen.js";
 import { readFile, urlName, watchDropAndPaste } from "./intake.js";
+import { showMarkdown } from "./markdown.js";
 import { answerCost } from "./money.js";
 import * as ui from "./ui.js";
 
 const KEY_STORAGE = "loupe.playground.apiKey";
 const ESTIMATE_DELAY_MS = 300;
+const PHONE = window.matchMedia("(max-width: 720px)");
 
 const state = {
   models: [],
-  history: [], // the messages sent and answered so far, exactly as the API receives them
-  images: [], // pending: { name, url, detail, plan }
+  history: [], // the user and assistant messages sent and answered so far, as the API receives them
+  images: [], // pending: { name, url, detail, plan, error }
   language: "python",
   streaming: null, // the AbortController of the answer being streamed
   conversation: 0, // bumped by "New conversation", so that a stopped answer does not join the new one
@@ -24,13 +26,32 @@ const apiKey = () => ui.$("#api-key").value.trim();
 const currentModel = () => state.models.find((m) => m.id === ui.$("#model").value);
 
 function pendingMessage() {
-  const content = state.images.map(({ url, detail }) => ({
-    type: "image_url",
-    image_url: detail ? { url, detail } : { url },
-  }));
+  const content = state.images.map(({ url, detail }) => ({ type: "image_url", image_url: { url, detail } }));
   const text = ui.$("#prompt").value;
   if (text.trim()) content.push({ type: "text", text });
   return content.length ? { role: "user", content } : null;
+}
+
+function systemMessages() {
+  const system = ui.$("#system-prompt").value.trim();
+  return system ? [{ role: "system", content: system }] : [];
+}
+
+// A number field as a request field: left empty, the server's default applies and it is not sent.
+function numberField(selector, parse) {
+  const raw = ui.$(selector).value.trim();
+  const value = raw === "" ? Number.NaN : parse(raw);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/** The request's fields besides model and messages, as the settings say. */
+function options() {
+  const fields = {
+    max_tokens: numberField("#max-tokens", (v) => Math.max(1, Number.parseInt(v, 10))),
+    temperature: numberField("#temperature", Number.parseFloat),
+    top_p: numberField("#top-p", Number.parseFloat),
+  };
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
 }
 
 /** The request as it will be sent: the same body goes to /v1/estimate and to the code view. */
@@ -38,8 +59,8 @@ function requestBody() {
   const pending = pendingMessage();
   return {
     model: ui.$("#model").value,
-    messages: pending ? [...state.history, pending] : [...state.history],
-    max_tokens: Math.max(1, Number.parseInt(ui.$("#max-tokens").value, 10) || 1),
+    messages: [...systemMessages(), ...state.history, ...(pending ? [pending] : [])],
+    ...options(),
     stream: true,
     stream_options: { include_usage: true },
   };
@@ -54,7 +75,7 @@ function changed() {
 // -- images ------------------------------------------------------------------------------------
 
 function addImage(name, url) {
-  state.images.push({ name, url, detail: "", plan: null });
+  state.images.push({ name, url, detail: ui.$("#default-detail").value, plan: null, error: null });
   changed();
 }
 
@@ -82,8 +103,7 @@ function addUrl() {
 function renderAttachments() {
   ui.renderAttachments(ui.$("#attachments"), state.images, {
     onDetail: (image, detail) => {
-      image.detail = detail;
-      image.plan = null;
+      Object.assign(image, { detail, plan: null, error: null });
       changed();
     },
     onRemove: (image) => {
@@ -110,16 +130,52 @@ function scheduleEstimate() {
 async function runEstimate(body) {
   const controller = new AbortController();
   state.estimating = controller;
+  const images = [...state.images];
   try {
-    const result = await estimate(body, { apiKey: apiKey(), signal: controller.signal });
-    const first = countImages(state.history);
-    state.images.forEach((image, i) => { image.plan = result.images[first + i] ?? null; });
+    const result = await estimateImages(body, images, controller.signal);
     renderAttachments();
-    ui.renderEstimate(ui.$("#estimate"), "ready", result);
+    if (result) ui.renderEstimate(ui.$("#estimate"), "ready", result);
   } catch (error) {
     if (error.name === "AbortError") return;
+    renderAttachments();
     ui.renderEstimate(ui.$("#estimate"), "error", null, `Cannot estimate: ${ui.describeError(error)}`);
   }
+}
+
+/**
+ * Estimate `body`, whose last message holds `images` first. An image the server refuses gets the
+ * reason, and the others are estimated again without it, so each keeps its plan; the first
+ * refusal is thrown once every image has its plan or its reason.
+ */
+async function estimateImages(body, images, signal) {
+  let refusal = null;
+  let accepted = images;
+  for (;;) {
+    const pending = body.messages.at(-1);
+    try {
+      const result = await estimate(body, { apiKey: apiKey(), signal });
+      const first = countImages(body.messages) - accepted.length;
+      accepted.forEach((image, i) => Object.assign(image, { plan: result.images[first + i] ?? null, error: null }));
+      if (refusal) throw refusal;
+      return result;
+    } catch (error) {
+      const refused = accepted[imageIndexOf(error.param, body.messages.length - 1)];
+      if (!refused || error === refusal) throw error;
+      Object.assign(refused, { plan: null, error: `Not accepted: ${error.message}` });
+      refusal ??= error;
+      const at = accepted.indexOf(refused);
+      accepted = accepted.filter((image) => image !== refused);
+      const content = pending.content.filter((part, i) => i !== at);
+      if (!content.length) throw refusal;
+      body = { ...body, messages: [...body.messages.slice(0, -1), { ...pending, content }] };
+    }
+  }
+}
+
+// messages[4].content[1].image_url -> 1 when message 4 is the pending one (its images come first).
+function imageIndexOf(param, pendingIndex) {
+  const match = /^messages\[(\d+)\]\.content\[(\d+)\]/.exec(param ?? "");
+  return match && Number(match[1]) === pendingIndex ? Number(match[2]) : -1;
 }
 
 function countImages(messages) {
@@ -147,30 +203,37 @@ async function send(event) {
   state.streaming = new AbortController();
   setSending(true);
   let text = "";
+  let frame = 0;
+  const show = () => {
+    frame = 0;
+    showMarkdown(answer.text, text);
+  };
   try {
     for await (const chunk of streamChat(body, { apiKey: apiKey(), signal: state.streaming.signal })) {
       text += chunk.choices?.[0]?.delta?.content ?? "";
-      answer.text.textContent = text;
+      frame ||= requestAnimationFrame(show);
       if (chunk.usage) ui.renderUsage(answer.item, chunk.usage, answerCost(chunk.usage, model), model.currency);
     }
-    finishTurn(pending, text, answer.item, "done");
+    finishTurn(pending, text, answer, "done");
   } catch (error) {
     if (error.name === "AbortError") {
-      if (conversation === state.conversation) finishTurn(pending, text, answer.item, "stopped");
+      if (conversation === state.conversation) finishTurn(pending, text, answer, "stopped");
     } else {
       question.item.remove();
       answer.item.remove();
       ui.showError(ui.$("#error"), error instanceof ApiError ? error : { message: String(error) });
     }
   } finally {
+    cancelAnimationFrame(frame);
     state.streaming = null;
     setSending(false);
   }
 }
 
 // The turn joins the history; the composer is emptied for the next question.
-function finishTurn(pending, text, item, outcome) {
-  item.dataset.state = outcome;
+function finishTurn(pending, text, answer, outcome) {
+  showMarkdown(answer.text, text);
+  answer.item.dataset.state = outcome;
   state.history.push(pending, { role: "assistant", content: text });
   state.images = [];
   ui.$("#prompt").value = "";
@@ -218,6 +281,27 @@ async function copyCode() {
   setTimeout(() => { button.textContent = "Copy"; }, 1500);
 }
 
+/** Download the conversation as a Python script that asks its questions again, in order. */
+function exportConversation() {
+  const turns = state.history.filter((m) => m.role === "user");
+  if (!turns.length) {
+    ui.showError(ui.$("#error"), { message: "Nothing to export yet: send a first message." });
+    return;
+  }
+  const script = conversationScript({
+    apiBase: API_BASE,
+    model: ui.$("#model").value,
+    system: ui.$("#system-prompt").value.trim(),
+    turns,
+    options: options(),
+  });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([script], { type: "text/x-python" }));
+  link.download = "loupe-conversation.py";
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
 function selectLanguage(tab) {
   state.language = tab.dataset.lang;
   for (const other of document.querySelectorAll("[role=tab]")) {
@@ -233,9 +317,13 @@ async function loadModels() {
   try {
     state.models = await listModels(apiKey());
   } catch (error) {
-    ui.showError(ui.$("#error"), error);
+    state.models = [];
+    select.replaceChildren(new Option("no models: see the note", ""));
+    showModel();
+    keyNotice(error);
     return;
   }
+  ui.showNotice(ui.$("#notice"), null);
   ui.showError(ui.$("#error"), null);
   const chosen = select.value;
   select.replaceChildren(...state.models.map((m) => new Option(m.id, m.id)));
@@ -243,10 +331,48 @@ async function loadModels() {
   showModel();
 }
 
+// Why the models could not be listed, said as what to do: a missing or refused key is no error.
+function keyNotice(error) {
+  const notice = ui.$("#notice");
+  if (error.code === "INVALID_API_KEY" || error.code === "FAILED_TO_AUTH") {
+    const title = error.code === "INVALID_API_KEY" ? "This server needs an API key" : "This API key is not accepted";
+    const why = error.code === "INVALID_API_KEY"
+      ? "Paste yours in API key (it starts with lp-); it stays in this browser."
+      : "It is unknown or revoked: check it, or ask the operator for a new one.";
+    ui.showNotice(notice, title, why,
+      ui.phrase("An operator makes one with ", ui.code("loupe keys create --name NAME"), "."));
+    ui.$("#panel").open = true;
+    ui.$("#api-key").focus();
+    return;
+  }
+  ui.showNotice(notice, null);
+  ui.showError(ui.$("#error"), error);
+}
+
 function showModel() {
   const model = currentModel();
   ui.$("#model-info").textContent = model ? ui.modelInfo(model) : "";
+  ui.$("#panel-model").textContent = model ? model.id : "";
   changed();
+}
+
+/** Keep the conversation scrolled to its end while it grows, unless the reader scrolled up. */
+function followTheEnd(list) {
+  let atEnd = true;
+  const toEnd = () => { if (atEnd) list.scrollTop = list.scrollHeight; };
+  const sizes = new ResizeObserver(toEnd);
+  list.addEventListener("scroll", () => { atEnd = list.scrollTop + list.clientHeight >= list.scrollHeight - 24; });
+  new MutationObserver((changes) => {
+    for (const change of changes) change.addedNodes.forEach((node) => node instanceof Element && sizes.observe(node));
+    toEnd();
+  }).observe(list, { childList: true, subtree: true, characterData: true });
+  sizes.observe(list);
+}
+
+function onPromptKey(event) {
+  if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+  event.preventDefault();
+  ui.$("#composer").requestSubmit();
 }
 
 function wire() {
@@ -257,9 +383,11 @@ function wire() {
     else localStorage.removeItem(KEY_STORAGE);
     loadModels();
   });
+  ui.$("#panel").open = !PHONE.matches;
   ui.$("#model").addEventListener("change", showModel);
-  ui.$("#max-tokens").addEventListener("input", changed);
-  ui.$("#prompt").addEventListener("input", changed);
+  for (const id of ["#max-tokens", "#temperature", "#top-p", "#system-prompt", "#prompt"]) {
+    ui.$(id).addEventListener("input", changed);
+  }
   ui.$("#file-input").addEventListener("change", async (event) => {
     await addFiles([...event.target.files]);
     event.target.value = "";
@@ -272,13 +400,13 @@ function wire() {
     }
   });
   ui.$("#composer").addEventListener("submit", send);
-  ui.$("#prompt").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) ui.$("#composer").requestSubmit();
-  });
+  ui.$("#prompt").addEventListener("keydown", onPromptKey);
   ui.$("#new-chat").addEventListener("click", newConversation);
+  ui.$("#export").addEventListener("click", exportConversation);
   ui.$("#copy-code").addEventListener("click", copyCode);
   for (const tab of document.querySelectorAll("[role=tab]")) tab.addEventListener("click", () => selectLanguage(tab));
 
+  followTheEnd(ui.$("#messages"));
   watchDropAndPaste(ui.$("#composer"), { onFiles: addFiles, onUrl: (url) => addImage(urlName(url), url) });
 }
 

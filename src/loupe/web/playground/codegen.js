@@ -34,10 +34,17 @@ function python(value, indent = "") {
   return `{\n${items.join("\n")}\n${indent}}`;
 }
 
-/** Python for `body` (a chat-completions request with stream=true), against `apiBase`. */
-export function pythonCode(body, { apiBase, short = false }) {
-  const { model, messages, max_tokens: maxTokens } = body;
-  const shown = short ? abbreviated(messages) : messages;
+const STREAM_FIELDS = new Set(["model", "messages", "stream", "stream_options"]);
+
+// The request's other fields (max_tokens, temperature, ...) as Python keyword arguments.
+function keywordArguments(body, indent) {
+  return Object.entries(body)
+    .filter(([name]) => !STREAM_FIELDS.has(name))
+    .map(([name, value]) => `${indent}${name}=${python(value, indent)},\n`)
+    .join("");
+}
+
+function clientCode(apiBase) {
   return `import os
 
 from openai import OpenAI
@@ -46,11 +53,16 @@ client = OpenAI(
     base_url=os.environ.get("LOUPE_BASE_URL", ${JSON.stringify(apiBase)}),
     api_key=os.environ.get("LOUPE_API_KEY", "unused"),
 )
-stream = client.chat.completions.create(
-    model=${JSON.stringify(model)},
+`;
+}
+
+/** Python for `body` (a chat-completions request with stream=true), against `apiBase`. */
+export function pythonCode(body, { apiBase, short = false }) {
+  const shown = short ? abbreviated(body.messages) : body.messages;
+  return `${clientCode(apiBase)}stream = client.chat.completions.create(
+    model=${JSON.stringify(body.model)},
     messages=${python(shown, "    ")},
-    max_tokens=${maxTokens},
-    stream=True,
+${keywordArguments(body, "    ")}    stream=True,
     stream_options={"include_usage": True},
 )
 for chunk in stream:
@@ -58,6 +70,31 @@ for chunk in stream:
         print(chunk.choices[0].delta.content, end="", flush=True)
     if chunk.usage:
         print("\\n", chunk.usage)
+`;
+}
+
+/**
+ * A Python script that replays a conversation: each user turn is sent with the history so far,
+ * with the same model, system prompt and settings, and the answers are printed. `options` are
+ * the request's fields besides model and messages (max_tokens, temperature, ...).
+ */
+export function conversationScript({ apiBase, model, system, turns, options }) {
+  const opening = system ? [{ role: "system", content: system }] : [];
+  return `"""A Loupe playground conversation: each question is asked again, with the answers so far."""
+
+${clientCode(apiBase)}
+messages = ${python(opening)}
+questions = ${python(turns)}
+for number, question in enumerate(questions, start=1):
+    messages.append(question)
+    reply = client.chat.completions.create(
+        model=${JSON.stringify(model)},
+        messages=messages,
+${keywordArguments(options, "        ")}    )
+    answer = reply.choices[0].message.content
+    messages.append({"role": "assistant", "content": answer})
+    print(f"--- answer {number} ({reply.usage.prompt_tokens} prompt tokens, {reply.usage.completion_tokens} completion tokens)")
+    print(answer)
 `;
 }
 

@@ -3,7 +3,6 @@
 export const $ = (selector) => document.querySelector(selector);
 
 const DETAILS = [
-  ["", "detail: omitted"],
   ["auto", "detail: auto"],
   ["low", "detail: low"],
   ["high", "detail: high"],
@@ -25,7 +24,8 @@ function thumbnail(url, label) {
   return img;
 }
 
-/** The images waiting to be sent, each with its detail choice, its plan once estimated, and Remove. */
+/** The images waiting to be sent, each with its detail choice, its plan once estimated (or why it
+ * could not be), and Remove. */
 export function renderAttachments(list, images, { onDetail, onRemove }) {
   list.replaceChildren(
     ...images.map((image) => {
@@ -35,10 +35,11 @@ export function renderAttachments(list, images, { onDetail, onRemove }) {
       select.addEventListener("change", () => onDetail(image, select.value));
       const remove = el("button", { type: "button", class: "remove", "aria-label": `remove ${image.name}` }, "x");
       remove.addEventListener("click", () => onRemove(image));
-      return el("li", { class: "attachment" },
+      const note = image.error ? image.error : image.plan ? planText(image.plan) : "estimating...";
+      return el("li", { class: "attachment", "data-state": image.error ? "error" : image.plan ? "ready" : "pending" },
         thumbnail(image.url, image.name),
         el("span", { class: "name", title: image.name }, image.name),
-        el("span", { class: "plan" }, image.plan ? planText(image.plan) : ""),
+        el("span", { class: "plan", title: note }, note),
         select, remove);
     }),
   );
@@ -48,7 +49,8 @@ function planText(plan) {
   return `${plan.width}x${plan.height} -> ${plan.resized_width}x${plan.resized_height}, ${plan.tokens} tokens`;
 }
 
-/** One conversation turn: the content parts as sent, images shown as thumbnails. */
+/** One conversation turn: the content parts as sent, images shown as thumbnails. Answers are
+ * shown as Markdown by the caller; other text as typed. */
 export function renderMessage(list, role, content) {
   const parts = typeof content === "string" ? [{ type: "text", text: content }] : content;
   const body = el("div", { class: "content" });
@@ -57,12 +59,11 @@ export function renderMessage(list, role, content) {
     body.append(el("div", { class: "thumbs" }, ...images.map((p) => thumbnail(p.image_url.url, "image"))));
   }
   const text = parts.filter((p) => p.type === "text").map((p) => p.text).join("\n");
-  const paragraph = el("p", { class: "text" }, text);
+  const paragraph = el("div", { class: "text" }, text);
   body.append(paragraph);
   const item = el("li", { class: `message ${role}`, "data-state": role === "assistant" ? "streaming" : "done" },
     el("span", { class: "role" }, role), body);
   list.append(item);
-  item.scrollIntoView({ block: "end" });
   return { item, text: paragraph };
 }
 
@@ -117,4 +118,23 @@ export function showError(box, error) {
 export function modelInfo(model) {
   const prices = `${model.input_token_price_per_m} / ${model.output_token_price_per_m} ${model.currency} per 1M tokens in / out`;
   return `${model.family}, context ${model.context_size}, up to ${model.max_images} images; ${prices}`;
+}
+
+/** A calm note above the conversation (what to do next), or none. `lines` are text or nodes. */
+export function showNotice(box, title, ...lines) {
+  if (!title) {
+    box.hidden = true;
+    box.replaceChildren();
+    return;
+  }
+  box.replaceChildren(el("strong", {}, title), ...lines.map((line) => el("p", {}, line)));
+  box.hidden = false;
+}
+
+export function code(text) {
+  return el("code", {}, text);
+}
+
+export function phrase(...parts) {
+  return el("span", {}, ...parts);
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,17 @@ class Normalization:
             rescale_factor=float(rescale_factor) if do_rescale else None,
             mean=_per_channel(mean, channels) if do_normalize else None,
             std=_per_channel(std, channels) if do_normalize else None,
+        )
+
+    @classmethod
+    def of_image_processor(cls, image_processor: Any) -> Normalization:
+        """From an image processor's own attributes (either backend)."""
+        return cls.of(
+            do_rescale=bool(image_processor.do_rescale),
+            rescale_factor=image_processor.rescale_factor,
+            do_normalize=bool(image_processor.do_normalize),
+            mean=image_processor.image_mean,
+            std=image_processor.image_std,
         )
 
     def apply(self, pixels: np.ndarray, out: np.ndarray) -> None:

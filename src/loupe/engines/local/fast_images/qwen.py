@@ -40,13 +40,7 @@ class QwenPatching:
             patch_size=int(image_processor.patch_size),
             merge_size=int(image_processor.merge_size),
             temporal_patch_size=int(image_processor.temporal_patch_size),
-            normalization=Normalization.of(
-                do_rescale=bool(image_processor.do_rescale),
-                rescale_factor=image_processor.rescale_factor,
-                do_normalize=bool(image_processor.do_normalize),
-                mean=image_processor.image_mean,
-                std=image_processor.image_std,
-            ),
+            normalization=Normalization.of_image_processor(image_processor),
         )
 
     @property
