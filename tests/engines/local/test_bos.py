@@ -14,7 +14,9 @@ from PIL import Image
 
 from loupe.domain import Detail, PreparedImage, PromptMessage, Role, TextPart
 from loupe.engines.local.processor import load_processor
-from loupe.engines.local.prompt import build_prompt, count_prompt, to_conversation
+from loupe.engines.local.conversation import conversation as as_conversation
+from loupe.engines.local.prompt import build_prompt, count_prompt
+from loupe.models.tool_calls import HERMES
 from tests.helpers import PHOTOS
 
 # Families whose published tokenizer adds a BOS by itself; all but LLaVA's template writes one too.
@@ -46,7 +48,7 @@ def test_one_bos_as_the_reference_chat_tokenization(
     assert ids[0] == bos and ids[1] != bos
     image = chat[0].content[0]
     assert isinstance(image, PreparedImage)
-    conversation = to_conversation(chat)
+    conversation, _ = as_conversation(processor, chat, (), HERMES)
     conversation[0]["content"][0]["image"] = image.pixels
     reference: Any = processor.apply_chat_template(
         conversation, add_generation_prompt=True, tokenize=True, return_dict=True
