@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from loupe.domain import (
     GenerationEvent,
     ModelCard,
+    PreparedVideo,
     PromptMessage,
     PromptStats,
     SamplingParams,
@@ -29,9 +30,10 @@ from loupe.engines.local.prompt import count_prompt
 from loupe.engines.local.text_budget import refuse_oversized
 from loupe.engines.upstream.choices import ChoiceStream, UpstreamCounters, merge
 from loupe.engines.upstream.client import UpstreamClient
-from loupe.engines.upstream.encode import data_url
+from loupe.engines.upstream.encode import media_url
 from loupe.engines.upstream.replicas import ReplicaPool
 from loupe.engines.upstream.request import Encoder, chat_body, openai_messages
+from loupe.engines.upstream.video import media_io_kwargs
 from loupe.models.tool_calls import format_for
 from loupe.errors import InvalidRequest
 
@@ -40,12 +42,14 @@ __all__ = ["UpstreamEngine", "UpstreamPrompt"]
 
 @dataclass(frozen=True, slots=True)
 class UpstreamPrompt:
-    """The OpenAI messages to send (images as data URLs) and Loupe's exact count of them."""
+    """The OpenAI messages to send (images as data URLs) and Loupe's exact count of them;
+    `extra` are request fields the videos need (see `video`)."""
 
     messages: list[dict[str, Any]]
     stats: PromptStats
     cached_tokens: int = 0  # an upstream's prefix caching is its own business
     tools: tuple[ToolSpec, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class UpstreamEngine:
@@ -60,7 +64,7 @@ class UpstreamEngine:
         upstream_model: str,
         *,
         max_attempts: int = 3,
-        encode: Encoder = data_url,
+        encode: Encoder = media_url,
     ) -> None:
         self._card = card
         self._processor = processor
@@ -126,7 +130,9 @@ class UpstreamEngine:
         return ChoiceStream(
             client=self._client,
             pool=self._pool,
-            body=chat_body(self._upstream_model, prompt.messages, sampling, max_tokens, seed=seed, tools=prompt.tools),
+            body=chat_body(
+                self._upstream_model, prompt.messages, sampling, max_tokens, seed=seed, tools=prompt.tools, extra=prompt.extra
+            ),
             index=index,
             expected=prompt.stats,
             max_attempts=self._max_attempts,
@@ -144,7 +150,8 @@ class UpstreamEngine:
         messages = neutral_messages(self._processor, messages)
         tools = neutral_tools(self._processor, tools)
         stats = self._count(messages, tools)
-        return UpstreamPrompt(messages=openai_messages(messages, self._encode), stats=stats, tools=tools)
+        extra = media_io_kwargs([p for m in messages for p in m.content if isinstance(p, PreparedVideo)])
+        return UpstreamPrompt(messages=openai_messages(messages, self._encode), stats=stats, tools=tools, extra=extra)
 
     def _count_text(self, text: str) -> int:
         """Completion tokens of an upstream that reported no usage: the checkpoint's tokenizer's count."""

@@ -12,16 +12,27 @@ from typing import Any
 
 import json
 
-from loupe.domain import JsonOutput, PreparedImage, PromptMessage, Role, SamplingParams, TextPart, ToolCallOutput, ToolSpec
+from loupe.domain import (
+    JsonOutput,
+    PreparedImage,
+    PreparedVideo,
+    PromptMessage,
+    Role,
+    SamplingParams,
+    TextPart,
+    ToolCallOutput,
+    ToolSpec,
+)
 from loupe.models.tool_calls import tool_object
 
 __all__ = ["chat_body", "openai_messages"]
 
-Encoder = Callable[[PreparedImage], str]
+Encoder = Callable[[PreparedImage | PreparedVideo], str]
 
 
 def openai_messages(messages: Sequence[PromptMessage], encode: Encoder) -> list[dict[str, Any]]:
-    """The messages with every prepared image as a data URL at the detail Loupe applied.
+    """The messages with every prepared image as a data URL at the detail Loupe applied, and
+    every prepared video as its sampled frames (see `video`).
 
     A message of one text part is sent as a plain string, which every server takes for every
     role; the chat template sees the same text either way.
@@ -50,7 +61,9 @@ def _part(part: object, encode: Encoder) -> dict[str, Any]:
         return {"type": "text", "text": part.text}
     if isinstance(part, PreparedImage):
         return {"type": "image_url", "image_url": {"url": encode(part), "detail": part.detail.value}}
-    raise TypeError(f"an upstream prompt needs prepared images, not {type(part).__name__}")
+    if isinstance(part, PreparedVideo):
+        return {"type": "video_url", "video_url": {"url": encode(part)}}
+    raise TypeError(f"an upstream prompt needs prepared images and videos, not {type(part).__name__}")
 
 
 def chat_body(
@@ -61,9 +74,11 @@ def chat_body(
     *,
     seed: int | None,
     tools: tuple[ToolSpec, ...] = (),
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One choice's streamed request: `n` is always 1 (choices are fanned out by the engine).
-    Structured outputs, tools, logprobs and logit_bias are sent in OpenAI's fields."""
+    Structured outputs, tools, logprobs and logit_bias are sent in OpenAI's fields; `extra` are
+    the server's own request fields (vLLM's `media_io_kwargs` for videos)."""
     body: dict[str, Any] = {
         "model": model,
         "messages": messages,
@@ -88,6 +103,7 @@ def chat_body(
     }
     body.update({name: value for name, (value, default) in optional.items() if value != default})
     body.update(_constraint(sampling.constraint))
+    body.update(extra or {})
     return body
 
 
