@@ -33,6 +33,12 @@ VIDEO_FAMILIES: Mapping[str, VideoRules[Any]] = MappingProxyType(
 )
 """The families whose processors take video, by the name `/v1/models` reports."""
 
+WITH_IMAGES = frozenset({"qwen2-vl", "qwen2.5-vl", "qwen3-vl"})
+"""Families whose requests may hold images and videos together. The others read both alike:
+SmolVLM's video frames are images to its model (one `pixel_values`), LLaVA-OneVision encodes a
+request's images together, and GLM-4V's video frames are image placeholders, which its model
+(transformers' reference) cannot tell from images."""
+
 
 @dataclass(frozen=True, slots=True)
 class VideoCounter:
@@ -46,6 +52,11 @@ class VideoCounter:
     @property
     def family(self) -> str:
         return self.rules.family
+
+    @property
+    def with_images(self) -> bool:
+        """Whether a request may hold images beside its videos."""
+        return self.family in WITH_IMAGES
 
     def sampling(self, fps: float | None, max_frames: int | None) -> Sampling:
         return resolve_sampling(fps, max_frames, self.rules.default_sampling(self.settings), self.max_frames)

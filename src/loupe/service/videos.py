@@ -13,10 +13,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from loupe.domain import ModelCard, PlannedVideo, PreparedVideo, VideoFrames, VideoRef
-from loupe.errors import LoupeError, TooManyVideos, VideoTokensExceeded
+from loupe.errors import LoupeError, TooManyVideos, VideoCombinationNotSupported, VideoTokensExceeded
 from loupe.media.video_intake import EncodedVideo, FramePlan, VideoIntake
+from loupe.media.video_limits import VideoLimits
 from loupe.models.video import VideoShape
 from loupe.models.video_catalog import VideoCounter, refuse_video
+from loupe.settings import ModelSettings
+
+
+def video_limits_for(model: ModelSettings) -> VideoLimits:
+    """One model's limits on each video (the fetch policy is the images' fetcher's)."""
+    videos = model.videos
+    return VideoLimits(
+        max_bytes=videos.max_video_bytes,
+        max_duration_s=videos.max_duration_s,
+        max_frames=videos.max_frames,
+        max_pixels=videos.max_frame_pixels,
+        max_side=videos.max_frame_side,
+        max_fps=videos.max_fps,
+        decode_timeout_s=videos.decode_timeout_s,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +51,21 @@ class VideoService:
     def __init__(self, models: Mapping[str, VideoModel]) -> None:
         self._models = dict(models)
 
+    def check(self, card: ModelCard, refs: Sequence[VideoRef], *, images: int = 0) -> None:
+        """Refuse, before anything is fetched, videos this model cannot take in this request.
+
+        Raises VideoNotSupported, TooManyVideos, and VideoCombinationNotSupported for videos
+        beside `images` images where the family reads both alike (see video_catalog)."""
+        if not refs:
+            return
+        _, counter = self._for(card, refs)
+        if images and not counter.with_images:
+            raise VideoCombinationNotSupported(
+                f"{card.id} ({counter.family}) takes images or videos in one request, not both; "
+                "send them in separate requests",
+                param="messages",
+            )
+
     async def plan(self, card: ModelCard, refs: Sequence[VideoRef]) -> list[PlannedVideo]:
         """Every video planned from its header alone: no frame is decoded.
 
@@ -46,7 +77,7 @@ class VideoService:
         encoded = await model.intake.fetch(refs)
         frames = _frames(counter, refs, encoded)
         _within(frames, model, card)
-        return [PlannedVideo(index, f) for index, f in enumerate(frames)]
+        return [PlannedVideo(index, f, ref.detail) for index, (f, ref) in enumerate(zip(frames, refs, strict=True))]
 
     async def prepare(self, card: ModelCard, refs: Sequence[VideoRef]) -> list[PreparedVideo]:
         """`plan`, then each video's planned frames decoded at their planned size."""

@@ -26,7 +26,7 @@ from loupe.engines.upstream.encode import EncodedImages, video_url
 from loupe.engines.upstream.engine import UpstreamEngine, UpstreamPrompt
 from loupe.engines.upstream.replicas import ReplicaPool
 from loupe.engines.upstream.video import media_io_kwargs
-from loupe.errors import InvalidRequest
+from loupe.errors import VideoCombinationNotSupported
 from tests.engines.local.video_prompts import prepared_video
 from tests.engines.upstream.test_upstream_engine import CARD, Stream, sse, usage
 
@@ -67,7 +67,7 @@ def test_the_request_says_which_frames_they_are(checkpoint: Checkpoint) -> None:
         }
     }
     other = prepared_video(checkpoint, "zoom", max_frames=4)
-    with pytest.raises(InvalidRequest, match="its own request"):
+    with pytest.raises(VideoCombinationNotSupported, match="its own request"):
         media_io_kwargs([video, other])
 
 

@@ -34,9 +34,22 @@ class Checkpoint:
     processor_config: dict[str, Any] = field(default_factory=dict)
     video_config: dict[str, Any] = field(default_factory=dict)  # the video processor's settings
 
+    @property
+    def video_files(self) -> VideoFiles:
+        return VideoFiles(self.model_type, self.video_config, self.processor_config)
+
     def double_newline_tokens(self) -> int:
         """How many tokens this tokenizer makes of a blank line; some families' image prompts hold one."""
         return len(self.processor.tokenizer("\n\n", add_special_tokens=False)["input_ids"])
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFiles:
+    """What counting a checkpoint's video tokens needs: its model type and two configs."""
+
+    model_type: str
+    video_config: dict[str, Any]
+    processor_config: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +123,19 @@ def read_checkpoint(checkpoint: str, *, fast: bool = True) -> Checkpoint:
         preprocessor_config=preprocessor_config,
         processor_config=processor_config,
         video_config=video_config,
+    )
+
+
+def read_video_files(checkpoint: str) -> VideoFiles:
+    """A checkpoint's configs as video counting needs them, without its processor or weights:
+    what an upstream model's video plans come from."""
+    path = resolve_checkpoint(checkpoint)
+    preprocessor_config = _read_json(path / "preprocessor_config.json")
+    processor_config = _read_json(path / "processor_config.json")
+    return VideoFiles(
+        model_type=str(_read_json(path / "config.json").get("model_type", "")),
+        video_config=video_settings(path, preprocessor_config, processor_config),
+        processor_config=processor_config,
     )
 
 

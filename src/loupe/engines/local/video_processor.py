@@ -34,7 +34,7 @@ from transformers.video_processing_utils import VideoProcessorMixin
 from transformers.video_utils import VideoMetadata, make_batched_videos
 
 from loupe.domain import VideoFrames
-from loupe.errors import InvalidRequest, ModelLoadError
+from loupe.errors import InvalidRequest, ModelLoadError, VideoCombinationNotSupported
 from loupe.models import config as cfg
 
 __all__ = ["LoupeVideoProcessor", "accepting_loupe_video", "metadata_of", "stand_in"]
@@ -208,7 +208,7 @@ class LoupeVideoProcessor(VideoProcessorMixin):
     def _stacked(self, videos: list[Any]) -> torch.Tensor:
         counts = {int(v.shape[0]) for v in videos}
         if len(counts) > 1:
-            raise InvalidRequest(
+            raise VideoCombinationNotSupported(
                 "this model takes several videos in one request only when each samples as many frames as the "
                 f"others (here {', '.join(map(str, sorted(counts)))}); send them in separate requests or set "
                 "the same max_frames and fps on videos of the same length",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from loupe.domain import PreparedVideo, VideoFrames
-from loupe.errors import InvalidRequest
+from loupe.errors import VideoCombinationNotSupported
 
 __all__ = ["media_io_kwargs"]
 
@@ -27,7 +27,7 @@ def media_io_kwargs(videos: Sequence[PreparedVideo]) -> dict[str, Any]:
     InvalidRequest where two videos were sampled differently: the upstream takes one set."""
     settings = {_settings(v.frames) for v in videos}
     if len(settings) > 1:
-        raise InvalidRequest(
+        raise VideoCombinationNotSupported(
             "this model's upstream takes one frame sampling per request, and these videos were sampled "
             "differently (length, rate or frames); send each video in its own request",
             param="messages",
