@@ -27,6 +27,7 @@ BENCHMARKS = {
     "upstream_overhead": "Latency Loupe adds in front of an upstream (issue 7)",
     "video": "Video: plan and sample a 60 s 1080p clip vs decoding it whole (issue 20)",
     "grammar": "Constrained decoding: structured outputs in the batched decode step (issue 16)",
+    "memory": "Memory under bursts of large requests, and after them (issue 21)",
 }
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADER = """# Benchmarks

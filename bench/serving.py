@@ -103,7 +103,7 @@ def build_checkpoint(out: Path) -> Path:
 
 
 @contextmanager
-def server(command: list[str], health: str, log: Path) -> Iterator[None]:
+def server(command: list[str], health: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server process until the block ends; wait until `health` answers 200."""
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -120,7 +120,7 @@ def server(command: list[str], health: str, log: Path) -> Iterator[None]:
             time.sleep(0.3)
         else:
             raise RuntimeError(f"{command[2]} did not become healthy")
-        yield
+        yield process
     finally:
         process.terminate()
         try:

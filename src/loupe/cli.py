@@ -107,9 +107,8 @@ def serve(
     """Load the models and serve the OpenAI-compatible API."""
     if log_format not in ("auto", "json", "text"):
         fail(f"--log-format is auto, json or text, not {log_format!r}", 2)
-    import uvicorn
-
-    from loupe.compose import build_app, load_models
+    from loupe.api.server import serve as serve_http
+    from loupe.compose import build_app, connection_limits, load_models
     from loupe.compose_billing import check_exposure, describe_database, open_billing
     from loupe.logs import configure as configure_logs
     from loupe.service.metrics import Metrics
@@ -139,7 +138,7 @@ def serve(
     base = f"http://{settings.host}:{settings.port}"
     note(f"ready: {base}/  (API {base}/v1, playground {base}/playground, docs {base}/docs)")
     configure_logs(log_level, log_format)
-    uvicorn.run(web, host=settings.host, port=settings.port, log_level=log_level, access_log=False, log_config=None)
+    serve_http(web, settings.host, settings.port, connection_limits(settings), log_level)
 
 
 def _check_address(host: str, port: int) -> None:

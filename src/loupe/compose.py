@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from loupe.api.app import create_app
+from loupe.api.connection import ConnectionLimits
 from loupe.api.state import AppState
 from loupe.billing import Billing
 from loupe.compose_billing import start_heartbeat
@@ -26,6 +27,7 @@ from loupe.models.video_catalog import VideoCounter, video_counter_for
 from loupe.models.card import checkpoint_counter, model_card
 from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
+from loupe.service.budget import MemoryBudget
 from loupe.service.metrics import Metrics
 from loupe.service.images import ImageService, fetch_limits, limits_for
 from loupe.service.videos import VideoModel, VideoService, video_limits_for
@@ -71,6 +73,8 @@ def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics)
         prefill_budget=engine.prefill_budget,
         vision_cache_bytes=engine.vision_cache_mb * MiB,
         prefix_cache_bytes=engine.prefix_cache_mb * MiB,
+        stream_buffer=engine.stream_buffer_tokens,
+        stall_timeout_s=engine.stream_stall_timeout_s,
     )
     batch_sizes = metrics.batch_size.labels(model.id)
     local = LocalEngine(card, loaded, max_queue=engine.max_queue, limits=limits, observe_batch=batch_sizes.observe)
@@ -160,7 +164,12 @@ def video_service(settings: Settings, served: Mapping[str, ServedModel], fetcher
 def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Billing, metrics: Metrics) -> FastAPI:
     engines = {model_id: s.engine for model_id, s in served.items()}
     fetcher = ImageFetcher(fetch_limits(settings.fetch), transport=network_transport(), resolver=SystemResolver())
-    chat = ChatService(engines, image_service(settings, served, metrics, fetcher), video_service(settings, served, fetcher))
+    chat = ChatService(
+        engines,
+        image_service(settings, served, metrics, fetcher),
+        MemoryBudget(settings.engine.image_memory_mb * MiB),
+        video_service(settings, served, fetcher),
+    )
     metrics.add_gauge(
         "loupe_queue_depth",
         "Requests queued or running, per model",
@@ -196,6 +205,7 @@ def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Bi
         max_choices=settings.engine.max_choices,
         max_request_bytes=settings.max_request_bytes,
         cors_origins=settings.cors_origins,
+        body_memory_bytes=settings.server.body_memory_mb * MiB,
     )
     stop_heartbeat = start_heartbeat(settings, billing)
     closers = [chat.aclose, _async(stop_heartbeat), _async(billing.db.dispose)]
@@ -207,3 +217,8 @@ def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
         close()
 
     return run
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The HTTP server's deadlines and caps, from `[server]`."""
+    return ConnectionLimits(**settings.server.model_dump(exclude={"body_memory_mb"}))

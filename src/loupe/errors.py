@@ -56,6 +56,12 @@ class ContextLengthExceeded(LoupeError):
     code = "context_length_exceeded"
 
 
+class RequestTimeout(LoupeError):
+    """The request's headers or body did not arrive within the server's deadline."""
+
+    code = "REQUEST_TIMEOUT"
+
+
 class ModelNotFound(LoupeError):
     """The requested model is not served here."""
 
@@ -282,6 +288,12 @@ class ServiceUnavailable(LoupeError):
     """The server cannot take the request now (overloaded, shutting down, model not loaded)."""
 
     code = "SERVICE_NOT_AVAILABLE"
+
+
+class StreamStalled(LoupeError):
+    """A streamed response's client stopped reading for longer than the stall timeout."""
+
+    code = "STREAM_STALLED"
 
 
 class ConfigError(LoupeError):

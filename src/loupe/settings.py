@@ -141,6 +141,37 @@ class EngineSettings(BaseModel):
         256, ge=0, description="decoded images kept for later turns, by file and planned size (per upstream model: encoded ones)"
     )
     video_cache_mb: int = Field(256, ge=0, description="sampled video frames kept for later turns, by file and plan")
+    image_memory_mb: int = Field(
+        256, ge=0, description="decoded images, sampled video frames and pixel values of the requests between "
+        "planning and prefill (estimated); more requests wait, a larger one runs alone; 0: unbounded"
+    )
+    stream_buffer_tokens: int = Field(
+        64, ge=1, description="tokens per choice a streaming client may fall behind before its generation pauses"
+    )
+    stream_stall_timeout_s: float = Field(
+        30.0, gt=0, description="a generation paused that long for a client that reads nothing is cancelled"
+    )
+
+
+class ServerSettings(BaseModel):
+    """The HTTP server's deadlines and caps: what one slow or idle client may hold."""
+
+    model_config = _FROZEN
+
+    header_timeout_s: float = Field(10.0, gt=0, description="a request's headers must arrive within this (else 408)")
+    body_timeout_s: float = Field(60.0, gt=0, description="a request's body must arrive within this after its headers (else 408)")
+    keep_alive_s: int = Field(5, ge=1, description="an idle kept-alive connection is closed after this")
+    write_timeout_s: float = Field(
+        30.0, gt=0, description="a response the client stops reading is dropped (the connection aborted) after this"
+    )
+    max_connections: int = Field(512, ge=1, description="open connections; requests on more are answered 503")
+    body_memory_mb: int = Field(
+        256, ge=0, description="request bodies the requests in progress hold at once; more wait unread (0: unbounded)"
+    )
+    send_buffer_bytes: int = Field(
+        65536, ge=0, description="the kernel's send buffer per connection (0: its own sizing); bounds what a client "
+        "that stops reading can leave unread"
+    )
 
 
 class BillingSettings(BaseModel):
@@ -191,6 +222,7 @@ class Settings(BaseModel):
     fetch: FetchSettings = FetchSettings()
     engine: EngineSettings = EngineSettings()
     billing: BillingSettings = BillingSettings()
+    server: ServerSettings = ServerSettings()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Settings:

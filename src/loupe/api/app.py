@@ -10,11 +10,13 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from loupe import __version__
 from loupe.api.body_limit import BodyLimit
+from loupe.api import openapi
 from loupe.api.errors import install_handlers
 from loupe.api.observability import RequestContext, metrics_router
 from loupe.api.routes import admin, chat, estimate, models, usage, web
 from loupe.api.state import AppState
 from loupe.engines.protocol import Engine
+from loupe.service.budget import MemoryBudget
 
 API_PREFIXES = ("/v1", "/openai/v1")
 RATE_LIMIT_HEADERS = [f"x-ratelimit-{k}-{w}" for k in ("limit", "remaining", "reset") for w in ("requests", "tokens")]
@@ -49,6 +51,7 @@ def create_app(
         redoc_url=None,
     )
     install_handlers(app)
+    openapi.install(app)
     api = APIRouter()
     api.include_router(chat.router(state))
     api.include_router(estimate.router(state))
@@ -64,7 +67,7 @@ def create_app(
     async def health() -> dict[str, object]:
         return {"status": "ok", "models": [card.id for card in state.chat.models()], "queue": state.chat.queue_depths()}
 
-    app.add_middleware(BodyLimit, max_bytes=state.max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=state.max_request_bytes, budget=MemoryBudget(state.body_memory_bytes))
     if state.cors_origins:  # browsers may call the API from these pages; preflights are answered first
         app.add_middleware(
             CORSMiddleware,

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from loupe import errors
 from loupe.api.auth import rate_limit_headers
@@ -24,6 +25,7 @@ HTTP_TABLE: dict[type[errors.LoupeError], tuple[int, str]] = {
     errors.LoupeError: (500, "server_error"),
     errors.InvalidRequest: (400, "invalid_request_error"),
     errors.RequestTooLarge: (413, "invalid_request_error"),
+    errors.RequestTimeout: (408, "invalid_request_error"),
     errors.ContextLengthExceeded: (400, "invalid_request_error"),
     errors.ModelNotFound: (404, "invalid_request_error"),
     errors.NotFound: (404, "invalid_request_error"),
@@ -42,6 +44,7 @@ HTTP_TABLE: dict[type[errors.LoupeError], tuple[int, str]] = {
     errors.RateLimited: (429, "rate_limit_error"),
     errors.DuplicateRequestId: (409, "invalid_request_error"),
     errors.ServiceUnavailable: (503, "server_error"),
+    errors.StreamStalled: (408, "invalid_request_error"),
     errors.UpstreamBadResponse: (502, "server_error"),
     errors.UpstreamUnavailable: (503, "server_error"),
     errors.UpstreamTimeout: (504, "server_error"),
@@ -82,6 +85,16 @@ def _headers_of(error: errors.LoupeError) -> dict[str, str] | None:
     return headers
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (HTTP requires them in a 405's `Allow`;
+    Starlette names only those of the first route that matched the path)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_handlers(app: FastAPI) -> None:
     """Every error a client can see goes through these; no traceback leaves the server."""
 
@@ -98,7 +111,8 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return error_response(errors.NotFound(f"no route {request.method} {request.url.path}"))
         if exc.status_code == 405:
-            return error_response(errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+            refused = errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+            return error_response(refused, headers={"allow": _allowed_methods(request)})
         error = errors.InvalidRequest(str(exc.detail))
         annotate(error_code=error.code)
         return JSONResponse(envelope(error), status_code=exc.status_code)

@@ -12,7 +12,7 @@ from loupe.api import schemas as wire
 from loupe.api.convert import call_to_wire, finish_to_wire, logprobs_to_wire, usage_to_wire
 from loupe.api.errors import envelope, status_of
 from loupe.domain import ChoiceFinished, GenerationEvent, TextDelta, ToolCallDelta
-from loupe.errors import LoupeError
+from loupe.errors import LoupeError, StreamStalled
 from loupe.service.chat import ChatRun
 
 DONE = b"data: [DONE]\n\n"
@@ -75,8 +75,9 @@ async def stream_run(run: ChatRun, finish: Finish) -> AsyncIterator[bytes]:
 
     `finish(status)` settles the run: with 200 before the last choice's final chunk leaves (so
     a response a client received in full is always on the ledger), with 499 when the client
-    goes away first. An error after the stream has started cannot change the status any more;
-    it is sent as an error event in OpenAI's envelope, and the stream ends without [DONE].
+    goes away first, or stops reading until the engine gives up on it (StreamStalled: what was
+    handed to the connection is charged). An error after the stream has started cannot change the status any
+    more; it is sent as an error event in OpenAI's envelope, and the stream ends without [DONE].
     """
     writer = ChunkWriter(run)
     try:
@@ -87,7 +88,7 @@ async def stream_run(run: ChatRun, finish: Finish) -> AsyncIterator[bytes]:
                 for chunk in writer.on_event(event):
                     yield frame(_with_usage_field(chunk, run))
     except LoupeError as exc:
-        await finish(status_of(exc)[0])
+        await finish(499 if isinstance(exc, StreamStalled) else status_of(exc)[0])
         yield frame(envelope(exc))
         return
     except BaseException:  # cancelled or closed: the client went away mid-stream

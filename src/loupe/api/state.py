@@ -17,3 +17,4 @@ class AppState:
     max_choices: int
     max_request_bytes: int
     cors_origins: tuple[str, ...] = ()  # web pages of other origins allowed to call the API
+    body_memory_bytes: int = 0  # request bodies held at once (0: unbounded)

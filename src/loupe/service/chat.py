@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -33,14 +34,18 @@ from loupe.domain import (
 )
 from loupe.engines.protocol import Engine, PreparedPrompt
 from loupe.errors import ContextLengthExceeded, InvalidRequest, ModelNotFound, TooManyImages
+from loupe.service.budget import Lease, MemoryBudget
 from loupe.service.videos import VideoService
 
 
 class ImagePipeline(Protocol):
     """Turns the image references of a request into images sized for the detail applied."""
 
-    async def prepare(self, card: ModelCard, refs: Sequence[ImageRef]) -> list[PreparedImage]:
-        """Fetch or decode, validate and size every image; raises ImageError subclasses."""
+    async def prepare(
+        self, card: ModelCard, refs: Sequence[ImageRef], admit: Callable[[int], Awaitable[None]] | None = None
+    ) -> list[PreparedImage]:
+        """Fetch or decode, validate and size every image; raises ImageError subclasses.
+        `admit(cost)`, when given, is awaited with the images' estimated bytes before decoding."""
         ...
 
     async def plan(self, card: ModelCard, refs: Sequence[ImageRef]) -> list[PlannedImage]:
@@ -63,8 +68,11 @@ class VideoPipeline(Protocol):
         """Plan every video from its container's header (no decode); raises VideoError subclasses."""
         ...
 
-    async def prepare(self, card: ModelCard, refs: Sequence[VideoRef]) -> list[PreparedVideo]:
-        """Plan, then decode each video's planned frames at their planned size."""
+    async def prepare(
+        self, card: ModelCard, refs: Sequence[VideoRef], admit: Callable[[int], Awaitable[None]] | None = None
+    ) -> list[PreparedVideo]:
+        """Plan, then decode each video's planned frames at their planned size, once `admit`
+        (when given) has let the frames' bytes in."""
         ...
 
 
@@ -84,9 +92,13 @@ def fit_max_tokens(stats: PromptStats, requested: int | None, context_size: int)
     return room if requested is None else min(requested, room)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class ChatRun:
-    """One admitted request: its prompt is prepared, generation has not started."""
+    """One admitted request: its prompt is prepared, generation has not started.
+
+    `images` is its lease on the image budget, given back once its prompt is prefilled (its
+    first event), when it ends, or when the run is dropped unstarted.
+    """
 
     id: str
     created: int
@@ -98,6 +110,11 @@ class ChatRun:
     finished: dict[int, int] = field(default_factory=dict)
     started_at: float = field(default_factory=time.monotonic)
     first_text_at: float | None = None
+    images: Lease | None = None
+
+    def __post_init__(self) -> None:
+        if self.images is not None:
+            weakref.finalize(self, self.images.release)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started_at
@@ -132,6 +149,8 @@ class ChatRun:
         stream = self.engine.generate(self.prompt, self.request.sampling, self.max_tokens)
         async with aclosing(stream) as events:
             async for event in events:
+                if self.images is not None:  # prefilled: its pixel values are spent
+                    self.images.release()
                 if isinstance(event, ChoiceFinished):
                     self.finished[event.index] = event.completion_tokens
                 else:
@@ -154,10 +173,17 @@ class Completion:
 class ChatService:
     """Entry point for chat completions, independent of the transport."""
 
-    def __init__(self, engines: Mapping[str, Engine], images: ImagePipeline, videos: VideoPipeline | None = None) -> None:
+    def __init__(
+        self,
+        engines: Mapping[str, Engine],
+        images: ImagePipeline,
+        image_budget: MemoryBudget | None = None,
+        videos: VideoPipeline | None = None,
+    ) -> None:
         self._engines = dict(engines)
         self._images = images
         self._videos = videos if videos is not None else VideoService({})  # none: every model refuses video
+        self._image_budget = image_budget or MemoryBudget(0)
 
     def models(self) -> list[ModelCard]:
         return [engine.card for engine in self._engines.values()]
@@ -200,10 +226,15 @@ class ChatService:
         _check_logit_bias(request, engine.card)
         await engine.check(request.sampling)
         image_refs, video_refs = self._media_refs(engine, request)
-        images = await self._images.prepare(engine.card, image_refs)
-        videos = await self._videos.prepare(engine.card, video_refs)
-        prompt = await engine.prepare(_with_media(request, images, videos), request.tools)
-        max_tokens = fit_max_tokens(prompt.stats, request.sampling.max_tokens, engine.card.context_size)
+        lease = self._image_budget.lease()
+        try:
+            images = await self._images.prepare(engine.card, image_refs, lease.take)
+            videos = await self._videos.prepare(engine.card, video_refs, lease.take)
+            prompt = await engine.prepare(_with_media(request, images, videos), request.tools)
+            max_tokens = fit_max_tokens(prompt.stats, request.sampling.max_tokens, engine.card.context_size)
+        except BaseException:
+            lease.release()
+            raise
         return ChatRun(
             id=f"chatcmpl-{secrets.token_hex(12)}",
             created=int(time.time()),
@@ -212,6 +243,7 @@ class ChatService:
             prompt=prompt,
             max_tokens=max_tokens,
             started_at=begun,
+            images=lease,
         )
 
     async def complete(self, run: ChatRun) -> Completion:

@@ -8,15 +8,19 @@ its size decodes at a fraction of the cost; the engine resizes each image to its
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 
 from loupe.domain import DEFAULT_DETAIL, Detail, ImageRef, ModelCard, PlannedImage, PreparedImage
 from loupe.errors import ImageError, InvalidRequest, LoupeError, ServiceUnavailable
 from loupe.media import DecodedImage, ImageFetcher, ImageLimits, MediaIntake
 from loupe.models import ImagePlan, TokenCounter
+from loupe.service.budget import image_cost
 from loupe.service.metrics import Metrics
 from loupe.settings import FetchSettings, ModelSettings
+
+
+Admit = Callable[[int], Awaitable[None]]
 
 
 def fetch_limits(fetch: FetchSettings) -> ImageLimits:
@@ -100,13 +104,19 @@ class ImageService:
         self._fetcher = fetcher
         self._metrics = metrics or Metrics()
 
-    async def prepare(self, card: ModelCard, refs: Sequence[ImageRef]) -> list[PreparedImage]:
+    async def prepare(
+        self, card: ModelCard, refs: Sequence[ImageRef], admit: Admit | None = None
+    ) -> list[PreparedImage]:
         """Plan every image from its header, then decode it for its planned size (the engine
-        resizes it there)."""
+        resizes it there). `admit(cost)`, when given, is awaited before any pixel is decoded
+        with the bytes the images may take (see `budget`)."""
         intake, counter = self._for(card)
         try:
             encoded = await intake.fetch(refs)
-            plans = plan_all(counter, refs, [(e.header.width, e.header.height) for e in encoded])
+            sizes = [(e.header.width, e.header.height) for e in encoded]
+            plans = plan_all(counter, refs, sizes)
+            if admit is not None:
+                await admit(sum(image_cost(s, (p.resized_width, p.resized_height)) for s, p in zip(sizes, plans, strict=True)))
             decoded = await intake.decode(refs, encoded, [_target(plan) for plan in plans])
         except ImageError as exc:
             self._metrics.image_refused(exc.code)

@@ -9,7 +9,7 @@ the frames each plan names, at their planned size.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from loupe.domain import ModelCard, PlannedVideo, PreparedVideo, VideoFrames, VideoRef
@@ -79,14 +79,20 @@ class VideoService:
         _within(frames, model, card)
         return [PlannedVideo(index, f, ref.detail) for index, (f, ref) in enumerate(zip(frames, refs, strict=True))]
 
-    async def prepare(self, card: ModelCard, refs: Sequence[VideoRef]) -> list[PreparedVideo]:
-        """`plan`, then each video's planned frames decoded at their planned size."""
+    async def prepare(
+        self, card: ModelCard, refs: Sequence[VideoRef], admit: Callable[[int], Awaitable[None]] | None = None
+    ) -> list[PreparedVideo]:
+        """`plan`, then each video's planned frames decoded at their planned size.
+        `admit(cost)`, when given, is awaited before any frame is decoded with the bytes the
+        sampled frames and their pixel values may take (see service.budget)."""
         if not refs:
             return []
         model, counter = self._for(card, refs)
         encoded = await model.intake.fetch(refs)
         frames = _frames(counter, refs, encoded)
         _within(frames, model, card)
+        if admit is not None:
+            await admit(sum(video_cost(f) for f in frames))
         plans = [FramePlan(f.indices, (f.width, f.height)) for f in frames]
         pixels = await model.intake.sample(refs, encoded, plans)
         return [
@@ -130,6 +136,12 @@ def _frames(counter: VideoCounter, refs: Sequence[VideoRef], encoded: Sequence[E
             )
         )
     return out
+
+
+def video_cost(frames: VideoFrames) -> int:
+    """Bytes a video's sampled frames may take in flight: their RGB pixels and the model's
+    float32 pixel values of them."""
+    return len(frames.indices) * frames.width * frames.height * 3 * (1 + 4)
 
 
 def _within(frames: Sequence[VideoFrames], model: VideoModel, card: ModelCard) -> None:

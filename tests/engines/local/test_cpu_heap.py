@@ -42,3 +42,36 @@ def test_activation_sized_blocks_come_from_the_heap_once_tuned() -> None:
     out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "True", "True"]  # tuned; mapped alone before; from the heap after
 
+
+
+_TRIM_PROBE = """
+import ctypes
+from loupe.engines.local.cpu_heap import give_back_freed_memory, keep_freed_memory
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+libc.memset.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t)
+
+def resident():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096
+
+keep_freed_memory()
+blocks = [libc.malloc(1 << 20) for _ in range(256)]  # a burst's worth of 1 MiB blocks, from the heap
+for block in blocks:
+    libc.memset(block, 1, 1 << 20)
+held = resident()
+for block in blocks:
+    libc.free(block)
+kept = resident()  # freed, but the tuned heap keeps them
+given_back = give_back_freed_memory()
+print(kept > held - (64 << 20), given_back, resident() < kept - (128 << 20))
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_freed_blocks_the_tuned_heap_keeps_are_given_back() -> None:
+    out = subprocess.run([sys.executable, "-c", _TRIM_PROBE], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "True"]  # kept after free; trimmed; resident memory fell

@@ -1,15 +1,15 @@
-"""The inference thread: ordering, errors, the bounded queue and cancellation."""
+"""The inference thread: ordering, errors, the bounded queue, cancellation and slow consumers."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from loupe.engines.local.worker import InferenceWorker
-from loupe.errors import EngineFailure, InvalidRequest, ServiceUnavailable
+from loupe.errors import EngineFailure, InvalidRequest, ServiceUnavailable, StreamStalled
 
 
 @pytest.fixture
@@ -97,3 +97,29 @@ def test_not_started_worker_refuses() -> None:
 async def _drain(worker: InferenceWorker, job: Callable[..., None]) -> None:
     async for _ in worker.stream(job):
         pass
+
+
+def test_a_job_waits_for_a_consumer_that_fell_behind_and_fails_when_it_stalls(worker: InferenceWorker) -> None:
+    emitted: list[int] = []
+
+    def endless(emit: Callable[[int], None], cancelled: threading.Event) -> None:
+        while not cancelled.is_set():
+            emitted.append(len(emitted))
+            emit(emitted[-1])
+
+    async def scenario() -> None:
+        stream = worker.stream(endless, limit=5, stall_timeout_s=0.3)
+        assert await anext(stream) == 0
+        for _ in range(200):  # the job blocks in its emit once 5 events wait
+            await asyncio.sleep(0.01)
+        assert len(emitted) <= 6
+        taken = [e async for e in _until_error(stream)]
+        assert taken == list(range(1, len(emitted)))  # what was emitted, in order, then the error
+
+    asyncio.run(scenario())
+
+
+async def _until_error(stream: AsyncIterator[int]) -> AsyncIterator[int]:
+    with pytest.raises(StreamStalled):
+        async for event in stream:
+            yield event

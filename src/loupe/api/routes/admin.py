@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from loupe.api.auth import caller_dependency
-from loupe.api.routes.usage import GroupBy, period, usage_object
+from loupe.api.openapi import errors
+from loupe.api.routes.usage import GroupBy, moment, period, usage_object
 from loupe.api.state import AppState
 from loupe.billing import ApiKey, format_money
 from loupe.billing.money import MAX_AMOUNT
@@ -72,7 +73,7 @@ def key_object(key: ApiKey) -> dict[str, Any]:
 
 
 def router(state: AppState) -> APIRouter:
-    api = APIRouter(prefix="/admin", tags=["admin"])
+    api = APIRouter(prefix="/admin", tags=["admin"], responses=errors(401, 403))
     caller_of = caller_dependency(state.accounts, fresh=True)  # never a kept caller for admin calls
     keys = state.accounts.billing.keys
 
@@ -96,13 +97,13 @@ def router(state: AppState) -> APIRouter:
         state.accounts.forget()  # the server may have run open
         return {**key_object(created.key), "secret": created.secret}
 
-    @api.post("/keys/{key_id}/revoke", dependencies=[Depends(admin)], summary="Revoke an API key")
+    @api.post("/keys/{key_id}/revoke", dependencies=[Depends(admin)], responses=errors(404), summary="Revoke an API key")
     async def revoke_key(key_id: str) -> dict[str, Any]:
         revoked = await anyio.to_thread.run_sync(keys.revoke, key_id)
         state.accounts.forget()
         return key_object(revoked)
 
-    @api.post("/keys/{key_id}/top-up", dependencies=[Depends(admin)], summary="Add to a key's balance")
+    @api.post("/keys/{key_id}/top-up", dependencies=[Depends(admin)], responses=errors(404), summary="Add to a key's balance")
     async def top_up(key_id: str, body: TopUp) -> dict[str, Any]:
         topped = await anyio.to_thread.run_sync(keys.top_up, key_id, body.amount)
         state.accounts.forget()
@@ -110,8 +111,8 @@ def router(state: AppState) -> APIRouter:
 
     @api.get("/usage", dependencies=[Depends(admin)], summary="Usage of every key, or of one")
     async def usage(
-        start: datetime | None = None,
-        end: datetime | None = None,
+        start: datetime | None = moment("from (default: 30 days before `end`)"),
+        end: datetime | None = moment("until (default: now)"),
         group_by: GroupBy = None,
         key_id: str | None = None,
     ) -> dict[str, Any]:

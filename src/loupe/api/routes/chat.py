@@ -9,11 +9,19 @@ from loupe.api import schemas as wire
 from loupe.api.auth import caller_dependency, rate_limit_headers
 from loupe.api.convert import completion_to_wire, to_domain
 from loupe.api.errors import status_of
+from loupe.api.openapi import errors
 from loupe.api.sse import stream_run
 from loupe.api.state import AppState
 from loupe.logs import annotate
 from loupe.errors import LoupeError
 from loupe.service.accounts import Caller
+
+
+# With `"stream": true` the answer is server-sent events of `chat.completion.chunk` objects.
+STREAMED = {
+    "description": "The completion; with `stream`, server-sent `chat.completion.chunk` events ending in `[DONE]`",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
 
 
 def router(state: AppState) -> APIRouter:
@@ -23,7 +31,7 @@ def router(state: AppState) -> APIRouter:
     @api.post(
         "/chat/completions",
         response_model=wire.ChatCompletion,
-        responses={code: {"model": wire.ErrorEnvelope} for code in (400, 401, 403, 404, 429, 503)},
+        responses={**errors(401, 403, 404, 429, 502, 503, 504), 200: STREAMED},
         summary="Create a chat completion (text and images)",
     )
     async def create_chat_completion(

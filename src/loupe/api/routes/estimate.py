@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from loupe.api import schemas as wire
 from loupe.api.convert import estimate_to_wire, to_domain
 from loupe.api.auth import caller_dependency
+from loupe.api.openapi import errors
 from loupe.api.state import AppState
 from loupe.logs import annotate
 from loupe.service.accounts import Caller
@@ -19,7 +20,7 @@ def router(state: AppState) -> APIRouter:
     @api.post(
         "/estimate",
         response_model=wire.EstimateObject,
-        responses={400: {"model": wire.ErrorEnvelope}, 404: {"model": wire.ErrorEnvelope}},
+        responses=errors(401, 403, 404),
         summary="Estimate a chat completion's tokens and cost before sending it",
     )
     async def estimate(body: wire.ChatCompletionRequest, caller: Caller = Depends(caller_of)) -> wire.EstimateObject:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from loupe.api import schemas as wire
 from loupe.api.convert import model_to_wire
 from loupe.api.auth import caller_dependency
+from loupe.api.openapi import errors
 from loupe.api.state import AppState
 from loupe.service.accounts import Caller
 from loupe.errors import InvalidRequest
@@ -20,9 +21,11 @@ def router(state: AppState) -> APIRouter:
     api = APIRouter()
     caller_of = caller_dependency(state.accounts)
 
-    @api.get("/models", response_model=wire.ModelList, summary="List the served models")
+    @api.get("/models", response_model=wire.ModelList, responses=errors(401), summary="List the served models")
     async def list_models(
-        type: str | None = None, sub_type: str | None = None, caller: Caller = Depends(caller_of)
+        type: str | None = Query(None, json_schema_extra={"enum": list(MODEL_TYPES)}),
+        sub_type: str | None = Query(None, json_schema_extra={"enum": list(MODEL_SUB_TYPES)}),
+        caller: Caller = Depends(caller_of),
     ) -> wire.ModelList:
         """`type` and `sub_type` filter as hosted platforms do (Loupe's models are text/chat);
         a key restricted to some models sees only those."""
@@ -40,7 +43,7 @@ def router(state: AppState) -> APIRouter:
     @api.get(
         "/models/{model_id:path}",
         response_model=wire.ModelObject,
-        responses={404: {"model": wire.ErrorEnvelope}},
+        responses=errors(401, 403, 404),
         summary="Describe one served model",
     )
     async def get_model(model_id: str, caller: Caller = Depends(caller_of)) -> wire.ModelObject:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from loupe.api.auth import caller_dependency
+from loupe.api.openapi import errors
 from loupe.billing import UsageReport
 from loupe.api.state import AppState
 from loupe.errors import InvalidApiKey, InvalidRequest
@@ -15,6 +16,20 @@ from loupe.service.accounts import Caller
 
 # `metadata.KEY` groups by the value requests gave KEY in their `metadata`.
 GroupBy = Annotated[str | None, Query(pattern=r"^(model|day|user|metadata\.[^\s]{1,64})$")]
+# What `start` and `end` accept: ISO 8601 (a date is its midnight, naive times are UTC) or Unix seconds.
+MOMENT = {
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "format": "date"},
+        {"type": "number"},
+        {"type": "null"},
+    ]
+}
+
+
+def moment(description: str) -> Any:
+    """A `start`/`end` query parameter, declared as what it accepts."""
+    return Query(None, description=description, json_schema_extra=MOMENT)
 
 
 def period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
@@ -45,10 +60,10 @@ def router(state: AppState) -> APIRouter:
     api = APIRouter()
     caller_of = caller_dependency(state.accounts)
 
-    @api.get("/usage", summary="Your key's usage: requests, tokens (image tokens apart) and cost")
+    @api.get("/usage", responses=errors(401), summary="Your key's usage: requests, tokens (image tokens apart) and cost")
     async def usage(
-        start: datetime | None = None,
-        end: datetime | None = None,
+        start: datetime | None = moment("from (default: 30 days before `end`)"),
+        end: datetime | None = moment("until (default: now)"),
         group_by: GroupBy = None,
         caller: Caller = Depends(caller_of),
     ) -> dict[str, Any]:

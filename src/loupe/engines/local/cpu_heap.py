@@ -5,15 +5,18 @@ is freed. The threshold starts at 128 KiB and only rises after such frees, so a 
 whose activations are megabytes per layer, keeps faulting in fresh pages for them; element-wise
 operations on those tensors then run several times slower per element. Fixing the threshold at
 glibc's ceiling (32 MiB on 64-bit) and raising the trim threshold lets freed blocks be reused by
-the next pass: the server's resident memory stays at its peak instead of shrinking between
-requests. Another C library (musl, macOS) is left as it is.
+the next pass: the server's resident memory would stay at its peak instead of shrinking between requests.
+So once the engine has been idle for a moment, `give_back_freed_memory` hands the heap's free
+pages back to the system (glibc's `malloc_trim`, every arena): a burst's images, pixel values
+and activations are returned after it, and a steady load keeps its blocks. Another C library
+(musl, macOS) is left as it is.
 """
 
 from __future__ import annotations
 
 import ctypes
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["give_back_freed_memory", "keep_freed_memory"]
 
 MiB = 1024 * 1024
 _M_TRIM_THRESHOLD = -1
@@ -32,3 +35,15 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def give_back_freed_memory() -> bool:
+    """Return the free pages of every malloc arena to the system; False where the C library
+    has no `malloc_trim` or nothing could be returned."""
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = (ctypes.c_size_t,)
+    malloc_trim.restype = ctypes.c_int
+    return bool(malloc_trim(0))

@@ -27,6 +27,7 @@ from loupe.domain import (
 )
 from loupe.engines.local.control_text import control_text
 from loupe.engines.local.core import EngineCore
+from loupe.engines.local.cpu_heap import give_back_freed_memory
 from loupe.engines.local.families import VIDEO, family_for
 from loupe.engines.local.generation import eos_ids, run_choices
 from loupe.engines.local.grammar import Grammars
@@ -55,6 +56,8 @@ class BatchingLimits:
     prefill_budget: int = 4096  # prompt tokens prefilled per step (at least one request)
     vision_cache_bytes: int = 256 * MiB
     prefix_cache_bytes: int = 512 * MiB
+    stream_buffer: int = 64  # tokens per choice a consumer may fall behind before its request pauses
+    stall_timeout_s: float = 30.0  # how long a request stays paused before it is cancelled
 
 
 class LocalEngine:
@@ -84,17 +87,20 @@ class LocalEngine:
         self._tool_format = format_for(MODEL_TYPES.get(loaded.checkpoint.model_type, ""))
         self._grammars = grammars_of(loaded, self._tool_format)
         family = family_for(loaded.checkpoint.model_type)
+        limits = self._limits = limits or BatchingLimits()
+        # On CPU, memory freed after a burst goes back to the system once the engine is idle.
+        on_idle = give_back_freed_memory if loaded.device.type == "cpu" else None
         if family is None:
-            self._worker = InferenceWorker(max_queue=max_queue)
+            self._worker = InferenceWorker(max_queue=max_queue, on_idle=on_idle)
         else:
-            limits = limits or BatchingLimits()
             runner = ModelRunner(
                 loaded, family, limits.vision_cache_bytes, limits.prefix_cache_bytes, self._vocabulary, self._grammars
             )
             scheduler = Scheduler(max_running=limits.max_running, prefill_budget=limits.prefill_budget)
             self._runner = runner
             self._core = EngineCore(
-                runner, scheduler, max_queue, self._decode, frozenset(eos_ids(loaded)), observe_batch
+                runner, scheduler, max_queue, self._decode, frozenset(eos_ids(loaded)), observe_batch,
+                stream_buffer=limits.stream_buffer, stall_timeout_s=limits.stall_timeout_s, on_idle=on_idle,
             )
 
     @property
@@ -169,7 +175,9 @@ class LocalEngine:
             job: Callable[[Callable[[GenerationEvent], None], threading.Event], None] = partial(
                 run_choices, self._loaded, self._vocabulary, self._grammars, prompt.local, sampling, max_tokens
             )
-            events = self._worker.stream(job)
+            events = self._worker.stream(
+                job, limit=self._limits.stream_buffer * sampling.n, stall_timeout_s=self._limits.stall_timeout_s
+            )
         if prompt.tools:
             events = with_tool_calls(events, self._tool_format)
         async with aclosing(events) as stream:

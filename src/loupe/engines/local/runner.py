@@ -260,6 +260,8 @@ class ModelRunner:
         """Make the batch cache hold exactly these sequences' rows, in this order."""
         if order == self._batch:
             return
+        # Live rows left out of this step (a paused stream) keep a copy of their states.
+        kept = {sid: self._copied_row(sid) for sid in self._batch if sid in self._rows and sid not in order}
         per_row = [self._states(sid) for sid in order]
         lengths = [self._rows[sid].length for sid in order]
         width = max(lengths)
@@ -271,6 +273,11 @@ class ModelRunner:
         self._batch = list(order)
         for sid in order:
             self._rows[sid].layers = None
+        for sid, states in kept.items():
+            self._rows[sid].layers = states
+
+    def _copied_row(self, sid: int) -> Layers:
+        return [(k.clone(), v.clone()) for k, v in self._batch_row(sid, self._rows[sid].length)]
 
     def _states(self, sid: int) -> Layers:
         row = self._rows[sid]

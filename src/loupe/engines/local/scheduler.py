@@ -3,7 +3,8 @@
 Every step decodes one token for each running sequence in one batched forward pass. New requests
 join between steps: their prefill (vision encoding included) is admitted against a token budget,
 at least one request per step, so long prompts cannot stall the running streams for long and
-running streams cannot starve the queue.
+running streams cannot starve the queue. A request whose consumer has fallen behind is paused:
+its sequences keep their place (and states) but sit out the decode steps until it is resumed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Scheduler:
         self._prefill_budget = prefill_budget
         self._waiting: deque[Request] = deque()
         self._running: list[Sequence] = []
+        self._paused: set[int] = set()  # request ids
 
     @property
     def idle(self) -> bool:
@@ -36,6 +38,20 @@ class Scheduler:
     @property
     def running(self) -> tuple[Sequence, ...]:
         return tuple(self._running)
+
+    def running_requests(self) -> list[Request]:
+        """Every request with a running sequence, once each."""
+        return list({id(s.request): s.request for s in self._running}.values())
+
+    def pause(self, request: Request) -> None:
+        """Leave this request's sequences out of the decode steps until `resume`."""
+        self._paused.add(request.id)
+
+    def resume(self, request: Request) -> None:
+        self._paused.discard(request.id)
+
+    def is_paused(self, request: Request) -> bool:
+        return request.id in self._paused
 
     def requests(self) -> list[Request]:
         """Every request waiting or running, once each."""
@@ -47,7 +63,7 @@ class Scheduler:
         self._waiting.append(request)
 
     def schedule(self) -> Step:
-        decode = tuple(self._running)
+        decode = tuple(s for s in self._running if s.request.id not in self._paused)
         prefill: list[Request] = []
         budget = self._prefill_budget
         while self._waiting:
@@ -68,6 +84,8 @@ class Scheduler:
         """Take a finished sequence out of the running batch."""
         if seq in self._running:
             self._running.remove(seq)
+        if seq.request.finished:
+            self._paused.discard(seq.request.id)
 
     def abort(self, request: Request) -> list[Sequence]:
         """Drop a request wherever it is; return its sequences that were running."""
@@ -78,4 +96,5 @@ class Scheduler:
             if not seq.finished:
                 seq.finish("cancelled")
         self._running = [s for s in self._running if s.request is not request]
+        self._paused.discard(request.id)
         return dropped

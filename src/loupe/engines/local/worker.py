@@ -3,7 +3,8 @@
 Torch work runs on a single thread (CUDA graphs and compiled models keep thread-local state, and
 one thread keeps the global RNG that `seed` sets private to the job that set it). Jobs run in
 submission order; a job streams events back to the event loop, and sees a cancellation flag that
-is set when its consumer goes away.
+is set when its consumer goes away. A job whose consumer falls `limit` events behind waits in
+its `emit` until the consumer catches up (see `flow`), or fails with StreamStalled.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from loupe.engines.local.capacity import Capacity
-from loupe.errors import EngineFailure, LoupeError, ServiceUnavailable
+from loupe.engines.local.flow import IDLE_S, POLL_S, StreamFlow
+from loupe.errors import EngineFailure, LoupeError, ServiceUnavailable, StreamStalled
 
 E = TypeVar("E")
 Emit = Callable[[E], None]
@@ -38,7 +41,11 @@ class _Ticket(Generic[E]):
 class InferenceWorker:
     """Runs jobs on one daemon thread; `stream` yields what a job emits."""
 
-    def __init__(self, max_queue: int, name: str = "loupe-inference") -> None:
+    def __init__(
+        self, max_queue: int, name: str = "loupe-inference", on_idle: Callable[[], object] | None = None
+    ) -> None:
+        """`on_idle` runs on the thread once it has had no job for `IDLE_S`."""
+        self._on_idle = on_idle or (lambda: None)
         self._capacity = Capacity(max_queue)
         self._name = name
         self._tickets: queue.Queue[_Ticket[object] | None] = queue.Queue()
@@ -60,13 +67,23 @@ class InferenceWorker:
             self._thread.join(timeout=30)
             self._thread = None
 
-    async def stream(self, job: Job[E]) -> AsyncGenerator[E, None]:
-        """Queue `job` and yield its events; raises what the job raised (LoupeErrors as they are)."""
+    async def stream(
+        self, job: Job[E], limit: int | None = None, stall_timeout_s: float = 30.0
+    ) -> AsyncGenerator[E, None]:
+        """Queue `job` and yield its events; raises what the job raised (LoupeErrors as they are).
+
+        With a `limit`, the job's `emit` blocks while the consumer is `limit` events behind, and
+        raises StreamStalled (ending the job) once it has waited `stall_timeout_s`.
+        """
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[object] = asyncio.Queue()
+        flow = StreamFlow(limit) if limit else None
 
         def emit(event: E) -> None:
             loop.call_soon_threadsafe(events.put_nowait, event)
+            if flow is not None:
+                flow.emitted += 1
+                _wait_for_consumer(flow, ticket.cancelled, stall_timeout_s)
 
         def finish(error: BaseException | None) -> None:
             loop.call_soon_threadsafe(events.put_nowait, _DONE if error is None else error)
@@ -81,6 +98,8 @@ class InferenceWorker:
                 if isinstance(item, BaseException):
                     raise item
                 yield item  # type: ignore[misc]
+                if flow is not None:
+                    flow.taken += 1
         finally:
             ticket.cancelled.set()
 
@@ -101,8 +120,15 @@ class InferenceWorker:
         self._capacity.take()
         self._tickets.put(ticket)  # type: ignore[arg-type]
 
+    def _next(self) -> _Ticket[object] | None:
+        try:
+            return self._tickets.get(timeout=IDLE_S)
+        except queue.Empty:
+            self._on_idle()
+            return self._tickets.get()
+
     def _run(self) -> None:
-        while (ticket := self._tickets.get()) is not None:
+        while (ticket := self._next()) is not None:
             error: BaseException | None = None
             try:
                 if not ticket.cancelled.is_set():
@@ -118,3 +144,14 @@ class InferenceWorker:
                 ticket.finish(error)
             except RuntimeError:  # the event loop is gone (shutdown): nobody is waiting
                 pass
+
+
+def _wait_for_consumer(flow: StreamFlow, cancelled: threading.Event, stall_timeout_s: float) -> None:
+    """Block the job while its consumer is too far behind (see `flow`)."""
+    if not flow.full:
+        return
+    deadline = time.monotonic() + stall_timeout_s
+    while not flow.caught_up and not cancelled.is_set():
+        if time.monotonic() >= deadline:
+            raise StreamStalled(f"the client read nothing for {stall_timeout_s:g} s; the stream was stopped")
+        cancelled.wait(POLL_S)
