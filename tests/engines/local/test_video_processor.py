@@ -18,7 +18,7 @@ from loupe.domain import Detail, PlannedVideo, PromptMessage, Role, TextPart
 from loupe.engines.local.loader import Checkpoint, read_checkpoint
 from loupe.engines.local.prompt import build_prompt, count_prompt
 from loupe.engines.local.video_processor import metadata_of, stand_in
-from loupe.errors import InvalidRequest
+from loupe.errors import InvalidRequest, VideoCombinationNotSupported
 from tests.engines.local.test_batching import crop
 from tests.engines.local.video_prompts import prepared_video
 
@@ -125,3 +125,12 @@ def test_families_without_video_refuse_it(tiny_checkpoint: Callable[[str], Path]
     processor = read_checkpoint(str(tiny_checkpoint("internvl"))).processor
     with pytest.raises(InvalidRequest, match="does not take video"):
         processor.video_processor([np.zeros((2, 32, 32, 3), dtype=np.uint8)])
+
+
+@pytest.mark.parametrize("family", ["smolvlm", "glm4v"])
+def test_families_that_read_both_alike_refuse_images_beside_a_video(family: str, checkpoints: dict[str, Checkpoint]) -> None:
+    checkpoint = checkpoints[family]
+    video = prepared_video(checkpoint, "zoom", max_frames=4)
+    messages = [PromptMessage(Role.USER, (crop("bus.jpg", (40, 40, 264, 376)), video, TextPart("Compare.")))]
+    with pytest.raises(VideoCombinationNotSupported):
+        build_prompt(checkpoint.processor, messages)

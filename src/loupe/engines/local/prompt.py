@@ -31,7 +31,8 @@ from loupe.engines.local.conversation import conversation
 from loupe.engines.local.fast_images import resized
 from loupe.engines.local.fast_processor import placeholder_inputs, skips_pixels
 from loupe.engines.local.video_processor import metadata_of, stand_in
-from loupe.errors import InvalidRequest
+from loupe.errors import InvalidRequest, VideoCombinationNotSupported
+from loupe.models.video_catalog import WITH_IMAGES
 from loupe.models.tool_calls import HERMES, ToolCallFormat
 
 
@@ -79,6 +80,10 @@ def build_prompt(
     their embeddings does not need them): the prompt's ids, grids and counts are the same."""
     prepared = [p for m in messages for p in m.content if isinstance(p, PreparedImage)]
     videos = [p for m in messages for p in m.content if isinstance(p, PreparedVideo)]
+    if prepared and videos and processor.video_processor.family not in WITH_IMAGES:
+        # SmolVLM's video frames would take the images' `pixel_values`; GLM-4V's model cannot
+        # tell its video frames from images (the chat service refuses these before decoding).
+        raise VideoCombinationNotSupported("this model takes images or videos in one request, not both", param="messages")
     overrides = _shared_overrides(prepared)
     text = templated(processor, messages, tools, fmt)
     skips = skips_pixels(processor)
