@@ -108,18 +108,14 @@ class LoupeVideoProcessor(VideoProcessorMixin):
         defaults = _FAMILIES.get(family) if family is not None else None
         self.family = family if defaults is not None else None
         self.layout = defaults.layout if defaults is not None else None
-        if defaults is None:  # the image processor's geometry, which processors read off this slot
-            geometry = {k: getattr(image_processor, k, None) for k in ("patch_size", "merge_size", "temporal_patch_size")}
+        names = ("patch_size", "merge_size", "temporal_patch_size")
+        geometry: list[int | None]
+        if defaults is None:  # the image processor's, which processors read off this slot
+            geometry = [getattr(image_processor, name, None) for name in names]
         else:
-            geometry = {
-                "patch_size": defaults.patch_size,
-                "merge_size": defaults.merge_size,
-                "temporal_patch_size": defaults.temporal_patch_size,
-            }
-            geometry = {k: cfg.positive_int(config, k, v) if v is not None else None for k, v in geometry.items()}
-        self.patch_size: int | None = geometry["patch_size"]
-        self.merge_size: int | None = geometry["merge_size"]
-        self.temporal_patch_size: int | None = geometry["temporal_patch_size"]
+            given = (defaults.patch_size, defaults.merge_size, defaults.temporal_patch_size)
+            geometry = [None if d is None else cfg.positive_int(config, n, d) for n, d in zip(names, given, strict=True)]
+        self.patch_size, self.merge_size, self.temporal_patch_size = geometry
         self.values = _values(config, defaults.mean_std) if defaults is not None else None
 
     def __call__(self, videos: Any, **kwargs: Any) -> BatchFeature:  # type: ignore[override]
