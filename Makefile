@@ -50,10 +50,11 @@ system-test-deps:
 run: install
 	$(BIN)/loupe serve --model $(MODEL) --host $(HOST) --port $(PORT)
 
-test: install-test system-test-deps
+# vLLM's CPU build too: the upstream tests put Loupe in front of it (cached after the first run).
+test: install-test system-test-deps vllm
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install-test
+bench: install-test vllm
 	$(BIN)/python -m bench
 
 clean:

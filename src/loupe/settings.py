@@ -81,6 +81,15 @@ class UpstreamOptions(BaseModel):
     read_timeout_s: float = Field(120.0, gt=0, description="also bounds the wait for the first token")
     max_attempts: int = Field(3, ge=1, description="replicas tried while nothing was sent to the client")
     max_failures: int = Field(2, ge=1, description="consecutive failures before a replica is taken out")
+    learn_limits: bool = Field(
+        True, description="follow the context and image limits the replicas state in /models (vLLM: max_model_len)"
+    )
+    api: Literal["auto", "vllm", "openai"] = Field(
+        "auto", description="request fields beyond OpenAI's the replicas take; auto: vLLM's where /models says vllm"
+    )
+    image_format: Literal["bmp", "png"] = Field(
+        "bmp", description="how images travel upstream, both lossless: bmp is fast to write and read, png smaller"
+    )
 
 
 class ModelSettings(BaseModel):

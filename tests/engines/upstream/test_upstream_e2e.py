@@ -17,7 +17,7 @@ import pytest_asyncio
 from loupe.engines.upstream import UpstreamEngine, load_upstream_model
 from loupe.models import TokenCounter
 from tests.conftest import RunningServer
-from tests.engines.upstream.upstream_support import ask, completed, gateway, streamed
+from tests.engines.upstream.upstream_support import ask, completed, gateway, streamed, two_images_and_two_choices
 from tests.helpers import image_part, photo_url
 
 pytestmark = pytest.mark.e2e
@@ -100,10 +100,4 @@ async def test_usage_and_answer_equal_the_direct_call(
 
 @pytest.mark.asyncio
 async def test_two_images_and_several_choices(engine: tuple[UpstreamEngine, TokenCounter]) -> None:
-    gw, counter = engine
-    chat = gateway(gw, counter)
-    request = ask("gw", "Compare them.", (photo_url("bus.jpg"), "low"), (photo_url("zidane.jpg"), "low"), n=2, temperature=0.8, seed=1)
-    done = await chat.complete(await chat.start(request))
-    assert len(done.texts) == 2
-    assert done.usage.completion_tokens > 0 and done.usage.image_tokens > 0
-    assert gw.usage_mismatches == 0
+    await two_images_and_two_choices(*engine)

@@ -1,16 +1,17 @@
-"""Images go upstream as PNGs at their planned size, encoded once per file and size."""
+"""Images go upstream losslessly at their planned size (BMP, or PNG), encoded once per file and size."""
 
 from __future__ import annotations
 
 import base64
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from loupe.domain import Detail, PreparedImage
 from loupe.engines.upstream import encode
-from loupe.engines.upstream.encode import EncodedImages, data_url
+from loupe.engines.upstream.encode import EncodedImages, ImageFormat, data_url
 
 
 def prepared(width: int, height: int, digest: str = "a" * 64) -> PreparedImage:
@@ -21,22 +22,38 @@ def prepared(width: int, height: int, digest: str = "a" * 64) -> PreparedImage:
     )
 
 
+def decoded(url: str, fmt: str = "bmp") -> Image.Image:
+    assert url.startswith(f"data:image/{fmt};base64,")
+    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert image.format == fmt.upper()
+    return image
+
+
 def png_size(url: str) -> tuple[int, int]:
-    assert url.startswith("data:image/png;base64,")
-    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size
+    return decoded(url).size
 
 
-def test_the_png_has_the_planned_size() -> None:
-    assert png_size(data_url(prepared(224, 168))) == (224, 168)
-    assert png_size(data_url(prepared(512, 384))) == (512, 384)
+@pytest.mark.parametrize("fmt", ["bmp", "png"])
+def test_the_image_has_the_planned_size_and_exactly_the_resized_pixels(fmt: ImageFormat) -> None:
+    image = prepared(224, 168)
+    expected = image.pixels.resize((224, 168), Image.Resampling.BICUBIC)
+    sent = decoded(data_url(image, fmt), fmt)
+    assert sent.size == (224, 168) and sent.convert("RGB").tobytes() == expected.tobytes()
+    assert decoded(data_url(prepared(512, 384), fmt), fmt).size == (512, 384)
+
+
+def test_an_array_of_pixels_is_sent_as_it_is() -> None:
+    array = np.asarray(Image.effect_noise((64, 48), 80).convert("RGB"))
+    image = PreparedImage(pixels=array, width=64, height=48, original_width=64, original_height=48, detail=Detail.HIGH, content_hash="c")
+    assert np.array_equal(np.asarray(decoded(data_url(image)).convert("RGB")), array)
 
 
 def test_a_later_turn_reuses_the_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, int]] = []
 
-    def counting(image: PreparedImage) -> str:
+    def counting(image: PreparedImage, fmt: ImageFormat) -> str:
         calls.append((image.width, image.height))
-        return data_url(image)
+        return data_url(image, fmt)
 
     monkeypatch.setattr(encode, "data_url", counting)
     urls = EncodedImages(64 * 1024 * 1024)
@@ -49,7 +66,7 @@ def test_a_later_turn_reuses_the_encoding(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_without_room_every_call_encodes(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(encode, "data_url", lambda image: calls.append(1) or data_url(image))
+    monkeypatch.setattr(encode, "data_url", lambda image, fmt: calls.append(1) or data_url(image, fmt))
     urls = EncodedImages(0)
     assert urls(prepared(224, 168)) == urls(prepared(224, 168))
     assert len(calls) == 2

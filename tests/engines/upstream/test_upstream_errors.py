@@ -96,3 +96,53 @@ def test_codes() -> None:
         "SERVICE_NOT_AVAILABLE",
         "UPSTREAM_TIMEOUT",
     )
+
+
+# vLLM's refusals as it words them (vllm/renderers/params.py, vllm/multimodal/processing/context.py).
+VLLM_TOO_LONG = {
+    "error": {
+        "message": "This model's maximum context length is 4096 tokens. However, your prompt contains 5210 input "
+        "tokens, which exceeds this limit even without any output tokens. (parameter=input_tokens, value=5210)",
+        "type": "BadRequestError",
+        "param": "input_tokens",
+        "code": 400,
+    }
+}
+VLLM_TOO_MANY_IMAGES = {
+    "error": {
+        "message": "At most 2 image(s) may be provided in one prompt. Set `--limit-mm-per-prompt` to increase this "
+        "limit. (parameter=image)",
+        "type": "BadRequestError",
+        "param": "image",
+        "code": 400,
+    }
+}
+VLLM_TOO_LONG_WITH_IMAGES = {
+    "error": {
+        "message": "The decoder prompt (length 5444) is longer than the maximum model length of 4096. Make sure that "
+        "`max_model_len` is no smaller than the number of text tokens plus multimodal tokens.",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
+}
+VLLM_UNTRUSTED_KWARGS = {"error": {"message": "Per-request mm_processor_kwargs are disabled", "param": "mm_processor_kwargs"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected", "status"),
+    [
+        (VLLM_TOO_LONG, errors.ContextLengthExceeded, 400),
+        (VLLM_TOO_LONG_WITH_IMAGES, errors.ContextLengthExceeded, 400),
+        (VLLM_TOO_MANY_IMAGES, errors.TooManyImages, 400),
+        (VLLM_UNTRUSTED_KWARGS, errors.EngineFailure, 500),
+    ],
+    ids=["context", "context-with-images", "images", "processor-kwargs"],
+)
+def test_vllm_refusals_become_loupes_codes(body: dict[str, object], expected: type[errors.LoupeError], status: int) -> None:
+    mapped = error_for_status(400, body)
+    assert type(mapped) is expected
+    assert status_of(mapped)[0] == status
+    assert not isinstance(mapped, RETRYABLE)  # the same request would fail on every replica
+    assert "vllm" not in mapped.message.lower() and "4096" not in mapped.message
+    assert mapped.param in (None, "messages")

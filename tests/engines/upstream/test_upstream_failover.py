@@ -13,18 +13,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import aclosing
 from pathlib import Path
 
 import httpx
 import pytest
 
-from loupe.domain import ChatRequest, TextDelta
 from loupe.engines.upstream import load_upstream_model
-from loupe.errors import LoupeError
-from loupe.service.chat import ChatService
 from tests.conftest import free_port
-from tests.engines.upstream.upstream_support import ask, gateway
+from tests.engines.upstream.upstream_support import ask, eventually, gateway, one_request
 
 pytestmark = pytest.mark.e2e
 
@@ -86,26 +82,6 @@ def replicas(tiny_checkpoint: Callable[[str], Path], tmp_path: Path) -> Iterator
     finally:
         for replica in started:
             replica.kill()
-
-
-async def one_request(chat: ChatService, request: ChatRequest, outcomes: list[str]) -> None:
-    run = await chat.start(request)
-    streamed = False
-    try:
-        async with aclosing(run.events()) as events:
-            async for event in events:
-                streamed = streamed or isinstance(event, TextDelta)
-        outcomes.append("ok")
-    except LoupeError:
-        outcomes.append("failed mid-stream" if streamed else "failed before streaming")
-
-
-async def eventually(condition: Callable[[], bool], seconds: float) -> bool:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return True
-        await asyncio.sleep(0.05)
-    return condition()
 
 
 @pytest.mark.asyncio

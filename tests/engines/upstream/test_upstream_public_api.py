@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import io
 
+import pytest
 from PIL import Image
 
 import loupe.engines.upstream as upstream
 from loupe.domain import Detail, PreparedImage, PromptMessage, Role, TextPart
-from loupe.engines.upstream.encode import data_url
+from loupe.engines.upstream.encode import ImageFormat, data_url
 from loupe.engines.upstream.request import openai_messages
 
 
@@ -32,10 +33,11 @@ def prepared(pixels: Image.Image, detail: Detail = Detail.LOW) -> PreparedImage:
     return PreparedImage(pixels, pixels.width, pixels.height, 640, 480, detail, "h", tokens=4)
 
 
-def test_images_go_as_lossless_png_of_the_prepared_pixels() -> None:
+@pytest.mark.parametrize("fmt", ["bmp", "png"])
+def test_images_go_losslessly_as_the_prepared_pixels(fmt: ImageFormat) -> None:
     pixels = Image.effect_noise((57, 31), 80).convert("RGB")
-    url = data_url(prepared(pixels))
-    assert url.startswith("data:image/png;base64,")
+    url = data_url(prepared(pixels), fmt)
+    assert url.startswith(f"data:image/{fmt};base64,")
     back = Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2])))
     assert back.size == (57, 31) and back.mode == "RGB"
     assert back.tobytes() == pixels.tobytes()

@@ -9,6 +9,7 @@ import pytest
 
 from loupe.engines.upstream.client import UpstreamClient
 from loupe.engines.upstream.replicas import ReplicaPool
+from loupe.engines.upstream.served import ReplicaReports
 
 A, B, C = "http://a/v1", "http://b/v1", "http://c/v1"
 
@@ -98,7 +99,8 @@ async def test_background_health_loop_probes_back_in() -> None:
         return httpx.Response(200, json={"object": "list", "data": []})
 
     client = UpstreamClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
-    p = ReplicaPool([A, B], client.healthy, health_interval_s=0.02)
+    reports = ReplicaReports(lambda url: client.served(url, "m"), "m")
+    p = ReplicaPool([A, B], reports.probe, health_interval_s=0.02)
     await p.start()
     await p.start()  # idempotent
     assert p.replicas[1].ejected

@@ -3,14 +3,18 @@ UpstreamEngine) and the domain requests it takes."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from contextlib import aclosing
 
 from loupe.domain import ChatRequest, Detail, ImageRef, Message, Role, SamplingParams, TextDelta, TextPart, Usage
 from loupe.engines.upstream import UpstreamEngine
+from loupe.errors import LoupeError
 from loupe.media import ImageLimits, MediaIntake
 from loupe.models import TokenCounter
 from loupe.service.chat import ChatService
 from loupe.service.images import ImageService
+from tests.helpers import photo_url
 
 
 def gateway(engine: UpstreamEngine, counter: TokenCounter) -> ChatService:
@@ -45,3 +49,34 @@ async def completed(chat: ChatService, request: ChatRequest) -> tuple[str, Usage
     """The gateway's answer gathered whole, as the non-streaming route does."""
     done = await chat.complete(await chat.start(request))
     return done.texts[0], done.usage
+
+
+async def one_request(chat: ChatService, request: ChatRequest, outcomes: list[str]) -> None:
+    """Run one request to the end; record "ok", "failed mid-stream" or "failed before streaming"."""
+    run = await chat.start(request)
+    streamed = False
+    try:
+        async with aclosing(run.events()) as events:
+            async for event in events:
+                streamed = streamed or isinstance(event, TextDelta)
+        outcomes.append("ok")
+    except LoupeError:
+        outcomes.append("failed mid-stream" if streamed else "failed before streaming")
+
+
+async def eventually(condition: Callable[[], bool], seconds: float) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return True
+        await asyncio.sleep(0.05)
+    return condition()
+
+
+async def two_images_and_two_choices(engine: UpstreamEngine, counter: TokenCounter) -> None:
+    """Two photos at detail low and n=2, sampled: both choices come back, usage agrees upstream."""
+    chat = gateway(engine, counter)
+    request = ask("gw", "Compare them.", (photo_url("bus.jpg"), "low"), (photo_url("zidane.jpg"), "low"), n=2, temperature=0.8, seed=1)
+    done = await chat.complete(await chat.start(request))
+    assert len(done.texts) == 2
+    assert done.usage.completion_tokens > 0 and done.usage.image_tokens > 0
+    assert engine.usage_mismatches == 0

@@ -35,11 +35,14 @@ class ChoiceStream:
 
     `sent` says whether any event of the whole response has reached the client; once one has
     (or this choice emitted anything), a failure is final: a retry would repeat text.
+    `vllm_fields` are added to the body for a replica that `speaks_vllm`.
     """
 
     client: UpstreamClient
     pool: ReplicaPool
     body: dict[str, Any]
+    vllm_fields: dict[str, Any]
+    speaks_vllm: Callable[[str], bool]
     index: int
     expected: PromptStats
     max_attempts: int
@@ -83,7 +86,8 @@ class ChoiceStream:
         calls = _Calls()
         finish: str | None = None
         usage: UpstreamUsage | None = None
-        async with aclosing(self.client.stream_chat(replica.base_url, self.body)) as chunks:
+        body = self.body | self.vllm_fields if self.speaks_vllm(replica.base_url) else self.body
+        async with aclosing(self.client.stream_chat(replica.base_url, body)) as chunks:
             async for chunk in chunks:
                 if chunk.text or chunk.logprobs:
                     texts.append(chunk.text)

@@ -18,6 +18,7 @@ import httpx
 from loupe.domain import TokenLogprob, TopLogprob
 
 from loupe.engines.upstream.errors import UpstreamBadResponse, error_for_status, map_transport_errors
+from loupe.engines.upstream.served import ServedReport, served_report
 from loupe.engines.upstream.sse import sse_data
 
 __all__ = ["CallPiece", "Chunk", "UpstreamClient", "UpstreamUsage", "parse_chunk"]
@@ -30,7 +31,9 @@ _LOGGED_BODY_CHARS = 200
 
 @dataclass(frozen=True, slots=True)
 class UpstreamUsage:
-    """Usage as the upstream reported it; `image_tokens` only where it says (Loupe does, vLLM does not)."""
+    """Usage as the upstream reported it; `image_tokens` only where it says: under
+    `prompt_tokens_details.image_tokens` (Loupe) or `.multimodal_tokens.image` (vLLM, with
+    `--enable-prompt-tokens-details`)."""
 
     prompt_tokens: int
     completion_tokens: int
@@ -121,9 +124,18 @@ def _usage(raw: Any) -> UpstreamUsage | None:
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
     if not (_is_count(prompt) and _is_count(completion)):
         raise UpstreamBadResponse("the model server reported a malformed usage")
-    details = raw.get("prompt_tokens_details")
-    image = details.get("image_tokens") if isinstance(details, dict) else None
-    return UpstreamUsage(prompt, completion, image if _is_count(image) else None)
+    return UpstreamUsage(prompt, completion, _image_tokens(raw.get("prompt_tokens_details")))
+
+
+def _image_tokens(details: Any) -> int | None:
+    if not isinstance(details, dict):
+        return None
+    image = details.get("image_tokens")
+    if _is_count(image):
+        return image
+    multimodal = details.get("multimodal_tokens")
+    image = multimodal.get("image") if isinstance(multimodal, dict) else None
+    return image if _is_count(image) else None
 
 
 def _is_count(value: object) -> TypeGuard[int]:
@@ -147,18 +159,28 @@ class UpstreamClient:
             async with self._http.stream("POST", f"{base_url}/chat/completions", json=body) as response:
                 if response.status_code != 200:
                     raise await _status_error(base_url, response)
+                done = False
                 async for data in sse_data(response.aiter_lines()):
-                    if data.strip() == "[DONE]":
+                    if done:  # anything after [DONE]: drop the connection rather than read on
                         return
+                    if data.strip() == "[DONE]":
+                        # Read on to the end of the body (it ends here): a response read whole
+                        # leaves its connection in the pool, one closed early takes it along.
+                        done = True
+                        continue
                     yield parse_chunk(data)
 
-    async def healthy(self, base_url: str) -> bool:
-        """True when `GET {base_url}/models` answers 200 within the health timeout."""
+    async def served(self, base_url: str, model: str) -> ServedReport | None:
+        """What `GET {base_url}/models` says of `model`; None unless it answers 200 within the
+        health timeout."""
         try:
             response = await self._http.get(f"{base_url}/models", timeout=self._health_timeout)
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+            if response.status_code != 200:
+                return None
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return served_report(body, model)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -7,6 +7,7 @@ status is kept only in the server log.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,8 +16,11 @@ from typing import Any
 import httpx
 
 from loupe.errors import (
+    ContextLengthExceeded,
+    EngineFailure,
     InvalidRequest,
     LoupeError,
+    TooManyImages,
     UpstreamBadResponse,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -30,6 +34,8 @@ __all__ = [
     "error_for_status",
     "map_transport_errors",
 ]
+
+_log = logging.getLogger(__name__)
 
 
 RETRYABLE: tuple[type[LoupeError], ...] = (UpstreamBadResponse, UpstreamUnavailable, UpstreamTimeout)
@@ -71,23 +77,55 @@ _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]]{0,63}")
 def error_for_status(status: int, body: Any) -> LoupeError:
     """The Loupe error for an upstream's non-2xx answer; `body` is its parsed JSON, or None.
 
-    A 400 or 422 is the request's fault (a parameter the model server refuses): the client gets
-    an InvalidRequest naming the parameter when the upstream names one plainly, never the
-    upstream's text. 429 and 503 mean "busy": another replica may take it.
+    A 400, 413 or 422 is the request's fault (see `refusal`). 429 and 503 mean "busy": another
+    replica may take it.
     """
     if status in (400, 413, 422):
-        param = _param_of(body)
-        where = f" (parameter {param!r})" if param else ""
-        return InvalidRequest(
-            f"the model server refused this request{where}; check the sampling parameters and "
-            "the prompt against what this model supports",
-            param=param,
-        )
+        return refusal(_param_of(body), _message_of(body))
     if status in (429, 503):
         return UpstreamUnavailable("the model server is busy; retry later")
     if status == 504:
         return UpstreamTimeout("the model server timed out")
     return UpstreamBadResponse(f"the model server answered with an error (HTTP {status})")
+
+
+# vLLM names no `param` when a prompt with images is longer than its --max-model-len, only
+# `input_tokens` / `input_text` for text alone; its messages say "maximum context length" or
+# "maximum model length" (vllm/renderers/params.py, vllm/v1/engine/input_processor.py).
+_CONTEXT_PARAMS = frozenset({"input_tokens", "input_text"})
+_CONTEXT_WORDS = ("maximum context length", "maximum model length")
+
+
+def refusal(param: str | None, message: str = "") -> LoupeError:
+    """A refused request as Loupe's error with its stable code, chosen by the `param` the upstream
+    names or, for a prompt too long, by the words of its message (which never reaches the
+    client). Loupe checks context and image count against the replicas' stated limits first,
+    so these come from limits it could not learn (vLLM's per-prompt image limit) or not yet.
+    """
+    if param in _CONTEXT_PARAMS or any(words in message.lower() for words in _CONTEXT_WORDS):
+        return ContextLengthExceeded(
+            "the prompt does not fit the model server's context; send fewer or smaller images, use detail "
+            "'low', or shorten the conversation",
+            param="messages",
+        )
+    if param == "image":  # vLLM: more images than its --limit-mm-per-prompt
+        return TooManyImages("the model server takes fewer images in one request; send fewer images", param="messages")
+    if param == "mm_processor_kwargs":
+        _log.error(
+            "the upstream refuses per-request processor settings, which this image detail needs: start vLLM with "
+            "--trust-request-mm-kwargs"
+        )
+        return EngineFailure("the model server is not set up for this image detail; the server log says why")
+    where = f" (parameter {param!r})" if param else ""
+    return InvalidRequest(
+        f"the model server refused this request{where}; check the sampling parameters and the prompt against "
+        "what this model supports",
+        param=param,
+    )
+def _message_of(body: Any) -> str:
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else ""
 
 
 def _param_of(body: Any) -> str | None:

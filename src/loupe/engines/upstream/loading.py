@@ -11,9 +11,10 @@ from loupe.domain import Prices
 from loupe.engines.fingerprint import fingerprint
 from loupe.engines.local.loader import read_checkpoint
 from loupe.engines.upstream.client import UpstreamClient
-from loupe.engines.upstream.encode import EncodedImages
-from loupe.engines.upstream.engine import UpstreamEngine
+from loupe.engines.upstream.encode import EncodedImages, ImageFormat
+from loupe.engines.upstream.engine import UpstreamApi, UpstreamEngine
 from loupe.engines.upstream.replicas import ReplicaPool
+from loupe.engines.upstream.served import ReplicaReports
 from loupe.errors import ConfigError
 from loupe.models import TokenCounter
 from loupe.models.card import checkpoint_counter, model_card
@@ -36,6 +37,9 @@ def load_upstream_model(
     max_attempts: int = 3,
     max_failures: int = 2,
     max_connections: int = 512,
+    learn_limits: bool = True,
+    api: UpstreamApi = "auto",
+    image_format: ImageFormat = "bmp",
     prices: Prices | None = None,
     owned_by: str = "loupe",
     family: str | None = None,
@@ -48,6 +52,9 @@ def load_upstream_model(
     `upstream` are base URLs ending in `/v1`; `upstream_model` is the model's name there.
     `read_timeout_s` bounds the wait for each piece of the answer, the first included (a long
     prefill under load). `encoded_cache_bytes` bounds the images kept encoded for later turns.
+    `learn_limits` lets the replicas' stated context and image limits lower the card's (see
+    `served`); `api` says which request fields beyond OpenAI's the replicas take;
+    `image_format` how images travel (see `encode`).
     Nothing is contacted here: `engine.start()` runs the first health probe. Raises ConfigError
     for a URL that is not http(s), ModelLoadError for the checkpoint.
     """
@@ -76,9 +83,21 @@ def load_upstream_model(
         trust_env=False,  # a proxy from the environment must not sit between Loupe and its cluster
     )
     client = UpstreamClient(http, health_timeout_s=connect_timeout_s)
-    pool = ReplicaPool(urls, client.healthy, health_interval_s=health_interval_s, max_failures=max_failures)
-    encode = EncodedImages(encoded_cache_bytes)
-    engine = UpstreamEngine(card, found.processor, pool, client, upstream_model, max_attempts=max_attempts, encode=encode)
+    reports = ReplicaReports(lambda url: client.served(url, upstream_model), upstream_model)
+    pool = ReplicaPool(urls, reports.probe, health_interval_s=health_interval_s, max_failures=max_failures)
+    engine = UpstreamEngine(
+        card,
+        found.processor,
+        pool,
+        client,
+        upstream_model,
+        reports=reports,
+        configured_context=context_size,
+        learn_limits=learn_limits,
+        api=api,
+        max_attempts=max_attempts,
+        encode=EncodedImages(encoded_cache_bytes, image_format),
+    )
     return engine, counter
 
 

@@ -3,6 +3,7 @@
 Fields at their OpenAI default are left out, and Loupe's extensions (`top_k`, `min_p`,
 `repetition_penalty`) are sent only when set: servers differ in which fields they know, and
 several (transformers serve among them) refuse a field they do not know even at its default.
+vLLM gets two fields of its own besides (`vllm_fields`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from loupe.domain import (
     TextPart,
     ToolCallOutput,
     ToolSpec,
+    nested_overrides,
 )
+from loupe.engines.upstream.video import media_io_kwargs
 from loupe.models.tool_calls import tool_object
 
-__all__ = ["chat_body", "openai_messages"]
+__all__ = ["chat_body", "openai_messages", "vllm_fields"]
 
 Encoder = Callable[[PreparedImage | PreparedVideo], str]
 
@@ -74,11 +77,9 @@ def chat_body(
     *,
     seed: int | None,
     tools: tuple[ToolSpec, ...] = (),
-    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One choice's streamed request: `n` is always 1 (choices are fanned out by the engine).
-    Structured outputs, tools, logprobs and logit_bias are sent in OpenAI's fields; `extra` are
-    the server's own request fields (vLLM's `media_io_kwargs` for videos)."""
+    Structured outputs, tools, logprobs and logit_bias are sent in OpenAI's fields."""
     body: dict[str, Any] = {
         "model": model,
         "messages": messages,
@@ -103,7 +104,6 @@ def chat_body(
     }
     body.update({name: value for name, (value, default) in optional.items() if value != default})
     body.update(_constraint(sampling.constraint))
-    body.update(extra or {})
     return body
 
 
@@ -118,3 +118,23 @@ def _constraint(constraint: JsonOutput | ToolCallOutput | None) -> dict[str, Any
             return {"tool_choice": {"type": "function", "function": {"name": constraint.tools[0].name}}}
         return {"tool_choice": "required", **({} if constraint.parallel else {"parallel_tool_calls": False})}
     return {}
+
+
+def vllm_fields(messages: Sequence[PromptMessage], add_special_tokens: bool) -> dict[str, Any]:
+    """vLLM's own request fields that make it process the prompt Loupe counted.
+
+    `add_special_tokens`: vLLM leaves the tokenizer's special tokens out of chat prompts, where
+    Hugging Face's processors add them unless the templated prompt starts with BOS (LLaVA-1.5's
+    template has no BOS; its tokenizer adds one). `mm_processor_kwargs`: the processor settings a
+    detail level needs (SmolVLM's `low` turns tile splitting off); vLLM takes them only when
+    started with `--trust-request-mm-kwargs`, so they are sent only when there are some.
+    `media_io_kwargs`: which frames of which file a video's frames are (see `video`).
+    """
+    fields: dict[str, Any] = {"add_special_tokens": add_special_tokens}
+    fields.update(media_io_kwargs([p for m in messages for p in m.content if isinstance(p, PreparedVideo)]))
+    overrides = {p.processor_overrides for m in messages for p in m.content if isinstance(p, PreparedImage)}
+    overrides.discard(())
+    if overrides:
+        # One set per request, as with the embedded engine (the service refuses mixed sets).
+        fields["mm_processor_kwargs"] = nested_overrides(overrides.pop())
+    return fields

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from tokenizers import processors
+from safetensors.torch import load_file, save_file
 from transformers import (
     AutoModelForImageTextToText,
     GenerationConfig,
@@ -19,6 +21,12 @@ from loupe.testing.tiny.size import TextSize
 from loupe.testing.tiny.tokenizer import SpecialTokens, train_tokenizer, with_named_tokens
 
 SEED = 0
+
+# Vision towers that transformers 5 saves without their `vision_model.` level, which published
+# checkpoints keep (llava-hf, google/gemma-3, llava-onevision-hf). transformers loads either
+# layout; vLLM, which loads weights by name, only the published one.
+_NESTED_TOWERS = ("clip_vision_model", "siglip_vision_model")
+_TOWER_KEY = re.compile(r"^vision_tower\.(?!vision_model\.)")
 
 
 def chat_tokenizer(
@@ -90,11 +98,20 @@ def save_checkpoint(
         model = AutoModelForImageTextToText.from_config(config)  # type: ignore[no-untyped-call]
     model.generation_config = generation
     model.save_pretrained(out_dir)
+    if getattr(getattr(config, "vision_config", None), "model_type", None) in _NESTED_TOWERS:
+        _publish_tower_layout(out_dir / "model.safetensors")
     tokenizer.save_pretrained(out_dir)
     for name, content in (("preprocessor", preprocessor), ("processor", processor)):
         path = out_dir / f"{name}_config.json"
         path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
     return out_dir
+
+
+def _publish_tower_layout(weights: Path) -> None:
+    """Rename `vision_tower.X` to `vision_tower.vision_model.X`, the published layout."""
+    tensors = load_file(weights)
+    renamed = {_TOWER_KEY.sub("vision_tower.vision_model.", name): tensor for name, tensor in tensors.items()}
+    save_file(renamed, weights, metadata={"format": "pt"})
 
 
 def token_id(tokenizer: PreTrainedTokenizerFast, token: str) -> int:
