@@ -22,11 +22,12 @@ from loupe.domain import GenerationEvent, PromptMessage, Role, SamplingParams, T
 from loupe.engines.local.loader import Checkpoint, read_checkpoint
 from loupe.engines.local.prompt import build_prompt
 from loupe.engines.upstream.client import UpstreamClient
-from loupe.engines.upstream.encode import EncodedImages, video_url
+from loupe.engines.upstream.encode import EncodedImages, ImageFormat, video_url
 from loupe.engines.upstream.engine import UpstreamEngine, UpstreamPrompt
 from loupe.engines.upstream.replicas import ReplicaPool
+from loupe.engines.upstream.served import ReplicaReports
 from loupe.engines.upstream.video import media_io_kwargs
-from loupe.errors import VideoCombinationNotSupported
+from loupe.errors import VideoCombinationNotSupported, VideoNotSupported
 from tests.engines.local.video_prompts import prepared_video
 from tests.engines.upstream.test_upstream_engine import CARD, Stream, sse, usage
 
@@ -44,9 +45,10 @@ def frames_of(url: str) -> list[np.ndarray]:
     return [np.asarray(Image.open(io.BytesIO(base64.b64decode(part)))) for part in data.split(",")]
 
 
-def test_the_frames_are_the_sampled_pixels(checkpoint: Checkpoint) -> None:
+@pytest.mark.parametrize("fmt", ["bmp", "png"])
+def test_the_frames_are_the_sampled_pixels(checkpoint: Checkpoint, fmt: ImageFormat) -> None:
     video = prepared_video(checkpoint, "zoom", max_frames=5)
-    frames = frames_of(video_url(video))
+    frames = frames_of(video_url(video, fmt))
     assert len(frames) == 5
     assert all(np.array_equal(sent, sampled) for sent, sampled in zip(frames, video.pixels, strict=True))
 
@@ -90,7 +92,10 @@ def test_the_body_carries_the_video_and_the_count_is_loupes(checkpoint: Checkpoi
 
     async def scenario() -> tuple[UpstreamEngine, UpstreamPrompt, list[GenerationEvent]]:
         client = UpstreamClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
-        engine = UpstreamEngine(replace(CARD, context_size=32768), checkpoint.processor, ReplicaPool(["http://a/v1"], client.healthy), client, "up")
+        reports = ReplicaReports(lambda url: client.served(url, "up"), "up")
+        pool = ReplicaPool(["http://a/v1"], reports.probe)
+        card = replace(CARD, context_size=32768)
+        engine = UpstreamEngine(card, checkpoint.processor, pool, client, "up", reports=reports, api="vllm")
         prompt = await engine.prepare(messages)
         return engine, prompt, [e async for e in engine.generate(prompt, SamplingParams(), 4)]
 
@@ -102,3 +107,14 @@ def test_the_body_carries_the_video_and_the_count_is_loupes(checkpoint: Checkpoi
     assert part["type"] == "video_url"
     assert len(frames_of(part["video_url"]["url"])) == 4
     assert body["media_io_kwargs"]["video"]["frames_indices"] == list(video.frames.indices)
+
+
+def test_an_upstream_that_is_not_vllm_refuses_video(checkpoint: Checkpoint) -> None:
+    video = prepared_video(checkpoint, "zoom", max_frames=4)
+    client = UpstreamClient(httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(500))))
+    reports = ReplicaReports(lambda url: client.served(url, "up"), "up")
+    pool = ReplicaPool(["http://a/v1"], reports.probe)
+    card = replace(CARD, context_size=32768)
+    engine = UpstreamEngine(card, checkpoint.processor, pool, client, "up", reports=reports, api="openai")
+    with pytest.raises(VideoNotSupported, match="vLLM upstreams only"):
+        asyncio.run(engine.prepare([PromptMessage(Role.USER, (video, TextPart("What happens?")))]))
