@@ -25,6 +25,18 @@ def prepared_video(
     detail: Detail | None = None,
 ) -> PreparedVideo:
     """Clip `name` (see tests.video_clips) prepared for this checkpoint's family."""
+    return asyncio.run(prepare_video(checkpoint, name, fps=fps, max_frames=max_frames, detail=detail))
+
+
+async def prepare_video(
+    checkpoint: Checkpoint,
+    name: str,
+    *,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    detail: Detail | None = None,
+) -> PreparedVideo:
+    """`prepared_video`, for a caller inside an event loop."""
     family = MODEL_TYPES[checkpoint.model_type]
     counter = video_counter_for(
         family, checkpoint.video_config, budget=1024, max_frames=64, processor_config=checkpoint.processor_config
@@ -33,5 +45,5 @@ def prepared_video(
     service = VideoService({card.id: VideoModel(VideoIntake(VideoLimits()), counter, max_video_tokens=1 << 20)})
     url = "data:video/mp4;base64," + base64.b64encode(clip(name).data).decode()
     ref = VideoRef(url, detail, "messages[0].content[1]", fps, max_frames)
-    [video] = asyncio.run(service.prepare(card, [ref]))
+    [video] = await service.prepare(card, [ref])
     return video
