@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.helpers import PHOTOS, PILLOW, REPO, data_url
+from tests.video_clips import clip
 
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
@@ -478,3 +479,32 @@ def test_the_server_pages_work_offline(browser: Browser, server: RunningServer) 
     finally:
         ctx.close()
     assert outside == []
+
+
+def test_a_video_file_with_its_estimate_and_answer(page: Page, server: RunningServer, tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(clip("zoom").data)
+    sent = posted(page)
+    page.set_input_files("#file-input", video)
+    page.fill("#prompt", "What happens in this clip?")
+    page.locator(".attachment select").select_option("low")
+    expect(page.locator(".attachment")).to_have_attribute("data-kind", "video")
+
+    url = "data:video/mp4;base64," + base64.b64encode(video.read_bytes()).decode()
+    part = {"type": "video_url", "video_url": {"url": url, "detail": "low"}}
+    body = request_body([{"role": "user", "content": [part, {"type": "text", "text": "What happens in this clip?"}]}])
+    expected = server_estimate(server, body)
+    expect(page.locator("#estimate-video-tokens")).to_have_text(str(expected["video_tokens"]))
+    expect(page.locator("#estimate-prompt-tokens")).to_have_text(str(expected["prompt_tokens"]))
+    assert sent[-1] == body
+    [plan] = expected["videos"]
+    expect(page.locator(".attachment .plan")).to_have_text(
+        f"256x192, 3 s -> {plan['frames']} frames at {plan['resized_width']}x{plan['resized_height']}, {plan['tokens']} tokens"
+    )
+    shot(page, "10-video-estimate")
+
+    page.press("#prompt", "Enter")
+    answer = answer_done(page, 0)
+    expect(answer.locator(".video-tokens")).to_have_text(str(expected["video_tokens"]))
+    expect(page.locator(".message.user video")).to_have_count(1)
+    shot(page, "11-video-answer")

@@ -21,9 +21,12 @@ import pytest
 
 from tests.conftest import RunningServer
 from tests.helpers import PHOTOS, REPO
+from tests.video_clips import clip
 
 GUIDE = REPO / "docs" / "vision-guide.md"
-PLACEHOLDERS = ("LOUPE_BASE_URL", "LOUPE_MODEL", "LOUPE_API_KEY", "LOUPE_IMAGE", "LOUPE_IMAGE_2", "LOUPE_IMAGE_URL")
+PLACEHOLDERS = (
+    "LOUPE_BASE_URL", "LOUPE_MODEL", "LOUPE_API_KEY", "LOUPE_IMAGE", "LOUPE_IMAGE_2", "LOUPE_IMAGE_URL", "LOUPE_VIDEO"
+)
 _BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
 pytestmark = pytest.mark.e2e
@@ -57,10 +60,15 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def guide_env(
-    serve: Callable[..., RunningServer], tiny_checkpoint: Callable[[str], Path], image_host: str
+    serve: Callable[..., RunningServer],
+    tiny_checkpoint: Callable[[str], Path],
+    image_host: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
     server = serve("--model", str(tiny_checkpoint("qwen2-vl")), "--allow-media-host", "127.0.0.1")
     (model,) = httpx.get(f"{server.api}/models", timeout=30).json()["data"]
+    video = tmp_path_factory.mktemp("guide") / "clip.mp4"
+    video.write_bytes(clip("mp4").data)
     return {
         **os.environ,
         "LOUPE_BASE_URL": server.api,
@@ -69,6 +77,7 @@ def guide_env(
         "LOUPE_IMAGE": str(PHOTOS / "extreme_ironing.jpg"),
         "LOUPE_IMAGE_2": str(PHOTOS / "boats.jpg"),
         "LOUPE_IMAGE_URL": f"{image_host}/bus.jpg",
+        "LOUPE_VIDEO": str(video),
     }
 
 

@@ -52,16 +52,18 @@ def encode(
     photo: str = "boats.jpg",
     motion: str = "pan",
     options: dict[str, str] | None = None,
+    rotation: int = 0,
 ) -> Clip:
     """A clip of `seconds` at `fps`, `width` x `height`; MP4s have their index first (faststart)
-    so a truncation cuts frames, not the index."""
+    so a truncation cuts frames, not the index. `rotation` is a display matrix's turn (degrees
+    counterclockwise), as a phone writes for a portrait clip."""
     source = _small(Image.open(PHOTOS / photo).convert("RGB"), width, height)
     frames = round(fps * seconds)
     mux_options = {"movflags": "faststart"} if container == "mp4" else {}
     # A file, not a buffer: faststart moves the index by rewriting the file.
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"clip.{container}"
-        _write(path, container, codec, source, width, height, fps, frames, motion, mux_options, options or {})
+        _write(path, container, codec, source, width, height, fps, frames, motion, mux_options, options or {}, rotation)
         data = path.read_bytes()
     return Clip(data, width, height, fps, frames)
 
@@ -78,10 +80,13 @@ def _write(
     motion: str,
     mux_options: dict[str, str],
     options: dict[str, str],
+    rotation: int = 0,
 ) -> None:
     with av.open(str(path), "w", format=container, options=mux_options) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
+        if rotation:
+            stream.set_display_rotation(rotation)
         stream.pix_fmt = "rgb8" if codec == "gif" else "yuv420p"
         preset = {"preset": "veryfast"} if codec == "libx264" else {}  # B-frames still, in less time
         stream.options = {"g": str(2 * fps), **preset, **options}  # a keyframe every 2 s
@@ -118,5 +123,6 @@ def clip(name: str) -> Clip:
         "mov": lambda: encode(128, 96, 12, 1.0, container="mov"),
         "webp": lambda: animated_webp(96, 64, 6, 100),
         "long": lambda: encode(64, 48, 30, 20.0),
+        "portrait": lambda: encode(160, 96, 10, 1.0, rotation=90),  # shown 96 x 160, as a phone's
     }
     return made[name]()

@@ -178,7 +178,7 @@ def upgrade(config: ConfigOption = None, db: DbOption = None) -> None:
     typer.echo("database is up to date")
 
 
-USAGE_COLUMNS = ("requests", "prompt_tokens", "image_tokens", "completion_tokens", "cost")
+USAGE_COLUMNS = ("requests", "prompt_tokens", "image_tokens", "video_tokens", "completion_tokens", "cost")
 
 
 def usage(

@@ -16,18 +16,21 @@ from loupe.compose_billing import start_heartbeat
 from loupe.domain import Prices
 from loupe.engines.local.engine import BatchingLimits, LocalEngine
 from loupe.engines.local.identity import local_fingerprint
-from loupe.engines.local.loader import load_model
+from loupe.engines.local.loader import VideoFiles, load_model, read_video_files
 from loupe.engines.protocol import Engine
 from loupe.engines.upstream import UpstreamEngine, load_upstream_model
 from loupe.lru import ByteLRU
 from loupe.media import DecodedCache, ImageFetcher, MediaIntake, SystemResolver, network_transport
-from loupe.models import TokenCounter
+from loupe.media.video_intake import SampledCache, VideoIntake
+from loupe.models import MODEL_TYPES, TokenCounter
+from loupe.models.video_catalog import VideoCounter, video_counter_for
 from loupe.models.card import checkpoint_counter, model_card
 from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
 from loupe.service.budget import MemoryBudget
 from loupe.service.metrics import Metrics
 from loupe.service.images import ImageService, fetch_limits, limits_for
+from loupe.service.videos import VideoModel, VideoService, video_limits_for
 from loupe.settings import ModelSettings, Settings
 
 
@@ -36,16 +39,19 @@ MiB = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class ServedModel:
-    """A loaded model: its engine and the counter that plans its images."""
+    """A loaded model: its engine and the counters that plan its images and videos (None:
+    its family takes no video)."""
 
     engine: Engine
     counter: TokenCounter
+    video: VideoCounter | None = None
 
 
 def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics) -> ServedModel:
     """Load one model's weights (this is where start-up time goes) and wrap it as an engine."""
     loaded = load_model(model.checkpoint, device=settings.engine.device, dtype=settings.engine.dtype)
     counter = checkpoint_counter(loaded.checkpoint, model.images.auto_detail_token_budget)
+    video = video_counter(loaded.checkpoint.video_files, model)
     card = model_card(
         model.id,
         model.checkpoint,
@@ -59,6 +65,7 @@ def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics)
         family=model.family,
         fingerprint=local_fingerprint(loaded),
         vocab_size=len(loaded.processor.tokenizer),
+        max_videos=model.videos.max_videos if video else 0,
     )
     engine = settings.engine
     limits = BatchingLimits(
@@ -71,7 +78,7 @@ def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics)
     )
     batch_sizes = metrics.batch_size.labels(model.id)
     local = LocalEngine(card, loaded, max_queue=engine.max_queue, limits=limits, observe_batch=batch_sizes.observe)
-    return ServedModel(local, counter)
+    return ServedModel(local, counter, video)
 
 
 def prices_of(model: ModelSettings, settings: Settings) -> Prices:
@@ -81,6 +88,7 @@ def prices_of(model: ModelSettings, settings: Settings) -> Prices:
 def load_upstream(model: ModelSettings, settings: Settings, metrics: Metrics) -> ServedModel:
     """A model served by OpenAI-compatible upstream replicas; its checkpoint is read without weights."""
     options = model.upstream_options
+    video = video_counter(read_video_files(model.checkpoint), model)
     engine, counter = load_upstream_model(
         model.id,
         model.checkpoint,
@@ -101,8 +109,23 @@ def load_upstream(model: ModelSettings, settings: Settings, metrics: Metrics) ->
         owned_by=model.owned_by,
         family=model.family,
         encoded_cache_bytes=settings.engine.image_cache_mb * MiB,
+        max_videos=model.videos.max_videos if video else 0,
     )
-    return ServedModel(engine, counter)
+    return ServedModel(engine, counter, video)
+
+
+def video_counter(files: VideoFiles, model: ModelSettings) -> VideoCounter | None:
+    """The model's video counter: its family's rules, its checkpoint's settings, its limits."""
+    family = MODEL_TYPES.get(files.model_type)
+    if family is None:
+        return None
+    return video_counter_for(
+        family,
+        files.video_config,
+        budget=model.images.auto_detail_token_budget,
+        max_frames=model.videos.max_frames,
+        processor_config=files.processor_config,
+    )
 
 
 def load_models(
@@ -117,18 +140,39 @@ def load_models(
     return served
 
 
-def image_service(settings: Settings, served: Mapping[str, ServedModel], metrics: Metrics) -> ImageService:
-    fetch = settings.fetch
-    fetcher = ImageFetcher(fetch_limits(fetch), transport=network_transport(), resolver=SystemResolver())
+def image_service(
+    settings: Settings, served: Mapping[str, ServedModel], metrics: Metrics, fetcher: ImageFetcher
+) -> ImageService:
     decoded: DecodedCache = ByteLRU(settings.engine.image_cache_mb * MiB)
-    intakes = {m.id: MediaIntake(limits_for(m, fetch), fetcher=fetcher, cache=decoded) for m in settings.models}
+    intakes = {m.id: MediaIntake(limits_for(m, settings.fetch), fetcher=fetcher, cache=decoded) for m in settings.models}
     counters = {model_id: s.counter for model_id, s in served.items()}
     return ImageService(intakes, counters, fetcher, metrics)
 
 
+def video_service(settings: Settings, served: Mapping[str, ServedModel], fetcher: ImageFetcher) -> VideoService:
+    """Each model's video intake (the images' fetcher, one cache of sampled frames) and limits."""
+    sampled: SampledCache = ByteLRU(settings.engine.video_cache_mb * MiB)
+    models = {
+        m.id: VideoModel(
+            VideoIntake(video_limits_for(m), fetcher=fetcher, cache=sampled),
+            served[m.id].video,
+            max_videos=m.videos.max_videos,
+            max_video_tokens=m.videos.max_video_tokens,
+        )
+        for m in settings.models
+    }
+    return VideoService(models)
+
+
 def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Billing, metrics: Metrics) -> FastAPI:
     engines = {model_id: s.engine for model_id, s in served.items()}
-    chat = ChatService(engines, image_service(settings, served, metrics), MemoryBudget(settings.engine.image_memory_mb * MiB))
+    fetcher = ImageFetcher(fetch_limits(settings.fetch), transport=network_transport(), resolver=SystemResolver())
+    chat = ChatService(
+        engines,
+        image_service(settings, served, metrics, fetcher),
+        MemoryBudget(settings.engine.image_memory_mb * MiB),
+        video_service(settings, served, fetcher),
+    )
     metrics.add_gauge(
         "loupe_queue_depth",
         "Requests queued or running, per model",

@@ -138,10 +138,12 @@ class VideoFrames:
 
 @dataclass(frozen=True, slots=True)
 class PlannedVideo:
-    """A video known only by its header: its plan, enough to count its tokens."""
+    """A video known only by its header: its plan, enough to count its tokens; `detail` is
+    what the client asked (None: not said)."""
 
     index: int
     frames: VideoFrames
+    detail: Detail | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +412,7 @@ class ModelCard:
     max_images: int
     prices: Prices = field(default_factory=Prices)
     detail_rules: tuple[DetailRule, ...] = ()
+    max_videos: int = 0  # videos in one request (0: the model takes none)
     vocab_size: int = 0  # token ids `logit_bias` may name: 0 to vocab_size - 1 (0: unchecked)
     # OpenAI's `system_fingerprint`: changes when the weights or the engine's configuration do.
     fingerprint: str = "fp_unknown"

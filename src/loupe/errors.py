@@ -200,6 +200,14 @@ class VideoTokensExceeded(LoupeError):
     code = "VIDEO_TOKENS_EXCEED_LIMIT"
 
 
+class VideoCombinationNotSupported(LoupeError):
+    """The model takes these videos only in separate requests: beside images (families whose
+    processor or model reads images and video frames alike), or several sampled differently
+    (where one setting covers a request's videos)."""
+
+    code = "VIDEO_COMBINATION_NOT_SUPPORTED"
+
+
 # -- keys, balances and rate limits ---------------------------------------------------------------
 
 

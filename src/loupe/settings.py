@@ -55,6 +55,22 @@ class ImageSettings(BaseModel):
     auto_detail_token_budget: int = Field(1024, ge=16)
 
 
+class VideoSettings(BaseModel):
+    """Per-model limits on the videos of a request (`video_url` parts; docs/vision-guide.md)."""
+
+    model_config = _FROZEN
+
+    max_videos: int = Field(4, ge=0, le=16, description="videos in one request (0: this model takes none)")
+    max_video_tokens: int = Field(32768, ge=1, description="placeholder tokens of a request's videos together")
+    max_video_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_duration_s: float = Field(600.0, gt=0)
+    max_frames: int = Field(256, ge=1, le=768, description="frames sampled from one video; a request may only lower it")
+    max_frame_pixels: int = Field(8_847_360, ge=1, description="pixels of one frame as the file declares it (4096 x 2160)")
+    max_frame_side: int = Field(8192, ge=1)
+    max_fps: float = Field(240.0, gt=0, description="frame rate a file may declare")
+    decode_timeout_s: float = Field(60.0, gt=0, description="wall time to decode one video's sampled frames")
+
+
 class UpstreamOptions(BaseModel):
     """How Loupe talks to an upstream model's replicas."""
 
@@ -95,6 +111,7 @@ class ModelSettings(BaseModel):
     input_price_per_m: Decimal = Field(Decimal(0), ge=0, description="per million input tokens (image tokens included)")
     output_price_per_m: Decimal = Field(Decimal(0), ge=0, description="per million completion tokens")
     images: ImageSettings = ImageSettings()
+    videos: VideoSettings = VideoSettings()
 
     @model_validator(mode="after")
     def _upstream_needs_urls(self) -> ModelSettings:
@@ -132,9 +149,10 @@ class EngineSettings(BaseModel):
     image_cache_mb: int = Field(
         256, ge=0, description="decoded images kept for later turns, by file and planned size (per upstream model: encoded ones)"
     )
+    video_cache_mb: int = Field(256, ge=0, description="sampled video frames kept for later turns, by file and plan")
     image_memory_mb: int = Field(
-        256, ge=0, description="decoded images and pixel values of the requests between image planning and "
-        "prefill (estimated); more requests wait, a larger one runs alone; 0: unbounded"
+        256, ge=0, description="decoded images, sampled video frames and pixel values of the requests between "
+        "planning and prefill (estimated); more requests wait, a larger one runs alone; 0: unbounded"
     )
     stream_buffer_tokens: int = Field(
         64, ge=1, description="tokens per choice a streaming client may fall behind before its generation pauses"

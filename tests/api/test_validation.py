@@ -23,7 +23,7 @@ def refusal(content: Any) -> InvalidRequest:
 @pytest.mark.parametrize(
     "part, kind",
     [
-        ({"type": "video_url", "video_url": {"url": "https://example.com/v.mp4"}}, "video_url"),
+        ({"type": "input_video", "input_video": {"url": "https://example.com/v.mp4"}}, "input_video"),
         ({"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}, "input_audio"),
         ({"type": "file", "file": {"file_id": "f"}}, "file"),
     ],
@@ -33,6 +33,15 @@ def test_unsupported_part_types_are_named(part: dict[str, Any], kind: str) -> No
     assert error.param == "messages[0].content[1].type"
     assert f"content part type {kind!r} is not supported" in error.message
     assert "valid string" not in error.message
+
+
+def test_a_video_part_is_taken_and_its_fields_are_checked() -> None:
+    part = {"type": "video_url", "video_url": {"url": "https://example.com/v.mp4", "fps": 1.5, "max_frames": 8}}
+    body = {"model": "m", "messages": [{"role": "user", "content": [part]}]}
+    parsed = ChatCompletionRequest.model_validate(body).messages[0].content
+    assert isinstance(parsed, list) and parsed[0].video_url.fps == 1.5  # type: ignore[union-attr]
+    error = refusal([{"type": "video_url", "video_url": {"url": "https://example.com/v.mp4", "frames": 8}}])
+    assert error.param == "messages[0].content[0].video_url.frames"
 
 
 def test_an_image_url_given_as_a_string_says_what_to_send() -> None:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from loupe.billing import Billing, Database, InProcessRateLimiter, cost_nanos, prices_of
-from loupe.domain import Prices
+from loupe.domain import Prices, Usage
 
 from .support import FakeClock, usage
 
@@ -72,3 +72,15 @@ def test_an_empty_range_is_all_zeros(database: Database) -> None:
     report = billing.usage(None, datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 1, 2, tzinfo=UTC), "model")
     assert report.totals.requests == 0 and report.totals.cost == 0 and report.groups == ()
     assert report.as_dict()["totals"]["cost"] == "0"
+
+
+def test_video_tokens_are_billed_as_prompt_tokens_and_reported_apart(database: Database) -> None:
+    billing = Billing(database, InProcessRateLimiter(), clock=FakeClock(datetime(2026, 3, 1, 12, tzinfo=UTC)))
+    key = billing.keys.create("carol", balance="10").key
+    admission = billing.admit(key, "cheap", CHEAP, 1000, 100, "video-1")
+    settled = billing.settle(admission, 200, Usage(prompt_tokens=1000, completion_tokens=100, image_tokens=100, video_tokens=600))
+    assert settled.cost_nanos == cost_nanos(CHEAP, 1000, 100)  # at the input price, as image tokens are
+    report = billing.usage(key.id, datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC))
+    totals = report.totals
+    assert (totals.prompt_tokens, totals.image_tokens, totals.video_tokens) == (1000, 100, 600)
+    assert report.as_dict()["totals"]["video_tokens"] == 600

@@ -2,46 +2,18 @@
 counts, in a child process (`python -m tests.models.video_reference < cases.json`).
 
 Those modules import torchvision at the top; Loupe's venv has none. Here, in a process of its
-own, a stand-in torchvision module lets them import, and the torchvision backend's pixel resize
-(the only torchvision call on these paths) is replaced by one that returns a tensor of the size
-asked for: every decision (frames, sizes, grids, token strings) is the reference's own code.
+own, a stand-in torchvision (tests.torchvision_stand_in) lets them import, and the torchvision
+backend's pixel resize is replaced by one that returns a tensor of the size asked for: every
+decision (frames, sizes, grids, token strings) is the reference's own code.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import sys
-import types
 from typing import Any
 
-
-def _install_torchvision_stand_in() -> None:
-    functional = types.ModuleType("torchvision.transforms.v2.functional")
-
-    class InterpolationMode(enum.Enum):
-        NEAREST = "nearest"
-        NEAREST_EXACT = "nearest-exact"
-        BILINEAR = "bilinear"
-        BICUBIC = "bicubic"
-        BOX = "box"
-        HAMMING = "hamming"
-        LANCZOS = "lanczos"
-
-    functional.InterpolationMode = InterpolationMode  # type: ignore[attr-defined]
-    for name in ("torchvision", "torchvision.transforms", "torchvision.transforms.v2"):
-        sys.modules[name] = types.ModuleType(name)
-    sys.modules["torchvision.transforms.v2.functional"] = functional
-
-    sys.modules["torchvision.transforms.v2"].functional = functional  # type: ignore[attr-defined]
-
-
-# transformers decides once, at import, that torchvision is absent; the stand-in comes after, for
-# the modules that import it unconditionally.
-from transformers.utils import import_utils  # noqa: E402
-
-assert not import_utils.is_torchvision_available()
-_install_torchvision_stand_in()
+import tests.torchvision_stand_in  # noqa: F401  (before the video processor modules)
 
 import torch  # noqa: E402
 from transformers.image_processing_backends import TorchvisionBackend  # noqa: E402
@@ -87,11 +59,7 @@ def _grid_family(case: dict[str, Any], cls: type, processor_cls: type) -> dict[s
     config = case["config"]
     video = _bare(cls, **{"num_frames": None, **config})
     metadata = _metadata(case)
-    if cls is Qwen2VLVideoProcessor:
-        indices = video.sample_frames(metadata, fps=case["fps"])
-    else:
-        indices = video.sample_frames(metadata, fps=case["fps"])
-    indices = [int(i) for i in indices]
+    indices = [int(i) for i in video.sample_frames(metadata, fps=case["fps"])]
     frames = _blank(1, len(indices), 3, case["height"], case["width"])
     size = SizeDict(**config["size"])
     factor = config["patch_size"] * config["merge_size"]

@@ -10,11 +10,18 @@ from typing import TypeVar
 import pytest
 
 from loupe.domain import Detail, ModelCard, VideoRef
-from loupe.errors import InvalidVideoFormat, TooManyVideoFrames, TooManyVideos, VideoNotSupported, VideoTokensExceeded
+from loupe.errors import (
+    InvalidVideoFormat,
+    TooManyVideoFrames,
+    TooManyVideos,
+    VideoCombinationNotSupported,
+    VideoNotSupported,
+    VideoTokensExceeded,
+)
 from loupe.media.video_intake import VideoIntake
 from loupe.media.video_limits import VideoLimits
 from loupe.models.video_catalog import video_counter_for
-from loupe.service.videos import VideoModel, VideoService
+from loupe.service.videos import VideoModel, VideoService, video_cost
 from tests.video_clips import clip
 
 T = TypeVar("T")
@@ -79,3 +86,31 @@ def test_refusals_name_the_model_the_part_and_the_field() -> None:
 
 def test_no_videos_no_work() -> None:
     assert run(service().plan(LLAVA, [])) == []
+
+
+def test_check_refuses_at_once_what_the_model_cannot_take() -> None:
+    videos = VideoService(
+        {
+            "m": VideoModel(VideoIntake(VideoLimits()), video_counter_for("qwen2-vl", {}, budget=1024, max_frames=64)),
+            "smol": VideoModel(VideoIntake(VideoLimits()), video_counter_for("smolvlm", {}, budget=1024, max_frames=64)),
+        }
+    )
+    smol = ModelCard(id="smol", created=0, owned_by="test", family="smolvlm", checkpoint="c", context_size=8192, max_images=8)
+    broken = VideoRef(url="data:video/mp4;base64,AAAA", detail=None, param="messages[0].content[0].video_url")
+    videos.check(CARD, [broken], images=2)  # Qwen-VL takes both; nothing is fetched to check
+    videos.check(smol, [broken])
+    with pytest.raises(VideoCombinationNotSupported, match="'smol'|smol"):
+        videos.check(smol, [broken], images=1)
+    with pytest.raises(VideoNotSupported):
+        videos.check(LLAVA, [broken])
+
+
+def test_prepare_admits_the_frames_bytes_before_decoding() -> None:
+    admitted: list[int] = []
+
+    async def admit(cost: int) -> None:
+        admitted.append(cost)
+
+    [video] = run(service().prepare(CARD, [ref("zoom", max_frames=4)], admit))
+    frames = video.frames
+    assert admitted == [4 * frames.width * frames.height * 3 * 5] == [video_cost(frames)]

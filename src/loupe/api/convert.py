@@ -19,6 +19,7 @@ from loupe.domain import (
     JsonOutput,
     Message,
     ModelCard,
+    PlannedVideo,
     Role,
     SamplingParams,
     TextPart,
@@ -28,6 +29,7 @@ from loupe.domain import (
     ToolCallOutput,
     ToolSpec,
     Usage,
+    VideoRef,
 )
 from loupe.errors import InvalidRequest
 from loupe.service.chat import ChatRun, Completion
@@ -199,11 +201,22 @@ def _message(index: int, message: wire.ChatMessage) -> Message:
         if isinstance(part, wire.TextContent):
             parts.append(TextPart(_text(part.text, f"{where}.content[{j}].text")))
             continue
+        if isinstance(part, wire.VideoContent):
+            parts.append(_video(part.video_url, role, f"{where}.content[{j}].video_url"))
+            continue
         param = f"{where}.content[{j}].image_url"
         if role is not Role.USER:
             raise InvalidRequest(f"images are only allowed in user messages, not {message.role}", param=param)
         parts.append(ImageRef(url=part.image_url.url, detail=_detail(part.image_url.detail, param), param=param))
     return Message(role=role, content=tuple(parts), tool_calls=calls, tool_call_id=message.tool_call_id)
+
+
+def _video(video: wire.VideoUrl, role: Role, param: str) -> VideoRef:
+    if role is not Role.USER:
+        raise InvalidRequest(f"videos are only allowed in user messages, not {role.value}", param=param)
+    return VideoRef(
+        url=video.url, detail=_detail(video.detail, param), param=param, fps=video.fps, max_frames=video.max_frames
+    )
 
 
 def _text(value: str, param: str) -> str:
@@ -297,6 +310,7 @@ def usage_to_wire(usage: Usage) -> wire.CompletionUsage:
             image_tokens=usage.image_tokens,
             text_tokens=usage.text_tokens,
             cached_tokens=usage.cached_tokens,
+            video_tokens=usage.video_tokens,
         ),
     )
 
@@ -314,11 +328,12 @@ def model_to_wire(card: ModelCard) -> wire.ModelObject:
         family=card.family,
         context_size=card.context_size,
         max_images=card.max_images,
+        max_videos=card.max_videos,
         currency=card.prices.currency,
         input_token_price_per_m=money(card.prices.input_per_m),
         output_token_price_per_m=money(card.prices.output_per_m),
         detail_rules=[wire.DetailRuleObject(detail=r.detail, rule=r.rule, tokens=r.tokens) for r in card.detail_rules],
-        capabilities={"vision": True, "streaming": True, "multi_image": card.max_images > 1},
+        capabilities={"vision": True, "video": card.max_videos > 0, "streaming": True, "multi_image": card.max_images > 1},
     )
 
 
@@ -326,6 +341,23 @@ def money(value: Decimal) -> str:
     """A decimal string without exponent or trailing zeros: "0.00012", "3"."""
     text = format(value.normalize(), "f")
     return text
+
+
+def _planned_video(video: PlannedVideo) -> wire.PlannedVideoObject:
+    frames = video.frames
+    return wire.PlannedVideoObject(
+        index=video.index,
+        width=frames.original_width,
+        height=frames.original_height,
+        duration_s=round(frames.duration_s, 3),
+        fps=round(frames.video_fps, 3),
+        frames=len(frames.indices),
+        detail=video.detail.value if video.detail else None,
+        detail_applied=frames.detail.value,
+        resized_width=frames.width,
+        resized_height=frames.height,
+        tokens=frames.tokens,
+    )
 
 
 def estimate_to_wire(estimate: Estimate) -> wire.EstimateObject:
@@ -347,6 +379,8 @@ def estimate_to_wire(estimate: Estimate) -> wire.EstimateObject:
             )
             for i in estimate.images
         ],
+        video_tokens=estimate.video_tokens,
+        videos=[_planned_video(v) for v in estimate.videos],
         max_completion_tokens=estimate.max_completion_tokens,
         cost=wire.CostRange(
             currency=estimate.prices.currency,

@@ -36,6 +36,7 @@ HTTP_TABLE: dict[type[errors.LoupeError], tuple[int, str]] = {
     errors.VideoNotSupported: (400, "invalid_request_error"),
     errors.TooManyVideos: (400, "invalid_request_error"),
     errors.VideoTokensExceeded: (400, "invalid_request_error"),
+    errors.VideoCombinationNotSupported: (400, "invalid_request_error"),
     errors.InvalidApiKey: (401, "authentication_error"),
     errors.FailedToAuth: (401, "authentication_error"),
     errors.AccessDenied: (403, "permission_error"),

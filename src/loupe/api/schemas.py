@@ -32,7 +32,25 @@ class ImageContent(BaseModel):
     image_url: ImageUrl
 
 
-ContentPart = Annotated[TextContent | ImageContent, Field(discriminator="type")]
+class VideoUrl(BaseModel):
+    """Loupe's video part (the shape SiliconFlow and vLLM take): `fps` frames sampled per second
+    of video, at most `max_frames`, each sized by `detail` as an image would be; absent values
+    take the model's defaults (docs/vision-guide.md)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    url: str = Field(min_length=1)
+    detail: str | None = None
+    fps: float | None = None
+    max_frames: int | None = None
+
+
+class VideoContent(BaseModel):
+    model_config = _STRICT
+    type: Literal["video_url"]
+    video_url: VideoUrl
+
+
+ContentPart = Annotated[TextContent | ImageContent | VideoContent, Field(discriminator="type")]
 
 
 class FunctionCall(BaseModel):
@@ -195,6 +213,7 @@ class PromptTokensDetails(BaseModel):
     image_tokens: int
     text_tokens: int
     cached_tokens: int = 0
+    video_tokens: int = 0
 
 
 class CompletionUsage(BaseModel):
@@ -304,6 +323,7 @@ class ModelObject(BaseModel):
     family: str
     context_size: int
     max_images: int
+    max_videos: int
     currency: str
     input_token_price_per_m: str
     output_token_price_per_m: str
@@ -322,6 +342,20 @@ class PlannedImageObject(BaseModel):
     tokens: int
 
 
+class PlannedVideoObject(BaseModel):
+    index: int
+    width: int
+    height: int
+    duration_s: float
+    fps: float
+    frames: int  # sampled
+    detail: str | None
+    detail_applied: str
+    resized_width: int
+    resized_height: int
+    tokens: int  # the frames' placeholders; the prompt's video_tokens add the text between frames
+
+
 class CostRange(BaseModel):
     currency: str
     prompt_only: str
@@ -335,6 +369,8 @@ class EstimateObject(BaseModel):
     text_tokens: int
     image_tokens: int
     images: list[PlannedImageObject]
+    video_tokens: int
+    videos: list[PlannedVideoObject]
     max_completion_tokens: int
     cost: CostRange
 

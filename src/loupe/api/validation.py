@@ -1,6 +1,6 @@
 """pydantic's validation errors as one clear 400: the most specific error, in a client's words.
 
-A content part of a type Loupe does not take (`video_url`, `input_audio`, `file`) or an
+A content part of a type Loupe does not take (`input_audio`, `file`) or an
 `image_url` given as a string fails every branch of the content union; the error that says why
 is the deepest one, not the first ("Input should be a valid string").
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 from loupe.errors import InvalidRequest
 
-_PARTS = "'text' and 'image_url'"
+_PARTS = "'text', 'image_url' and 'video_url'"
 
 
 def _is_branch(part: object) -> bool:
@@ -45,7 +45,7 @@ def _content_message(error: dict[str, Any], param: str | None) -> str | None:
     if kind == "union_tag_invalid":
         return (
             f"content part type {ctx.get('tag')!r} is not supported; Loupe accepts {_PARTS} parts "
-            "(no video, audio or files: send video as frames in image_url parts)"
+            "(no audio or files)"
         )
     if kind == "union_tag_not_found":
         return f"a content part needs a 'type': {_PARTS}"

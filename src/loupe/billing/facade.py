@@ -160,7 +160,9 @@ class Billing:
         charged = status in CHARGED_STATUSES
         cost = cost_nanos(admission.prices, usage.prompt_tokens, usage.completion_tokens) if charged else 0
         cost = min(cost, MAX_NANOS)  # only a count above the admitted one could pass it: charge what fits
-        outcome = Outcome(status, charged, usage.text_tokens, usage.image_tokens, usage.completion_tokens, cost)
+        outcome = Outcome(
+            status, charged, usage.text_tokens, usage.image_tokens, usage.completion_tokens, cost, usage.video_tokens
+        )
         recorded = self.ledger.settle(admission.reservation, outcome, admission.tags)
         if recorded:
             drawn_tokens = admission.prompt_tokens + admission.max_completion_tokens

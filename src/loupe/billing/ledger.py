@@ -49,6 +49,7 @@ class Outcome:
     image_tokens: int
     completion_tokens: int
     cost_nanos: int
+    video_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ class Ledger:
             "charged": outcome.charged,
             "text_tokens": outcome.text_tokens,
             "image_tokens": outcome.image_tokens,
+            "video_tokens": outcome.video_tokens,
             "completion_tokens": outcome.completion_tokens,
             "cost": cost,
             "created_at": reservation.created_at,
@@ -269,6 +271,7 @@ def _to_entry(row: Any) -> LedgerEntry:
         image_tokens=row["image_tokens"],
         completion_tokens=row["completion_tokens"],
         cost_nanos=row["cost"],
+        video_tokens=row["video_tokens"],
     )
     tags = Tags(row["user"], row["safety_identifier"], tuple(sorted((row["request_metadata"] or {}).items())))
     return LedgerEntry(

@@ -105,6 +105,7 @@ ledger = sa.Table(
     sa.Column("charged", sa.Boolean, nullable=False),
     sa.Column("text_tokens", sa.Integer, nullable=False),
     sa.Column("image_tokens", sa.Integer, nullable=False),
+    sa.Column("video_tokens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("completion_tokens", sa.Integer, nullable=False),
     sa.Column("cost", sa.BigInteger, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),

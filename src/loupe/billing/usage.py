@@ -25,13 +25,14 @@ METADATA_GROUP = "metadata."
 
 @dataclass(frozen=True, slots=True)
 class UsageTotals:
-    """Sums over charged requests. `prompt_tokens` includes `image_tokens`."""
+    """Sums over charged requests. `prompt_tokens` includes `image_tokens` and `video_tokens`."""
 
     requests: int = 0
     prompt_tokens: int = 0
     image_tokens: int = 0
     completion_tokens: int = 0
     cost: Decimal = Decimal(0)
+    video_tokens: int = 0
 
     def as_dict(self) -> dict[str, int | str]:
         """JSON-ready: the cost as a decimal string ("0.000123")."""
@@ -39,6 +40,7 @@ class UsageTotals:
             "requests": self.requests,
             "prompt_tokens": self.prompt_tokens,
             "image_tokens": self.image_tokens,
+            "video_tokens": self.video_tokens,
             "completion_tokens": self.completion_tokens,
             "cost": format_money(int(self.cost.scaleb(9))),
         }
@@ -80,8 +82,9 @@ def usage_report(
         where.append(ledger.c.key_id == key_id)
     sums = (
         sa.func.count().label("requests"),
-        _sum(ledger.c.text_tokens + ledger.c.image_tokens).label("prompt_tokens"),
+        _sum(ledger.c.text_tokens + ledger.c.image_tokens + ledger.c.video_tokens).label("prompt_tokens"),
         _sum(ledger.c.image_tokens).label("image_tokens"),
+        _sum(ledger.c.video_tokens).label("video_tokens"),
         _sum(ledger.c.completion_tokens).label("completion_tokens"),
         # Whole units and the rest apart: SQLite's sum() of BIGINTs fails past 2**63 - 1.
         _sum(ledger.c.cost // NANOS_PER_UNIT).label("cost_units"),
@@ -120,6 +123,7 @@ def _totals(row: Any) -> UsageTotals:
         requests=int(row.requests),
         prompt_tokens=int(row.prompt_tokens),
         image_tokens=int(row.image_tokens),
+        video_tokens=int(row.video_tokens),
         completion_tokens=int(row.completion_tokens),
         cost=from_nanos(int(row.cost_units) * NANOS_PER_UNIT + int(row.cost_rest)),
     )

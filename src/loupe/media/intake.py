@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TypeVar
 
 from loupe.domain import ImageRef
 from loupe.errors import ImageError, ImageUrlForbidden
 from loupe.lru import ByteLRU
 from loupe.media.data_url import decode_data_url, is_data_url
 from loupe.media.decode import DecodedImage, decode_image
+from loupe.media.each import each
 from loupe.media.fetch import ImageFetcher
 from loupe.media.limits import ImageLimits
 from loupe.media.pixels import pixel_bytes
 from loupe.media.probe import ImageHeader, probe_image
-
-T = TypeVar("T")
-R = TypeVar("R")
-
 
 @dataclass(frozen=True, slots=True)
 class EncodedImage:
@@ -80,7 +76,7 @@ class MediaIntake:
     async def fetch(self, refs: Sequence[ImageRef]) -> list[EncodedImage]:
         """Every image's bytes and header, in the order given; no pixel is decoded. Raises as
         `load` does, for what the bytes and the header can show."""
-        return await self._each(refs, refs, lambda ref, _: self._fetch_one(ref))
+        return await each(refs, refs, lambda ref, _: self._fetch_one(ref), ImageError)
 
     async def decode(
         self,
@@ -91,22 +87,11 @@ class MediaIntake:
         """Decode fetched images; `targets` holds the upright size each will be resized to, or
         None for a full decode. Raises as `load` does."""
         pairs = list(zip(encoded, targets, strict=True))
-        return await self._each(refs, pairs, self._decode_one)
+        return await each(refs, pairs, self._decode_one, ImageError)
 
     async def probe(self, refs: Sequence[ImageRef]) -> list[ImageHeader]:
         """Like `load`, but read only each image's header: format and upright size."""
         return [image.header for image in await self.fetch(refs)]
-
-    async def _each(
-        self, refs: Sequence[ImageRef], items: Sequence[T], one: Callable[[ImageRef, T], Awaitable[R]]
-    ) -> list[R]:
-        try:
-            async with asyncio.TaskGroup() as group:
-                pairs = zip(refs, items, strict=True)
-                tasks = [group.create_task(_located(ref, one(ref, item))) for ref, item in pairs]
-        except* ImageError as failures:
-            raise failures.exceptions[0] from None
-        return [task.result() for task in tasks]
 
     async def aclose(self) -> None:
         if self._fetcher is not None:
@@ -143,11 +128,3 @@ class MediaIntake:
                 "This server does not fetch image URLs; send the image as a base64 data URL."
             )
         return await self._fetcher.fetch(url, max_bytes=self._limits.max_bytes)
-
-
-async def _located(ref: ImageRef, work: Awaitable[T]) -> T:
-    """`work`, with an ImageError it raises located at the image's part of the request."""
-    try:
-        return await work
-    except ImageError as exc:
-        raise exc.with_param(ref.param) from None

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 
@@ -24,7 +23,6 @@ from loupe.errors import (
     ImageFetchFailed,
     ImageFileExceedsMaxSize,
     InvalidVideoFormat,
-    LoupeError,
     VideoError,
     VideoFetchFailed,
     VideoFileExceedsMaxSize,
@@ -32,13 +30,11 @@ from loupe.errors import (
 )
 from loupe.lru import ByteLRU
 from loupe.media.data_url import PayloadKind, decode_data_url, is_data_url
+from loupe.media.each import each
 from loupe.media.fetch import ImageFetcher
 from loupe.media.video_limits import VideoLimits
 from loupe.media.video_probe import VideoHeader, probe_video
 from loupe.media.video_sample import sample_video
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 VIDEO_PAYLOAD = PayloadKind(
     "video",
@@ -102,13 +98,13 @@ class VideoIntake:
         """Every video's bytes and header, in the order given; no frame is decoded.
 
         Raises the first VideoError met, located at its VideoRef's `param`."""
-        return await _each(refs, refs, lambda ref, _: self._fetch_one(ref))
+        return await each(refs, refs, lambda ref, _: self._fetch_one(ref), VideoError)
 
     async def sample(
         self, refs: Sequence[VideoRef], encoded: Sequence[EncodedVideo], plans: Sequence[FramePlan]
     ) -> list[np.ndarray]:
         """Each video's planned frames, decoded and resized. Raises as `fetch` does."""
-        return await _each(refs, list(zip(encoded, plans, strict=True)), self._sample_one)
+        return await each(refs, list(zip(encoded, plans, strict=True)), self._sample_one, VideoError)
 
     async def _fetch_one(self, ref: VideoRef) -> EncodedVideo:
         loop = asyncio.get_running_loop()
@@ -154,20 +150,3 @@ def _as_video_error(error: ImageError) -> VideoError:
     if isinstance(error, ImageFetchFailed):
         return VideoFetchFailed(message)
     return VideoUrlForbidden(message)
-
-
-async def _each(refs: Sequence[VideoRef], items: Sequence[T], one: Callable[[VideoRef, T], Awaitable[R]]) -> list[R]:
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(_located(ref, one(ref, item))) for ref, item in zip(refs, items, strict=True)]
-    except* VideoError as failures:
-        raise failures.exceptions[0] from None
-    return [task.result() for task in tasks]
-
-
-async def _located(ref: VideoRef, work: Awaitable[T]) -> T:
-    """`work`, with a VideoError it raises located at the video's part of the request."""
-    try:
-        return await work
-    except LoupeError as exc:
-        raise exc.with_param(ref.param) from None

@@ -28,6 +28,7 @@ from loupe.errors import (
 )
 from loupe.media.video_formats import CODECS, DEMUXERS, sniff_container
 from loupe.media.video_limits import VideoLimits
+from loupe.media.video_rotation import mp4_rotation, upright
 
 # What PyAV raises for data FFmpeg cannot parse (its errors are OSError subclasses).
 _AV_FAILURES = (av.error.FFmpegError, OSError, ValueError, EOFError, IndexError, ZeroDivisionError)
@@ -41,7 +42,9 @@ class VideoHeader:
 
     `duration_s` is `frame_count / fps`, the convention the reference processors' metadata
     follows (transformers' PyAV reader). `container` is Loupe's name (`mp4`, `webm`, `gif`...),
-    `codec` FFmpeg's (`h264`, `vp9`...).
+    `codec` FFmpeg's (`h264`, `vp9`...). `width` x `height` is the frame as shown: a phone
+    clip's frames are stored turned, and `rotation` (degrees counterclockwise, a quarter turn)
+    is the turn that shows them upright (see video_rotation).
     """
 
     container: str
@@ -52,6 +55,7 @@ class VideoHeader:
     frame_count: int
     duration_s: float
     byte_size: int
+    rotation: int = 0
 
 
 def probe_video(data: bytes, limits: VideoLimits) -> VideoHeader:
@@ -68,7 +72,7 @@ def probe_video(data: bytes, limits: VideoLimits) -> VideoHeader:
         header = _probe_animation(data, container_name)
     else:
         with opened(data, container_name) as container:
-            header = _probe_stream(container, container_name, len(data))
+            header = _probe_stream(container, container_name, data)
     check_header(header, limits)
     return header
 
@@ -123,7 +127,7 @@ def video_stream(container: InputContainer) -> VideoStream:
     return stream
 
 
-def _probe_stream(container: InputContainer, container_name: str, byte_size: int) -> VideoHeader:
+def _probe_stream(container: InputContainer, container_name: str, data: bytes) -> VideoHeader:
     stream = video_stream(container)
     width, height = stream.codec_context.width, stream.codec_context.height
     if width < 1 or height < 1:
@@ -136,7 +140,11 @@ def _probe_stream(container: InputContainer, container_name: str, byte_size: int
     if frames <= 0:
         raise InvalidVideoFormat("The video stream has no frames.")
     duration = frames / fps if fps > 0 else 0.0
-    return VideoHeader(container_name, stream.codec_context.name, width, height, fps, frames, duration, byte_size)
+    rotation = mp4_rotation(data) if container_name in ("mp4", "mov") else 0
+    width, height = upright(rotation, width, height)
+    return VideoHeader(
+        container_name, stream.codec_context.name, width, height, fps, frames, duration, len(data), rotation
+    )
 
 
 def _frames_from_duration(container: InputContainer, stream: VideoStream, fps: float) -> int:

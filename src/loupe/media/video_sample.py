@@ -38,8 +38,9 @@ _SLACK_FRAMES = 64
 def sample_video(
     data: bytes, header: VideoHeader, indices: Sequence[int], size: tuple[int, int], limits: VideoLimits
 ) -> np.ndarray:
-    """The frames at `indices` (in the order given, repeats allowed), each resized to `size`
-    (width, height) with Pillow's bicubic filter: uint8 [frames, height, width, 3].
+    """The frames at `indices` (in the order given, repeats allowed), each turned upright (see
+    `VideoHeader.rotation`) and resized to `size` (width, height) with Pillow's bicubic filter:
+    uint8 [frames, height, width, 3].
 
     CPU-bound: call it off the event loop. Raises InvalidVideoFormat for a truncated or corrupt
     file (a wanted frame is missing or undecodable) or one that takes longer than
@@ -102,7 +103,7 @@ def _stream_frames(
                     f"The video is truncated: frame {index} ({target:.2f} s) could not be decoded."
                 )
         assert last is not None
-        found[index] = _resized(last.to_ndarray(format="rgb24"), size)
+        found[index] = _resized(_turned(last.to_ndarray(format="rgb24"), header.rotation), size)
     return found
 
 
@@ -152,6 +153,11 @@ def _animation_frames(
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise InvalidVideoFormat(f"The animated WEBP is truncated or corrupt ({exc}).") from None
     return found
+
+
+def _turned(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """A stored frame turned upright (`rotation` degrees counterclockwise, a quarter turn)."""
+    return np.ascontiguousarray(np.rot90(rgb, rotation // 90)) if rotation else rgb
 
 
 def _resized(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:

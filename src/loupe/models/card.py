@@ -56,6 +56,7 @@ def model_card(
     family: str | None,
     fingerprint: str = "fp_unknown",
     vocab_size: int = 0,
+    max_videos: int = 0,
 ) -> ModelCard:
     """The card `/v1/models` shows; a configured context can only lower the checkpoint's."""
     return ModelCard(
@@ -70,4 +71,5 @@ def model_card(
         detail_rules=tuple(detail_rules(counter)),
         fingerprint=fingerprint,
         vocab_size=vocab_size,
+        max_videos=max_videos,
     )

@@ -33,6 +33,12 @@ VIDEO_FAMILIES: Mapping[str, VideoRules[Any]] = MappingProxyType(
 )
 """The families whose processors take video, by the name `/v1/models` reports."""
 
+WITH_IMAGES = frozenset({"qwen2-vl", "qwen2.5-vl", "qwen3-vl"})
+"""Families whose requests may hold images and videos together. The others read both alike:
+SmolVLM's video frames are images to its model (one `pixel_values`), LLaVA-OneVision encodes a
+request's images together, and GLM-4V's video frames are image placeholders, which its model
+(transformers' reference) cannot tell from images."""
+
 
 @dataclass(frozen=True, slots=True)
 class VideoCounter:
@@ -47,6 +53,11 @@ class VideoCounter:
     def family(self) -> str:
         return self.rules.family
 
+    @property
+    def with_images(self) -> bool:
+        """Whether a request may hold images beside its videos."""
+        return self.family in WITH_IMAGES
+
     def sampling(self, fps: float | None, max_frames: int | None) -> Sampling:
         return resolve_sampling(fps, max_frames, self.rules.default_sampling(self.settings), self.max_frames)
 
@@ -57,14 +68,21 @@ class VideoCounter:
 
 
 def video_counter_for(
-    family: str, video_config: Mapping[str, Any], *, budget: int, max_frames: int
+    family: str,
+    video_config: Mapping[str, Any],
+    *,
+    budget: int,
+    max_frames: int,
+    processor_config: Mapping[str, Any] | None = None,
 ) -> VideoCounter | None:
-    """The video counter of a checkpoint of `family` from its video processor's configuration,
-    or None where the family takes no video. Raises ModelLoadError for a bad setting."""
+    """The video counter of a checkpoint of `family` from its video processor's configuration
+    (and the processor's own plain settings, such as SmolVLM's `image_seq_len`), or None where
+    the family takes no video. Raises ModelLoadError for a bad setting."""
     rules = VIDEO_FAMILIES.get(family)
     if rules is None:
         return None
-    return VideoCounter(rules, rules.settings(video_config), budget, max_frames)
+    plain = {k: v for k, v in (processor_config or {}).items() if not isinstance(v, Mapping)}
+    return VideoCounter(rules, rules.settings({**plain, **video_config}), budget, max_frames)
 
 
 def refuse_video(model: str, family: str) -> VideoNotSupported:

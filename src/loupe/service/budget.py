@@ -2,7 +2,7 @@
 
 Two are used. The image budget: from the moment its images are planned until its prompt has
 been prefilled (its first event), a request holds its images' estimated bytes, the decoded
-pixels and the model's pixel values. The body budget (the HTTP layer's): a request holds its
+pixels and the model's pixel values (and its videos' sampled frames and theirs). The body budget (the HTTP layer's): a request holds its
 body's bytes from before they are read until its response is complete. Leases beyond a budget
 wait, in arrival order; one larger than the whole budget runs alone. So a burst of large
 requests costs about the budgets, whatever their number.

@@ -1,4 +1,4 @@
-"""The chat use case: intake the images, prepare the prompt, fit the budget, run the engine."""
+"""The chat use case: intake the images and videos, prepare the prompt, fit the budget, run the engine."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from loupe.domain import (
     ImageRef,
     ModelCard,
     PlannedImage,
+    PlannedVideo,
     PreparedImage,
+    PreparedVideo,
     PromptMessage,
     PromptStats,
     TextDelta,
@@ -28,10 +30,12 @@ from loupe.domain import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    VideoRef,
 )
 from loupe.engines.protocol import Engine, PreparedPrompt
 from loupe.errors import ContextLengthExceeded, InvalidRequest, ModelNotFound, TooManyImages
-from loupe.service.budget import MemoryBudget, Lease
+from loupe.service.budget import Lease, MemoryBudget
+from loupe.service.videos import VideoService
 
 
 class ImagePipeline(Protocol):
@@ -53,14 +57,36 @@ class ImagePipeline(Protocol):
         ...
 
 
+class VideoPipeline(Protocol):
+    """Turns the video references of a request into planned or sampled videos (service.videos)."""
+
+    def check(self, card: ModelCard, refs: Sequence[VideoRef], *, images: int = 0) -> None:
+        """Refuse at once what the model cannot take; raises VideoNotSupported and the like."""
+        ...
+
+    async def plan(self, card: ModelCard, refs: Sequence[VideoRef]) -> list[PlannedVideo]:
+        """Plan every video from its container's header (no decode); raises VideoError subclasses."""
+        ...
+
+    async def prepare(
+        self, card: ModelCard, refs: Sequence[VideoRef], admit: Callable[[int], Awaitable[None]] | None = None
+    ) -> list[PreparedVideo]:
+        """Plan, then decode each video's planned frames at their planned size, once `admit`
+        (when given) has let the frames' bytes in."""
+        ...
+
+
 def fit_max_tokens(stats: PromptStats, requested: int | None, context_size: int) -> int:
     """The completion budget: what was asked, lowered to what the context leaves."""
     room = context_size - stats.prompt_tokens
     if room <= 0:
+        media = f"{stats.image_tokens} of them image tokens"
+        if stats.video_tokens:
+            media += f", {stats.video_tokens} video tokens"
         raise ContextLengthExceeded(
-            f"the prompt is {stats.prompt_tokens} tokens ({stats.image_tokens} of them image tokens) "
+            f"the prompt is {stats.prompt_tokens} tokens ({media}) "
             f"and leaves no room in the model's context of {context_size} tokens; "
-            "send fewer or smaller images, use detail 'low', or shorten the conversation",
+            "send fewer or smaller images, use detail 'low', sample fewer video frames, or shorten the conversation",
             param="messages",
         )
     return room if requested is None else min(requested, room)
@@ -115,6 +141,7 @@ class ChatRun:
             completion_tokens=self.completion_tokens,
             image_tokens=self.stats.image_tokens,
             cached_tokens=self.prompt.cached_tokens,
+            video_tokens=self.stats.video_tokens,
         )
 
     async def events(self) -> AsyncGenerator[GenerationEvent, None]:
@@ -147,10 +174,15 @@ class ChatService:
     """Entry point for chat completions, independent of the transport."""
 
     def __init__(
-        self, engines: Mapping[str, Engine], images: ImagePipeline, image_budget: MemoryBudget | None = None
+        self,
+        engines: Mapping[str, Engine],
+        images: ImagePipeline,
+        image_budget: MemoryBudget | None = None,
+        videos: VideoPipeline | None = None,
     ) -> None:
         self._engines = dict(engines)
         self._images = images
+        self._videos = videos if videos is not None else VideoService({})  # none: every model refuses video
         self._image_budget = image_budget or MemoryBudget(0)
 
     def models(self) -> list[ModelCard]:
@@ -168,10 +200,13 @@ class ChatService:
         return self._engine(model_id).card
 
     async def estimate(self, request: ChatRequest) -> Estimate:
-        """Exact prompt tokens and the cost range, from image headers, without running the model."""
+        """Exact prompt tokens and the cost range, from image and video headers, without
+        decoding a frame or running the model."""
         engine = self._engine(request.model)
-        planned = await self._images.plan(engine.card, self._image_refs(engine, request))
-        stats = await engine.count(_with_images(request, planned), request.tools)
+        image_refs, video_refs = self._media_refs(engine, request)
+        planned = await self._images.plan(engine.card, image_refs)
+        videos = await self._videos.plan(engine.card, video_refs)
+        stats = await engine.count(_with_media(request, planned, videos), request.tools)
         max_tokens = fit_max_tokens(stats, request.sampling.max_tokens, engine.card.context_size)
         return Estimate(
             model=engine.card.id,
@@ -180,6 +215,8 @@ class ChatService:
             images=tuple(planned),
             max_completion_tokens=max_tokens * request.sampling.n,
             prices=engine.card.prices,
+            video_tokens=stats.video_tokens,
+            videos=tuple(videos),
         )
 
     async def start(self, request: ChatRequest) -> ChatRun:
@@ -188,10 +225,12 @@ class ChatService:
         engine = self._engine(request.model)
         _check_logit_bias(request, engine.card)
         await engine.check(request.sampling)
+        image_refs, video_refs = self._media_refs(engine, request)
         lease = self._image_budget.lease()
         try:
-            images = await self._images.prepare(engine.card, self._image_refs(engine, request), lease.take)
-            prompt = await engine.prepare(_with_images(request, images), request.tools)
+            images = await self._images.prepare(engine.card, image_refs, lease.take)
+            videos = await self._videos.prepare(engine.card, video_refs, lease.take)
+            prompt = await engine.prepare(_with_media(request, images, videos), request.tools)
             max_tokens = fit_max_tokens(prompt.stats, request.sampling.max_tokens, engine.card.context_size)
         except BaseException:
             lease.release()
@@ -231,15 +270,16 @@ class ChatService:
             tool_calls=tuple(_assembled(pieces) for pieces in calls),
         )
 
-    @staticmethod
-    def _image_refs(engine: Engine, request: ChatRequest) -> tuple[ImageRef, ...]:
-        refs = request.images()
-        if len(refs) > engine.card.max_images:
+    def _media_refs(self, engine: Engine, request: ChatRequest) -> tuple[tuple[ImageRef, ...], tuple[VideoRef, ...]]:
+        """The request's images and videos, refused at once where the model cannot take them."""
+        images, videos = request.images(), request.videos()
+        if len(images) > engine.card.max_images:
             raise TooManyImages(
-                f"{len(refs)} images were sent; {engine.card.id} accepts at most {engine.card.max_images}",
+                f"{len(images)} images were sent; {engine.card.id} accepts at most {engine.card.max_images}",
                 param="messages",
             )
-        return refs
+        self._videos.check(engine.card, videos, images=len(images))
+        return images, videos
 
     def _engine(self, model_id: str) -> Engine:
         engine = self._engines.get(model_id)
@@ -272,15 +312,22 @@ def _check_logit_bias(request: ChatRequest, card: ModelCard) -> None:
             )
 
 
-def _with_images(
-    request: ChatRequest, images: Sequence[PreparedImage] | Sequence[PlannedImage]
+def _with_media(
+    request: ChatRequest,
+    images: Sequence[PreparedImage] | Sequence[PlannedImage],
+    videos: Sequence[PreparedVideo] | Sequence[PlannedVideo],
 ) -> list[PromptMessage]:
-    """The request's messages with each image reference replaced, in order, by its image."""
-    remaining: Iterator[PreparedImage | PlannedImage] = iter(images)
+    """The request's messages with each image and video reference replaced, in order, by its
+    image or video."""
+    image: Iterator[PreparedImage | PlannedImage] = iter(images)
+    video: Iterator[PreparedVideo | PlannedVideo] = iter(videos)
     return [
         PromptMessage(
             role=m.role,
-            content=tuple(p if isinstance(p, TextPart) else next(remaining) for p in m.content),
+            content=tuple(
+                p if isinstance(p, TextPart) else next(video) if isinstance(p, VideoRef) else next(image)
+                for p in m.content
+            ),
             tool_calls=m.tool_calls,
             tool_call_id=m.tool_call_id,
         )

@@ -64,8 +64,11 @@ class Metrics:
         self.ttft = Histogram(
             "loupe_time_to_first_token_seconds", "Time to first token", ["model"], buckets=LATENCY_BUCKETS, registry=r
         )
-        self.prompt_tokens = Counter("loupe_prompt_tokens", "Prompt tokens (image tokens included)", ["model"], registry=r)
+        self.prompt_tokens = Counter(
+            "loupe_prompt_tokens", "Prompt tokens (image and video tokens included)", ["model"], registry=r
+        )
         self.image_tokens = Counter("loupe_image_tokens", "Image tokens of prompts", ["model"], registry=r)
+        self.video_tokens = Counter("loupe_video_tokens", "Video tokens of prompts", ["model"], registry=r)
         self.completion_tokens = Counter("loupe_completion_tokens", "Completion tokens", ["model"], registry=r)
         self.cached_tokens = Counter("loupe_cached_prompt_tokens", "Prompt tokens served from cache", ["model"], registry=r)
         self.image_bytes = Counter("loupe_image_bytes", "Encoded bytes of accepted images", ["model"], registry=r)
@@ -98,6 +101,7 @@ class Metrics:
             self.ttft.labels(model).observe(ttft)
         self.prompt_tokens.labels(model).inc(usage.prompt_tokens)
         self.image_tokens.labels(model).inc(usage.image_tokens)
+        self.video_tokens.labels(model).inc(usage.video_tokens)
         self.completion_tokens.labels(model).inc(usage.completion_tokens)
         self.cached_tokens.labels(model).inc(usage.cached_tokens)
 

@@ -9,14 +9,30 @@ the frames each plan names, at their planned size.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from loupe.domain import ModelCard, PlannedVideo, PreparedVideo, VideoFrames, VideoRef
-from loupe.errors import LoupeError, TooManyVideos, VideoTokensExceeded
+from loupe.errors import LoupeError, TooManyVideos, VideoCombinationNotSupported, VideoTokensExceeded
 from loupe.media.video_intake import EncodedVideo, FramePlan, VideoIntake
+from loupe.media.video_limits import VideoLimits
 from loupe.models.video import VideoShape
 from loupe.models.video_catalog import VideoCounter, refuse_video
+from loupe.settings import ModelSettings
+
+
+def video_limits_for(model: ModelSettings) -> VideoLimits:
+    """One model's limits on each video (the fetch policy is the images' fetcher's)."""
+    videos = model.videos
+    return VideoLimits(
+        max_bytes=videos.max_video_bytes,
+        max_duration_s=videos.max_duration_s,
+        max_frames=videos.max_frames,
+        max_pixels=videos.max_frame_pixels,
+        max_side=videos.max_frame_side,
+        max_fps=videos.max_fps,
+        decode_timeout_s=videos.decode_timeout_s,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +51,21 @@ class VideoService:
     def __init__(self, models: Mapping[str, VideoModel]) -> None:
         self._models = dict(models)
 
+    def check(self, card: ModelCard, refs: Sequence[VideoRef], *, images: int = 0) -> None:
+        """Refuse, before anything is fetched, videos this model cannot take in this request.
+
+        Raises VideoNotSupported, TooManyVideos, and VideoCombinationNotSupported for videos
+        beside `images` images where the family reads both alike (see video_catalog)."""
+        if not refs:
+            return
+        _, counter = self._for(card, refs)
+        if images and not counter.with_images:
+            raise VideoCombinationNotSupported(
+                f"{card.id} ({counter.family}) takes images or videos in one request, not both; "
+                "send them in separate requests",
+                param="messages",
+            )
+
     async def plan(self, card: ModelCard, refs: Sequence[VideoRef]) -> list[PlannedVideo]:
         """Every video planned from its header alone: no frame is decoded.
 
@@ -46,16 +77,22 @@ class VideoService:
         encoded = await model.intake.fetch(refs)
         frames = _frames(counter, refs, encoded)
         _within(frames, model, card)
-        return [PlannedVideo(index, f) for index, f in enumerate(frames)]
+        return [PlannedVideo(index, f, ref.detail) for index, (f, ref) in enumerate(zip(frames, refs, strict=True))]
 
-    async def prepare(self, card: ModelCard, refs: Sequence[VideoRef]) -> list[PreparedVideo]:
-        """`plan`, then each video's planned frames decoded at their planned size."""
+    async def prepare(
+        self, card: ModelCard, refs: Sequence[VideoRef], admit: Callable[[int], Awaitable[None]] | None = None
+    ) -> list[PreparedVideo]:
+        """`plan`, then each video's planned frames decoded at their planned size.
+        `admit(cost)`, when given, is awaited before any frame is decoded with the bytes the
+        sampled frames and their pixel values may take (see service.budget)."""
         if not refs:
             return []
         model, counter = self._for(card, refs)
         encoded = await model.intake.fetch(refs)
         frames = _frames(counter, refs, encoded)
         _within(frames, model, card)
+        if admit is not None:
+            await admit(sum(video_cost(f) for f in frames))
         plans = [FramePlan(f.indices, (f.width, f.height)) for f in frames]
         pixels = await model.intake.sample(refs, encoded, plans)
         return [
@@ -99,6 +136,12 @@ def _frames(counter: VideoCounter, refs: Sequence[VideoRef], encoded: Sequence[E
             )
         )
     return out
+
+
+def video_cost(frames: VideoFrames) -> int:
+    """Bytes a video's sampled frames may take in flight: their RGB pixels and the model's
+    float32 pixel values of them."""
+    return len(frames.indices) * frames.width * frames.height * 3 * (1 + 4)
 
 
 def _within(frames: Sequence[VideoFrames], model: VideoModel, card: ModelCard) -> None:

@@ -1,4 +1,4 @@
-"""Image-only processors: the stand-in video processor, the PIL backend, real token counts."""
+"""Processors without torchvision: Loupe's video processor, the PIL backend, real token counts."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from transformers import Qwen2VLProcessor
 from transformers.image_processing_backends import PilBackend
 
 from loupe.engines.local.processor import load_processor
-from loupe.engines.local.video_stub import ImageOnlyVideoProcessor
+from loupe.engines.local.video_processor import LoupeVideoProcessor
 from loupe.errors import InvalidRequest, ModelLoadError
 from tests.helpers import PHOTOS
 
@@ -27,17 +27,19 @@ def photo(size: tuple[int, int] | None = None) -> Image.Image:
 
 
 @pytest.mark.parametrize("family", ["qwen2-vl", "smolvlm"])
-def test_stand_in_video_processor_and_pil_backend(
+def test_loupe_video_processor_and_pil_backend(
     family: str, tiny_checkpoint: Callable[[str], Path]
 ) -> None:
-    processor = load_processor(str(tiny_checkpoint(family)))
-    assert isinstance(processor.video_processor, ImageOnlyVideoProcessor)
+    processor = load_processor(str(tiny_checkpoint(family)), family=family)
+    assert isinstance(processor.video_processor, LoupeVideoProcessor)
+    assert processor.video_processor.family == family
     assert isinstance(processor.image_processor, PilBackend)
     assert processor.chat_template is not None
 
 
-def test_qwen_stand_in_carries_the_patch_geometry(tiny_checkpoint: Callable[[str], Path]) -> None:
-    video = load_processor(str(tiny_checkpoint("qwen2-vl"))).video_processor
+@pytest.mark.parametrize("family", [None, "qwen2-vl"])
+def test_the_video_slot_carries_the_patch_geometry(family: str | None, tiny_checkpoint: Callable[[str], Path]) -> None:
+    video = load_processor(str(tiny_checkpoint("qwen2-vl")), family=family).video_processor
     assert (video.merge_size, video.temporal_patch_size, video.patch_size) == (2, 2, 14)
 
 
@@ -63,15 +65,13 @@ def test_smolvlm_photo_gives_64_tokens_per_tile_plus_global(
 
 
 @pytest.mark.parametrize("family", ["qwen2-vl", "smolvlm"])
-def test_videos_are_refused_with_a_clear_error(
+def test_without_a_family_videos_are_refused_with_a_clear_error(
     family: str, tiny_checkpoint: Callable[[str], Path]
 ) -> None:
     processor = load_processor(str(tiny_checkpoint(family)))
     frames = [photo((64, 64))] * 2
-    with pytest.raises(InvalidRequest, match="video input is not supported"):
+    with pytest.raises(InvalidRequest, match="does not take video"):
         processor(text=[f"{processor.video_token} Describe."], videos=[frames])
-    with pytest.raises(InvalidRequest, match="images only"):
-        processor.video_processor(videos=[frames])
 
 
 def test_class_comes_from_the_model_type_without_processor_config(
@@ -81,7 +81,7 @@ def test_class_comes_from_the_model_type_without_processor_config(
     (copy / "processor_config.json").unlink()
     processor = load_processor(str(copy))
     assert isinstance(processor, Qwen2VLProcessor)
-    assert isinstance(processor.video_processor, ImageOnlyVideoProcessor)
+    assert isinstance(processor.video_processor, LoupeVideoProcessor)
 
 
 def test_a_model_type_without_processor_is_a_load_error(tmp_path: Path) -> None:

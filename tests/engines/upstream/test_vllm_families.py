@@ -1,7 +1,8 @@
 """Tiny families vLLM serves, behind an UpstreamEngine: Loupe's count is vLLM's, at every detail.
 
 Qwen2-VL, Qwen2.5-VL, SmolVLM (Idefics3's processor: `low` goes as `mm_processor_kwargs`),
-InternVL (tiling limits as `mm_processor_kwargs`) and LLaVA-1.5 (its BOS, as `add_special_tokens`).
+InternVL (tiling limits as `mm_processor_kwargs`) and LLaVA-1.5 (its BOS, as `add_special_tokens`);
+a video for the Qwen families (its sampled frames, and `media_io_kwargs` naming them).
 Idefics3, Qwen3-VL and LLaVA-OneVision agree as well, checked by hand and left out for CI's time.
 GLM-4.1V: vLLM counted one prompt token more than Loupe (not investigated). The tiny Gemma 3 does
 not load in vLLM: its tokenizer lacks Gemma's newline tokens, which vLLM's Gemma 3 processor
@@ -25,10 +26,13 @@ import pytest
 import pytest_asyncio
 
 from bench.upstream_vllm import VllmServer
+from loupe.domain import Detail, PromptMessage, Role, SamplingParams, TextPart
+from loupe.engines.local.loader import read_checkpoint
 from loupe.engines.upstream import UpstreamEngine, load_upstream_model
 from loupe.models import TokenCounter
 from tests.engines.upstream.conftest import VllmServers
 from tests.engines.upstream.upstream_support import ask, completed, gateway, streamed, two_images_and_two_choices
+from tests.engines.local.video_prompts import prepare_video
 from tests.helpers import image_part, photo_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -121,3 +125,28 @@ async def test_at_detail_high_a_client_calling_vllm_directly_gets_the_same_count
 @pytest.mark.asyncio
 async def test_two_images_and_several_choices(engine: tuple[UpstreamEngine, TokenCounter, Recording]) -> None:
     await two_images_and_two_choices(*engine[:2])
+
+
+VIDEO_FAMILIES = {"qwen2-vl", "qwen2.5-vl"}  # of FAMILIES, those whose vLLM model takes video
+
+
+@pytest.mark.asyncio
+async def test_a_video_is_counted_as_vllm_counts_it(
+    family: str,
+    engine: tuple[UpstreamEngine, TokenCounter, Recording],
+    upstream: VllmServer,
+    vllm_checkpoint: Callable[[str], Path],
+) -> None:
+    """The sampled frames and their media_io_kwargs: vLLM takes them as they are (no resampling)
+    and counts the prompt as Loupe does."""
+    if family not in VIDEO_FAMILIES:
+        pytest.skip(f"{family} takes no video")
+    gw, _, recording = engine
+    video = await prepare_video(read_checkpoint(str(vllm_checkpoint(family))), "zoom", max_frames=4, detail=Detail.LOW)
+    prompt = await gw.prepare([PromptMessage(Role.USER, (video, TextPart("What happens?")))])
+    events = [e async for e in gw.generate(prompt, SamplingParams(max_tokens=2), 2)]
+    assert events and gw.usage_mismatches == 0
+    body = recording.bodies[-1]
+    assert body["media_io_kwargs"]["video"]["frames_indices"] == list(video.frames.indices)
+    prompt_tokens, _ = await vllms_count(upstream, body)
+    assert prompt_tokens == prompt.stats.prompt_tokens and prompt.stats.video_tokens == video.frames.tokens

@@ -39,13 +39,14 @@ CONTENT_TYPES = {
 # One path segment of plain characters: no slash, no leading dot, so no traversal and no hidden files.
 _FILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
-# The pages talk only to their own origin; images may come from data:, blob: or any web URL.
+# The pages talk only to their own origin; images and videos may come from data:, blob: or any web URL.
 _HEADERS = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data: blob: http: https:; connect-src 'self'; "
+        "default-src 'self'; img-src 'self' data: blob: http: https:; media-src 'self' data: blob: http: https:; "
+        "connect-src 'self'; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
     ),
 }

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from loupe.domain import PromptMessage, Role, TextPart, ToolCall, ToolSpec
+from loupe.domain import PlannedVideo, PreparedVideo, PromptMessage, Role, TextPart, ToolCall, ToolSpec
 from loupe.models.tool_calls import ToolCallFormat, tool_object
 
 Conversation = list[dict[str, Any]]
@@ -32,7 +32,13 @@ def conversation(
 
 
 def _parts(message: PromptMessage) -> list[dict[str, Any]]:
-    return [{"type": "text", "text": p.text} if isinstance(p, TextPart) else {"type": "image"} for p in message.content]
+    return [_part(p) for p in message.content]
+
+
+def _part(part: object) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    return {"type": "video"} if isinstance(part, PreparedVideo | PlannedVideo) else {"type": "image"}
 
 
 def _text(message: PromptMessage) -> str:

@@ -19,6 +19,7 @@ from loupe.domain import (
     GenerationEvent,
     ModelCard,
     PreparedImage,
+    PreparedVideo,
     PromptMessage,
     PromptStats,
     SamplingParams,
@@ -27,7 +28,7 @@ from loupe.domain import (
 from loupe.engines.local.control_text import control_text
 from loupe.engines.local.core import EngineCore
 from loupe.engines.local.cpu_heap import give_back_freed_memory
-from loupe.engines.local.families import family_for
+from loupe.engines.local.families import VIDEO, family_for
 from loupe.engines.local.generation import eos_ids, run_choices
 from loupe.engines.local.grammar import Grammars
 from loupe.engines.local.gil import prompt_handover
@@ -133,11 +134,11 @@ class LocalEngine:
         self._preprocess.shutdown(wait=False, cancel_futures=True)
 
     async def prepare(self, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = ()) -> KeyedPrompt:
-        """The prompt's model inputs. Images whose embeddings the batched engine holds (a later
-        turn of a conversation, an image sent again) skip the resize and pixel values."""
+        """The prompt's model inputs. Images and videos whose embeddings the batched engine
+        holds (a later turn of a conversation, an image sent again) skip the pixel values."""
         self._budget.refuse_beyond(messages, self._card.context_size)  # from lengths, before queueing
         loop = asyncio.get_running_loop()
-        keys = tuple(_image_key(p) for p in _images(messages))
+        keys = tuple(_media_key(p) for m in messages for p in m.content if isinstance(p, PreparedImage | PreparedVideo))
         pixels = not (keys and self._core is not None and self._runner.holds_features(keys))
         build = partial(build_prompt, self._loaded.processor, messages, tools=tuple(tools), fmt=self._tool_format)
         local = await loop.run_in_executor(self._preprocess, self._within_context, build, messages, pixels)
@@ -193,11 +194,10 @@ def grammars_of(loaded: LoadedModel, fmt: ToolCallFormat = HERMES) -> Grammars:
     return Grammars(loaded.processor.tokenizer, width, eos_ids(loaded), tool_grammar=fmt.grammar)
 
 
-def _images(messages: Sequence[PromptMessage]) -> list[PreparedImage]:
-    return [p for m in messages for p in m.content if isinstance(p, PreparedImage)]
-
-
-def _image_key(image: PreparedImage) -> str:
-    """Same pixels, same geometry and processor settings: same embeddings."""
-    settings: Any = ",".join(f"{k}={v}" for k, v in image.processor_overrides)
-    return f"{image.content_hash}:{image.width}x{image.height}:{settings}"
+def _media_key(part: PreparedImage | PreparedVideo) -> str:
+    """Same pixels, same geometry and processor settings: same embeddings. A video's content
+    hash covers its file, sampled frames and size (service.videos)."""
+    if isinstance(part, PreparedVideo):
+        return f"{VIDEO}{part.content_hash}"
+    settings: Any = ",".join(f"{k}={v}" for k, v in part.processor_overrides)
+    return f"{part.content_hash}:{part.width}x{part.height}:{settings}"

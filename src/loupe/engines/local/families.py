@@ -1,10 +1,13 @@
 """What the batched runner needs to know of a model family: positions, image encoding, prefill.
 
 Each family says how to number a prompt's positions (Qwen2-VL's 3-D M-RoPE or plain 1-D), how
-to split a prompt's images into groups the vision cache keeps, each with the inputs that encode
-it, and how to run a prefill from embeddings (Qwen3-VL adds deepstack rows in its first decoder
-layers; Gemma 3 lets an image's placeholders attend both ways). Model types not listed in
-`family_for` run on the per-request `generate` path.
+to split a prompt's images and videos into groups the vision cache keeps, each with the inputs
+that encode it, and how to run a prefill from embeddings (Qwen3-VL adds deepstack rows in its
+first decoder layers; Gemma 3 lets an image's placeholders attend both ways). Model types not
+listed in `family_for` run on the per-request `generate` path.
+
+A prompt's media come as cache keys in prompt order; a video's key starts with `VIDEO`, so a
+family tells its images from its videos, and an image and a video never share a cache entry.
 """
 
 from __future__ import annotations
@@ -16,13 +19,23 @@ import torch
 from transformers.cache_utils import Cache
 
 
+VIDEO = "video:"
+"""The prefix of a video's media key."""
+
+
+def is_video(key: str) -> bool:
+    return key.startswith(VIDEO)
+
+
 @dataclass(frozen=True, slots=True)
 class ImageGroup:
-    """Images encoded together: their cache key, placeholder count and encoder inputs."""
+    """Images (or one video) encoded together: their cache key, placeholder count and encoder
+    inputs; `video` says which of the model's encoders takes them."""
 
     key: str
     tokens: int
     inputs: dict[str, torch.Tensor]
+    video: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +81,9 @@ class Family(Protocol):
         ...
 
     def groups(self, model: Any, inputs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> list[ImageGroup]:
-        """The prompt's images as the vision cache keeps them, in prompt order; `keys` has one
-        key per image. Every placeholder of the prompt belongs to one group."""
+        """The prompt's images and videos as the vision cache keeps them, in placeholder order;
+        `keys` has one key per image or video, in prompt order. Every placeholder of the prompt
+        belongs to one group."""
         ...
 
     def encode(self, model: Any, group: ImageGroup) -> Features:
@@ -108,7 +122,7 @@ class Defaults:
         return torch.arange(ids.shape[1], device=ids.device).view(1, -1), 0
 
     def encode(self, model: Any, group: ImageGroup) -> Features:
-        out = model.model.get_image_features(**group.inputs, return_dict=True)
+        out = _encoder(model, group)(**group.inputs, return_dict=True)
         return Features(torch.cat(list(out.pooler_output), dim=0))
 
     def forward(self, model: Any, prefill: Prefill, cache: Cache) -> torch.Tensor:
@@ -116,35 +130,50 @@ class Defaults:
 
 
 class Qwen2VL(Defaults):
-    """3-D M-RoPE positions; one group per image: the processor concatenates each image's
-    patches, grid by grid."""
+    """3-D M-RoPE positions; one group per image and per video: the processor concatenates each
+    one's patches, grid by grid."""
 
     mrope = True
 
     def positions(self, model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         ids = inputs["input_ids"]
-        if "image_grid_thw" not in inputs:
+        grids = {k: inputs[k] for k in ("image_grid_thw", "video_grid_thw", "second_per_grid_ts") if k in inputs}
+        if "image_grid_thw" not in grids and "video_grid_thw" not in grids:
             return torch.arange(ids.shape[1], device=ids.device).view(1, 1, -1).expand(3, 1, -1), 0
-        positions, deltas = model.model.get_rope_index(
-            ids, mm_token_type_ids=inputs["mm_token_type_ids"], image_grid_thw=inputs["image_grid_thw"]
-        )
+        positions, deltas = model.model.get_rope_index(ids, mm_token_type_ids=inputs["mm_token_type_ids"], **grids)
         return positions, int(deltas.reshape(-1)[0])
 
     def groups(self, model: Any, inputs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> list[ImageGroup]:
-        if "image_grid_thw" not in inputs:
-            return []
-        grids = inputs["image_grid_thw"]
         merge = model.model.visual.spatial_merge_size
-        pixels = inputs.get("pixel_values")  # absent where the prompt was prepared without them
-        groups, start = [], 0
-        for key, grid in zip(keys, grids, strict=True):
-            rows = int(grid.prod())
-            encoder = {"image_grid_thw": grid[None]}
-            if pixels is not None:
-                encoder["pixel_values"] = pixels[start : start + rows]
-            groups.append(ImageGroup(key, rows // merge**2, encoder))
-            start += rows
+        # Pixels are absent where the prompt was prepared without them.
+        kinds = {False: _Grids(inputs, "image"), True: _Grids(inputs, "video")}
+        groups = []
+        for key in keys:
+            video = is_video(key)
+            grid, encoder = kinds[video].next()
+            groups.append(ImageGroup(key, int(grid.prod()) // merge**2, encoder, video))
         return groups
+
+
+class _Grids:
+    """A prompt's images' (or videos') grids and pixel rows, taken one by one in order."""
+
+    def __init__(self, inputs: dict[str, torch.Tensor], kind: str) -> None:
+        suffix = "" if kind == "image" else "_videos"
+        self._grid_name, self._pixel_name = f"{kind}_grid_thw", f"pixel_values{suffix}"
+        self._grids = inputs.get(self._grid_name)
+        self._pixels = inputs.get(self._pixel_name)
+        self._taken = self._start = 0
+
+    def next(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        assert self._grids is not None and self._taken < len(self._grids), "one grid per image or video"
+        grid = self._grids[self._taken]
+        rows = int(grid.prod())
+        encoder = {self._grid_name: grid[None]}
+        if self._pixels is not None:
+            encoder[self._pixel_name] = self._pixels[self._start : self._start + rows]
+        self._taken, self._start = self._taken + 1, self._start + rows
+        return grid, encoder
 
 
 class Qwen3VL(Qwen2VL):
@@ -158,7 +187,7 @@ class Qwen3VL(Qwen2VL):
     """
 
     def encode(self, model: Any, group: ImageGroup) -> Features:
-        out = model.model.get_image_features(**group.inputs, return_dict=True)
+        out = _encoder(model, group)(**group.inputs, return_dict=True)
         deepstack = tuple(torch.cat(list(layer), dim=0) for layer in out.deepstack_features)
         return Features(torch.cat(list(out.pooler_output), dim=0), deepstack)
 
@@ -184,7 +213,8 @@ class Qwen3VL(Qwen2VL):
 class Joined(Defaults):
     """A prompt's images are encoded together, as one group, from these processor inputs: their
     tiles come as one tensor with no count per image (SmolVLM, Idefics3, InternVL), or the tower
-    treats an image alone differently from one of several (LLaVA-OneVision's any-resolution)."""
+    treats an image alone differently from one of several (LLaVA-OneVision's any-resolution).
+    SmolVLM's video frames are such images (its requests take images or a video, never both)."""
 
     vision: tuple[str, ...]
 
@@ -193,6 +223,20 @@ class Joined(Defaults):
             return []
         tokens = int((inputs["input_ids"] == model.config.image_token_id).sum())
         return [ImageGroup("|".join(keys), tokens, {k: inputs[k] for k in self.vision if k in inputs})]
+
+
+@dataclass(frozen=True, slots=True)
+class Onevision(Joined):
+    """LLaVA-OneVision: images joined as above; each video a group of its own, its frames
+    pooled, then one newline row (its requests take images or videos, never both)."""
+
+    def groups(self, model: Any, inputs: dict[str, torch.Tensor], keys: tuple[str, ...]) -> list[ImageGroup]:
+        videos = [key for key in keys if is_video(key)]
+        if not videos:
+            return Joined.groups(self, model, inputs, keys)  # slotted: no zero-argument super()
+        pixels = inputs["pixel_values_videos"]  # [videos, frames, 3, height, width]
+        tokens = int((inputs["input_ids"] == model.config.video_token_id).sum()) // len(videos)
+        return [ImageGroup(key, tokens, {"pixel_values_videos": pixels[i : i + 1]}, True) for i, key in enumerate(videos)]
 
 
 class PerImage(Defaults):
@@ -263,6 +307,10 @@ class Gemma3(PerImage):
         return forward_embeds(model, prefill, cache, token_type_ids=prefill.inputs["token_type_ids"])
 
 
+def _encoder(model: Any, group: ImageGroup) -> Any:
+    return model.model.get_video_features if group.video else model.model.get_image_features
+
+
 def family_for(model_type: str) -> Family | None:
     """The batched runner's description of `model_type`, or None: use `generate` per request."""
     # Each model type here is checked against `generate`, logit for logit, on a tiny checkpoint
@@ -277,7 +325,7 @@ def family_for(model_type: str) -> Family | None:
         "smolvlm": Joined(("pixel_values", "pixel_attention_mask")),
         "idefics3": Joined(("pixel_values", "pixel_attention_mask")),
         "internvl": Joined(("pixel_values",)),
-        "llava_onevision": Joined(("pixel_values", "image_sizes", "batch_num_images")),
+        "llava_onevision": Onevision(("pixel_values", "image_sizes", "batch_num_images")),
         "llava": PerImage(),
         "gemma3": Gemma3(),
         "mistral3": Mistral3(),

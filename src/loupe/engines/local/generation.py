@@ -110,8 +110,9 @@ def run_choices(
     tokenizer = loaded.processor.tokenizer
     stops = eos_ids(loaded)
     inputs = {k: v.to(loaded.device) for k, v in prompt.inputs.items()}
-    if "pixel_values" in inputs:
-        inputs["pixel_values"] = inputs["pixel_values"].to(loaded.model.dtype)
+    for name in ("pixel_values", "pixel_values_videos"):
+        if name in inputs:
+            inputs[name] = inputs[name].to(loaded.model.dtype)
     if sampling.seed is not None:
         torch.manual_seed(sampling.seed)
 

@@ -32,10 +32,24 @@ class Checkpoint:
     context_size: int
     preprocessor_config: dict[str, Any] = field(default_factory=dict)
     processor_config: dict[str, Any] = field(default_factory=dict)
+    video_config: dict[str, Any] = field(default_factory=dict)  # the video processor's settings
+
+    @property
+    def video_files(self) -> VideoFiles:
+        return VideoFiles(self.model_type, self.video_config, self.processor_config)
 
     def double_newline_tokens(self) -> int:
         """How many tokens this tokenizer makes of a blank line; some families' image prompts hold one."""
         return len(self.processor.tokenizer("\n\n", add_special_tokens=False)["input_ids"])
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFiles:
+    """What counting a checkpoint's video tokens needs: its model type and two configs."""
+
+    model_type: str
+    video_config: dict[str, Any]
+    processor_config: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +104,15 @@ def read_checkpoint(checkpoint: str, *, fast: bool = True) -> Checkpoint:
     `fast` switches the processor's image step to Loupe's fast image path where the family has
     one (same pixels, less time)."""
     path = resolve_checkpoint(checkpoint)
+    preprocessor_config = _read_json(path / "preprocessor_config.json")
+    processor_config = _read_json(path / "processor_config.json")
+    video_config = video_settings(path, preprocessor_config, processor_config)
     try:
         config = AutoConfig.from_pretrained(path)
-        processor = load_processor(str(path))
+        family = MODEL_TYPES.get(str(config.model_type))
+        processor = load_processor(str(path), family=family, video_config=video_config)
         if fast:
-            processor = with_fast_images(processor, MODEL_TYPES.get(str(config.model_type), ""))
+            processor = with_fast_images(processor, family or "")
     except (OSError, ValueError, KeyError, ImportError) as exc:
         raise ModelLoadError(f"cannot load the checkpoint at {path}: {exc}") from None
     return Checkpoint(
@@ -102,9 +120,33 @@ def read_checkpoint(checkpoint: str, *, fast: bool = True) -> Checkpoint:
         processor=processor,
         model_type=str(config.model_type),
         context_size=context_size_of(config),
-        preprocessor_config=_read_json(path / "preprocessor_config.json"),
-        processor_config=_read_json(path / "processor_config.json"),
+        preprocessor_config=preprocessor_config,
+        processor_config=processor_config,
+        video_config=video_config,
     )
+
+
+def read_video_files(checkpoint: str) -> VideoFiles:
+    """A checkpoint's configs as video counting needs them, without its processor or weights:
+    what an upstream model's video plans come from."""
+    path = resolve_checkpoint(checkpoint)
+    preprocessor_config = _read_json(path / "preprocessor_config.json")
+    processor_config = _read_json(path / "processor_config.json")
+    return VideoFiles(
+        model_type=str(_read_json(path / "config.json").get("model_type", "")),
+        video_config=video_settings(path, preprocessor_config, processor_config),
+        processor_config=processor_config,
+    )
+
+
+def video_settings(path: Path, preprocessor: dict[str, Any], processor: dict[str, Any]) -> dict[str, Any]:
+    """The video processor's settings where transformers looks for them: nested in
+    `processor_config.json`, else `video_preprocessor_config.json`, else the image processor's."""
+    nested = processor.get("video_processor")
+    if isinstance(nested, dict):
+        return nested
+    own = _read_json(path / "video_preprocessor_config.json")
+    return own or preprocessor
 
 
 def load_model(checkpoint: str, *, device: str = "auto", dtype: str = "auto") -> LoadedModel:

@@ -1,7 +1,8 @@
-"""Loads a checkpoint's processor for images only: PIL image backend, tokenizer, no video path."""
+"""Loads a checkpoint's processor: PIL image backend, tokenizer, and Loupe's video processor."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import transformers
@@ -10,7 +11,7 @@ from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES  # 
 
 from loupe.engines.local.torchvision_free import image_processor as stand_in_image_processor
 from loupe.engines.local.torchvision_free import processor_class
-from loupe.engines.local.video_stub import ImageOnlyVideoProcessor, accepting_stand_in
+from loupe.engines.local.video_processor import LoupeVideoProcessor, accepting_loupe_video
 from loupe.errors import ModelLoadError
 
 __all__ = ["load_processor"]
@@ -18,11 +19,14 @@ __all__ = ["load_processor"]
 _SUPPORTED_PARTS = frozenset({"image_processor", "tokenizer", "video_processor"})
 
 
-def load_processor(path_or_id: str, **hub_kwargs: Any) -> ProcessorMixin:
+def load_processor(
+    path_or_id: str, *, family: str | None = None, video_config: Mapping[str, Any] | None = None, **hub_kwargs: Any
+) -> ProcessorMixin:
     """Build the checkpoint's processor class from its parts, the same with or without torchvision.
 
-    The image processor is always the PIL backend and a `video_processor` slot always holds an
-    `ImageOnlyVideoProcessor`, so pixels and image-token counts never depend on torchvision
+    The image processor is always the PIL backend and a `video_processor` slot always holds a
+    `LoupeVideoProcessor` for `family` with the settings of `video_config` (a family without
+    video gets one that refuses video), so pixels and token counts never depend on torchvision
     (without it, transformers cannot build these processors at all). The chat template comes from
     `chat_template.jinja` or the processor config, as `from_pretrained` would find it.
     `hub_kwargs` (revision, token, cache_dir, local_files_only, ...) go to every file lookup.
@@ -48,9 +52,9 @@ def load_processor(path_or_id: str, **hub_kwargs: Any) -> ProcessorMixin:
     parts = {
         "image_processor": image_processor,
         "tokenizer": AutoTokenizer.from_pretrained(path_or_id, **hub_kwargs),
-        "video_processor": ImageOnlyVideoProcessor.matching(image_processor),
+        "video_processor": LoupeVideoProcessor(family, video_config or {}, image_processor),
     }
-    processor: ProcessorMixin = accepting_stand_in(_with_list_rows(cls)).from_dict(
+    processor: ProcessorMixin = accepting_loupe_video(_with_list_rows(cls)).from_dict(
         processor_dict, **{name: parts[name] for name in attributes}
     )
     return processor

@@ -6,6 +6,8 @@ images (placeholders, tile markers, wrappers), found from the processor's replac
 id that holds any character the processor inserted counts for that image. Gemma 3's tokenizer
 merges the "\n" its template writes before an image with the "\n\n" the processor puts there into
 one "\n\n\n": the prompt is one id shorter and the image keeps its 260, as vLLM counts it too.
+`video_tokens` likewise for videos (their placeholders and the timestamps or frame captions the
+processor writes between frames).
 """
 
 from __future__ import annotations
@@ -17,12 +19,23 @@ from typing import Any
 
 import torch
 
-from loupe.domain import PlannedImage, PreparedImage, PromptMessage, PromptStats, TextPart, ToolSpec, nested_overrides
+from loupe.domain import (
+    PlannedImage,
+    PlannedVideo,
+    PreparedImage,
+    PreparedVideo,
+    PromptMessage,
+    PromptStats,
+    ToolSpec,
+    nested_overrides,
+)
 from loupe.engines.local.control_text import neutral_messages, neutral_tools
 from loupe.engines.local.conversation import conversation
 from loupe.engines.local.fast_images import resized
 from loupe.engines.local.fast_processor import placeholder_inputs, skips_pixels
-from loupe.errors import InvalidRequest
+from loupe.engines.local.video_processor import metadata_of, stand_in
+from loupe.errors import InvalidRequest, VideoCombinationNotSupported
+from loupe.models.video_catalog import WITH_IMAGES
 from loupe.models.tool_calls import HERMES, ToolCallFormat
 
 
@@ -30,7 +43,7 @@ from loupe.models.tool_calls import HERMES, ToolCallFormat
 class LocalPrompt:
     """Processor output for one request, kept on the CPU until the inference thread moves it.
 
-    `pixels` is False where the images' pixel values were left out (see `build_prompt`)."""
+    `pixels` is False where pixel values of images or videos were left out (see `build_prompt`)."""
 
     inputs: dict[str, torch.Tensor]
     stats: PromptStats
@@ -66,40 +79,67 @@ def build_prompt(
     fmt: ToolCallFormat = HERMES,
 ) -> LocalPrompt:
     """The model inputs of these messages. With `pixels` False, where the processor can, the
-    images are neither resized nor turned into pixel values (an engine that holds their
-    embeddings does not need them): the prompt's ids, grids and counts are the same."""
+    images and videos are neither resized nor turned into pixel values (an engine that holds
+    their embeddings does not need them): the prompt's ids, grids and counts are the same."""
     prepared = [p for m in messages for p in m.content if isinstance(p, PreparedImage)]
+    videos = [p for m in messages for p in m.content if isinstance(p, PreparedVideo)]
+    if prepared and videos and processor.video_processor.family not in WITH_IMAGES:
+        # SmolVLM's video frames would take the images' `pixel_values`; GLM-4V's model cannot
+        # tell its video frames from images (the chat service refuses these before decoding).
+        raise VideoCombinationNotSupported("this model takes images or videos in one request, not both", param="messages")
     overrides = _shared_overrides(prepared)
     text = templated(processor, messages, tools, fmt)
+    skips = skips_pixels(processor)
     try:
-        built = _placeholders(processor, text, prepared, pixels) if skips_pixels(processor) and not overrides else None
+        built = None
+        if skips and not overrides and not videos:
+            built = _placeholders(processor, text, prepared, pixels)
         if built is None:
-            pixels = True
-            built = _processed(processor, text, prepared, overrides)
+            pixels = pixels or not skips or not videos  # only the Qwen layouts encode videos from grids alone
+            built = _processed(processor, text, prepared, videos, overrides, pixels)
     except ValueError as exc:
         raise InvalidRequest(f"the model's processor refused the prompt: {exc}") from None
     inputs, stats = built
-    return LocalPrompt(inputs=inputs, stats=stats, pixels=pixels or not prepared)
+    return LocalPrompt(inputs=inputs, stats=stats, pixels=pixels or not (prepared or videos))
 
 
 def _processed(
-    processor: Any, text: str, prepared: list[PreparedImage], overrides: dict[str, Any]
+    processor: Any,
+    text: str,
+    prepared: list[PreparedImage],
+    videos: list[PreparedVideo],
+    overrides: dict[str, Any],
+    pixels: bool = True,
 ) -> tuple[dict[str, torch.Tensor], PromptStats]:
-    """Through the processor's call, pixels included."""
+    """Through the processor's call, image pixels included (video pixels unless `pixels` is False)."""
+    media: dict[str, Any] = {}
+    if prepared:
+        media["images"] = [[resized(p.pixels, (p.width, p.height)) for p in prepared]]
+    if videos:
+        media["videos"] = [v.pixels if pixels else stand_in(v.frames) for v in videos]
+        media["video_metadata"] = [metadata_of(v.frames) for v in videos]
     out = processor(
         text=[text],
-        images=[[resized(p.pixels, (p.width, p.height)) for p in prepared]] if prepared else None,
         return_tensors="pt",
         return_offsets_mapping=True,
         return_text_replacement_offsets=True,
+        **media,
         **chat_text_kwargs(processor, text),
         **overrides,
     )
     offsets = out.pop("offset_mapping")[0].tolist()
     replacements = out.pop("text_replacement_offsets", [[]])[0]
-    spans = [at for r in replacements if r["type"] == "image" for at in r["new_span"]]
     inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
-    return inputs, PromptStats(prompt_tokens=int(inputs["input_ids"].shape[1]), image_tokens=_tokens_touching(offsets, spans))
+    stats = PromptStats(
+        prompt_tokens=int(inputs["input_ids"].shape[1]),
+        image_tokens=_tokens_touching(offsets, _spans(replacements, "image")),
+        video_tokens=_tokens_within(offsets, _spans(replacements, "video")),
+    )
+    return inputs, stats
+
+
+def _spans(replacements: Sequence[dict[str, Any]], kind: str) -> list[int]:
+    return [at for r in replacements if r["type"] == kind for at in r["new_span"]]
 
 
 def _placeholders(
@@ -118,8 +158,10 @@ def _placeholders(
 def count_prompt(
     processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec] = (), fmt: ToolCallFormat = HERMES
 ) -> PromptStats:
-    """Exact prompt tokens without the image processor: the text around each image marker
-    tokenized as the processor would, plus each image's planned tokens (planned or prepared).
+    """Exact prompt tokens without the image processor or any pixels: the text around each
+    image marker tokenized as the processor would, plus each image's planned tokens (planned or
+    prepared); each video's placeholder text written by the processor itself from its plan (the
+    timestamps between frames included) and tokenized in place.
 
     The whitespace the processor writes around an image (`image_edges`) is tokenized in place,
     where it can merge with the template's text, and taken off the image's plan, which counts
@@ -128,17 +170,39 @@ def count_prompt(
     marker = processor.image_token
     before, after = image_edges(processor)
     text = text.replace(marker, before + marker + after) if before or after else text
+    videos = [p.frames for m in messages for p in m.content if isinstance(p, PreparedVideo | PlannedVideo)]
+    video_spans: list[int] = []
+    if videos:
+        _, replacements = processor._process_videos(
+            [stand_in(f) for f in videos], video_metadata=[metadata_of(f) for f in videos], return_metadata=True
+        )
+        [text], replaced = processor.get_text_with_replacements([text], [], replacements)
+        video_spans = _spans(replaced[0], "video")
+    tokenizer = processor.tokenizer
+    offsets = tokenizer(text, return_offsets_mapping=True, **chat_text_kwargs(processor, text))["offset_mapping"]
+    markers = _marker_spans(text, marker, video_spans)
+    edges = sum(len(tokenizer(edge, add_special_tokens=False)["input_ids"]) for edge in (before, after) if edge)
+    text_tokens = len(offsets) - _tokens_within(offsets, markers) - len(markers) // 2 * edges
+    video_tokens = _tokens_within(offsets, video_spans)
+    image_tokens = sum(p.tokens for m in messages for p in m.content if isinstance(p, PreparedImage | PlannedImage))
+    return PromptStats(
+        prompt_tokens=text_tokens + image_tokens, image_tokens=image_tokens, video_tokens=video_tokens
+    )
+
+
+def _marker_spans(text: str, marker: str, skip: Sequence[int]) -> list[int]:
+    """Bounds of each `marker` in `text` outside the spans `skip` (GLM-4V's video frames are
+    image markers, which belong to their video)."""
     spans: list[int] = []
     start = text.find(marker)
     while start >= 0:
-        spans += (start, start + len(marker))
-        start = text.find(marker, start + len(marker))
-    tokenizer = processor.tokenizer
-    offsets = tokenizer(text, return_offsets_mapping=True, **chat_text_kwargs(processor, text))["offset_mapping"]
-    edges = sum(len(tokenizer(edge, add_special_tokens=False)["input_ids"]) for edge in (before, after) if edge)
-    text_tokens = len(offsets) - _tokens_within(offsets, spans) - len(spans) // 2 * edges
-    image_tokens = sum(p.tokens for m in messages for p in m.content if isinstance(p, PreparedImage | PlannedImage))
-    return PromptStats(prompt_tokens=text_tokens + image_tokens, image_tokens=image_tokens)
+        i = bisect_right(skip, start)
+        if i % 2 == 0:  # not inside a skipped span
+            spans += (start, start + len(marker))
+            start = text.find(marker, start + len(marker))
+        else:
+            start = text.find(marker, skip[i])
+    return spans
 
 
 def image_edges(processor: Any) -> tuple[str, str]:

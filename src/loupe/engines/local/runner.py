@@ -35,7 +35,8 @@ from loupe.engines.local.vocab import Vocabulary
 
 @dataclass(slots=True)
 class KeyedPrompt:
-    """A processed prompt with the cache keys of its images (content hash and geometry).
+    """A processed prompt with the cache keys of its images and videos (content and geometry),
+    in prompt order (see families.VIDEO).
 
     `cached_tokens` is set when its prefill starts: prompt tokens whose states were reused.
     A prompt prepared without pixel values (its images' embeddings were cached) carries
@@ -86,7 +87,10 @@ class ModelRunner:
         self._model = loaded.model
         self._device = loaded.device
         self._family = family
-        self._image_token = int(loaded.model.config.image_token_id)
+        config = loaded.model.config
+        ids = {config.image_token_id, getattr(config, "video_token_id", None)}
+        self._placeholders = torch.tensor(sorted(int(i) for i in ids if i is not None), device=self._device)
+        self._placeholder_ids = frozenset(self._placeholders.tolist())
         self._vision: ByteLRU[str, Features] = ByteLRU(vision_cache_bytes)
         self._prefix: PrefixCache[Layers] = PrefixCache(prefix_cache_bytes)
         self._grammars = grammars
@@ -126,7 +130,7 @@ class ModelRunner:
         match = self._match_tokens(inputs["input_ids"][0].tolist(), groups)
         states, reused = self._prefix.lookup(match)
         reused = min(reused, len(match) - 1)
-        skip = int((inputs["input_ids"][0, :reused] == self._image_token).sum())  # images reused
+        skip = int(torch.isin(inputs["input_ids"][0, :reused], self._placeholders).sum())  # media reused
         if prompt.complete is not None and not self._holds(groups, skip):
             prompt.local, prompt.complete = prompt.complete(), None  # evicted since it was prepared
             inputs = {k: v.to(self._device) for k, v in prompt.local.inputs.items()}
@@ -203,8 +207,8 @@ class ModelRunner:
             self._clear_batch()
 
     def holds_features(self, keys: tuple[str, ...]) -> bool:
-        """Whether the vision cache holds every one of these images (a hint: it may evict them
-        before their prefill, which then computes what is missing)."""
+        """Whether the vision cache holds every one of these images and videos (a hint: it may
+        evict them before their prefill, which then computes what is missing)."""
         return all(key in self._vision for key in keys)
 
     def _holds(self, groups: list[ImageGroup], skip: int) -> bool:
@@ -221,18 +225,18 @@ class ModelRunner:
         }
 
     def _match_tokens(self, ids: list[int], groups: list[ImageGroup]) -> list[Hashable]:
-        """Token ids, with each image placeholder replaced by its image group's key."""
+        """Token ids, with each image or video placeholder replaced by its group's key."""
         keys = iter([g.key for g in groups for _ in range(g.tokens)])
-        return [next(keys) if t == self._image_token else t for t in ids]
+        return [next(keys) if t in self._placeholder_ids else t for t in ids]
 
     def _prefill(
         self, inputs: dict[str, torch.Tensor], reused: int, skip: int, positions: torch.Tensor, groups: list[ImageGroup]
     ) -> Prefill:
-        """The prompt after its first `reused` tokens (`skip` of them image placeholders),
-        embedded with the features of its images."""
+        """The prompt after its first `reused` tokens (`skip` of them placeholders), embedded
+        with the features of its images and videos."""
         new = inputs["input_ids"][:, reused:]
         embeds = self._model.get_input_embeddings()(new)
-        wanted = new == self._image_token
+        wanted = torch.isin(new, self._placeholders)
         features = self._features(groups, skip)
         if features is not None:
             embeds = embeds.masked_scatter(wanted[..., None], features.rows.to(embeds.dtype))

@@ -1,4 +1,5 @@
-"""Prepared images as the data URLs sent upstream: lossless, exactly the pixels Loupe planned.
+"""Prepared images (and videos' sampled frames) as the data URLs sent upstream: lossless,
+exactly the pixels Loupe planned.
 
 The image is resized to its planned size here, with Pillow's bicubic: the filter the upstream's
 own processor would use, so it finds the size already right and keeps the pixels as they are.
@@ -23,10 +24,10 @@ from typing import Literal
 
 from PIL import Image
 
-from loupe.domain import PreparedImage
+from loupe.domain import PreparedImage, PreparedVideo
 from loupe.lru import ByteLRU
 
-__all__ = ["PNG_COMPRESS_LEVEL", "EncodedImages", "ImageFormat", "data_url"]
+__all__ = ["PNG_COMPRESS_LEVEL", "EncodedImages", "ImageFormat", "data_url", "media_url", "video_url"]
 
 ImageFormat = Literal["bmp", "png"]
 PNG_COMPRESS_LEVEL = 1
@@ -38,18 +39,35 @@ def data_url(image: PreparedImage, fmt: ImageFormat = "bmp") -> str:
     pixels = pixels if pixels.mode == "RGB" else pixels.convert("RGB")
     if pixels.size != (image.width, image.height):
         pixels = pixels.resize((image.width, image.height), Image.Resampling.BICUBIC)
+    return f"data:image/{fmt};base64," + _encoded(pixels, fmt)
+
+
+def video_url(video: PreparedVideo, fmt: ImageFormat = "bmp") -> str:
+    """`data:video/jpeg;base64,<frame>,<frame>,...`: vLLM's form of a video as its frames (see
+    `video`), each an image file of the sampled frame at the planned size, in `fmt` (vLLM's
+    frame decoder reads any image file, whatever the label says); CPU-bound, call it off the loop."""
+    return "data:video/jpeg;base64," + ",".join(_encoded(Image.fromarray(rgb), fmt) for rgb in video.pixels)
+
+
+def media_url(part: PreparedImage | PreparedVideo, fmt: ImageFormat = "bmp") -> str:
+    """`data_url` of an image, `video_url` of a video."""
+    return video_url(part, fmt) if isinstance(part, PreparedVideo) else data_url(part, fmt)
+
+
+def _encoded(pixels: Image.Image, fmt: ImageFormat) -> str:
     buf = io.BytesIO()
     if fmt == "png":
         pixels.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     else:
         pixels.save(buf, format="BMP")
-    return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 class EncodedImages:
-    """`data_url`, remembered by file and size: chat clients resend a conversation's images with
-    every turn, and resizing and encoding are the gateway's largest cost per image. Safe to call
-    from several threads (prompts are prepared on worker threads); `capacity` bounds the URLs' bytes.
+    """`media_url`, remembered by file and size: chat clients resend a conversation's images and
+    videos with every turn, and resizing and encoding are the gateway's largest cost per image.
+    Safe to call from several threads (prompts are prepared on worker threads); `capacity` bounds
+    the URLs' bytes.
     """
 
     def __init__(self, capacity: int, fmt: ImageFormat = "bmp") -> None:
@@ -57,13 +75,17 @@ class EncodedImages:
         self._lock = threading.Lock()
         self._urls: ByteLRU[tuple[str, int, int], str] = ByteLRU(capacity)
 
-    def __call__(self, image: PreparedImage) -> str:
-        # The file's hash and the planned size decide the pixels (media.decode_image).
-        key = (image.content_hash, image.width, image.height)
+    def __call__(self, part: PreparedImage | PreparedVideo) -> str:
+        # The file's hash and the planned size decide the pixels (media.decode_image); a video's
+        # hash covers its file, sampled frames and size (service.videos).
+        if isinstance(part, PreparedVideo):
+            key = (part.content_hash, 0, 0)
+        else:
+            key = (part.content_hash, part.width, part.height)
         with self._lock:
             found = self._urls.get(key)
         if found is None:
-            found = data_url(image, self._format)
+            found = media_url(part, self._format)
             with self._lock:
                 self._urls.put(key, found, len(found))
         return found

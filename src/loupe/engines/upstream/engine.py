@@ -20,6 +20,7 @@ from typing import Any, Literal
 from loupe.domain import (
     GenerationEvent,
     ModelCard,
+    PreparedVideo,
     PromptMessage,
     PromptStats,
     Role,
@@ -32,12 +33,12 @@ from loupe.engines.local.prompt import count_prompt, templated
 from loupe.engines.local.text_budget import refuse_oversized
 from loupe.engines.upstream.choices import ChoiceStream, UpstreamCounters, merge
 from loupe.engines.upstream.client import UpstreamClient
-from loupe.engines.upstream.encode import data_url
+from loupe.engines.upstream.encode import media_url
 from loupe.engines.upstream.replicas import ReplicaPool
 from loupe.engines.upstream.request import Encoder, chat_body, openai_messages, vllm_fields
 from loupe.engines.upstream.served import ReplicaReports, learned_card
 from loupe.models.tool_calls import format_for
-from loupe.errors import InvalidRequest
+from loupe.errors import InvalidRequest, VideoNotSupported
 
 __all__ = ["UpstreamApi", "UpstreamEngine", "UpstreamPrompt"]
 
@@ -48,8 +49,8 @@ or whatever each replica's `/models` says it is."""
 
 @dataclass(frozen=True, slots=True)
 class UpstreamPrompt:
-    """The OpenAI messages to send (images as data URLs), the fields only vLLM takes, and
-    Loupe's exact count of them."""
+    """The OpenAI messages to send (images and videos as data URLs), the fields only vLLM takes
+    (its `media_io_kwargs` for videos among them), and Loupe's exact count of them."""
 
     messages: list[dict[str, Any]]
     stats: PromptStats
@@ -74,7 +75,7 @@ class UpstreamEngine:
         learn_limits: bool = True,
         api: UpstreamApi = "auto",
         max_attempts: int = 3,
-        encode: Encoder = data_url,
+        encode: Encoder = media_url,
     ) -> None:
         """`card` holds the checkpoint's figures; `reports` (whose `probe` is the pool's health
         check) what the replicas state, which the card follows unless `learn_limits` is False."""
@@ -170,6 +171,13 @@ class UpstreamEngine:
         messages = neutral_messages(self._processor, messages)
         tools = neutral_tools(self._processor, tools)
         stats = self._count(messages, tools)
+        videos = [p for m in messages for p in m.content if isinstance(p, PreparedVideo)]
+        if videos and self._api == "openai":
+            raise VideoNotSupported(
+                f"model {self._card.id!r} is served by an upstream configured as a plain OpenAI server; "
+                "Loupe sends videos to vLLM upstreams only",
+                param="messages",
+            )
         return UpstreamPrompt(
             messages=openai_messages(messages, self._encode),
             stats=stats,

@@ -45,6 +45,7 @@ def load_upstream_model(
     family: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     encoded_cache_bytes: int = 0,
+    max_videos: int = 0,
 ) -> tuple[UpstreamEngine, TokenCounter]:
     """Read the checkpoint's processor and configs (no weights) and wire the replicas.
 
@@ -72,6 +73,7 @@ def load_upstream_model(
         owned_by=owned_by,
         family=family,
         vocab_size=len(found.processor.tokenizer),
+        max_videos=max_videos,
         fingerprint=fingerprint(found.path, {"engine": "upstream", "model": upstream_model, "upstream": " ".join(urls)}),
     )
     http = httpx.AsyncClient(

@@ -16,6 +16,7 @@ import json
 from loupe.domain import (
     JsonOutput,
     PreparedImage,
+    PreparedVideo,
     PromptMessage,
     Role,
     SamplingParams,
@@ -24,15 +25,17 @@ from loupe.domain import (
     ToolSpec,
     nested_overrides,
 )
+from loupe.engines.upstream.video import media_io_kwargs
 from loupe.models.tool_calls import tool_object
 
 __all__ = ["chat_body", "openai_messages", "vllm_fields"]
 
-Encoder = Callable[[PreparedImage], str]
+Encoder = Callable[[PreparedImage | PreparedVideo], str]
 
 
 def openai_messages(messages: Sequence[PromptMessage], encode: Encoder) -> list[dict[str, Any]]:
-    """The messages with every prepared image as a data URL at the detail Loupe applied.
+    """The messages with every prepared image as a data URL at the detail Loupe applied, and
+    every prepared video as its sampled frames (see `video`).
 
     A message of one text part is sent as a plain string, which every server takes for every
     role; the chat template sees the same text either way.
@@ -61,7 +64,9 @@ def _part(part: object, encode: Encoder) -> dict[str, Any]:
         return {"type": "text", "text": part.text}
     if isinstance(part, PreparedImage):
         return {"type": "image_url", "image_url": {"url": encode(part), "detail": part.detail.value}}
-    raise TypeError(f"an upstream prompt needs prepared images, not {type(part).__name__}")
+    if isinstance(part, PreparedVideo):
+        return {"type": "video_url", "video_url": {"url": encode(part)}}
+    raise TypeError(f"an upstream prompt needs prepared images and videos, not {type(part).__name__}")
 
 
 def chat_body(
@@ -123,8 +128,10 @@ def vllm_fields(messages: Sequence[PromptMessage], add_special_tokens: bool) -> 
     template has no BOS; its tokenizer adds one). `mm_processor_kwargs`: the processor settings a
     detail level needs (SmolVLM's `low` turns tile splitting off); vLLM takes them only when
     started with `--trust-request-mm-kwargs`, so they are sent only when there are some.
+    `media_io_kwargs`: which frames of which file a video's frames are (see `video`).
     """
     fields: dict[str, Any] = {"add_special_tokens": add_special_tokens}
+    fields.update(media_io_kwargs([p for m in messages for p in m.content if isinstance(p, PreparedVideo)]))
     overrides = {p.processor_overrides for m in messages for p in m.content if isinstance(p, PreparedImage)}
     overrides.discard(())
     if overrides:

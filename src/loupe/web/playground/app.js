@@ -2,7 +2,7 @@
 
 import { API_BASE, ApiError, estimate, listModels, streamChat } from "./api.js";
 import { conversationScript, curlCode, pythonCode } from "./codegen.js";
-import { readFile, urlName, watchDropAndPaste } from "./intake.js";
+import { kindOf, readFile, urlName, watchDropAndPaste } from "./intake.js";
 import { showMarkdown } from "./markdown.js";
 import { answerCost } from "./money.js";
 import * as ui from "./ui.js";
@@ -14,7 +14,7 @@ const PHONE = window.matchMedia("(max-width: 720px)");
 const state = {
   models: [],
   history: [], // the user and assistant messages sent and answered so far, as the API receives them
-  images: [], // pending: { name, url, detail, plan, error }
+  attachments: [], // pending images and videos: { kind, name, url, detail, plan, error }
   language: "python",
   streaming: null, // the AbortController of the answer being streamed
   conversation: 0, // bumped by "New conversation", so that a stopped answer does not join the new one
@@ -25,8 +25,13 @@ const state = {
 const apiKey = () => ui.$("#api-key").value.trim();
 const currentModel = () => state.models.find((m) => m.id === ui.$("#model").value);
 
+/** An attachment as the content part the API takes: `image_url`, or `video_url` for a video. */
+function partOf({ kind, url, detail }) {
+  return kind === "video" ? { type: "video_url", video_url: { url, detail } } : { type: "image_url", image_url: { url, detail } };
+}
+
 function pendingMessage() {
-  const content = state.images.map(({ url, detail }) => ({ type: "image_url", image_url: { url, detail } }));
+  const content = state.attachments.map(partOf);
   const text = ui.$("#prompt").value;
   if (text.trim()) content.push({ type: "text", text });
   return content.length ? { role: "user", content } : null;
@@ -72,17 +77,18 @@ function changed() {
   scheduleEstimate();
 }
 
-// -- images ------------------------------------------------------------------------------------
+// -- images and videos -------------------------------------------------------------------------
 
-function addImage(name, url) {
-  state.images.push({ name, url, detail: ui.$("#default-detail").value, plan: null, error: null });
+function attach(kind, name, url) {
+  state.attachments.push({ kind, name, url, detail: ui.$("#default-detail").value, plan: null, error: null });
   changed();
 }
 
 async function addFiles(files) {
   for (const file of files) {
     try {
-      addImage(file.name || "pasted image", await readFile(file));
+      const kind = kindOf(file);
+      attach(kind, file.name || `pasted ${kind}`, await readFile(file));
     } catch (error) {
       ui.showError(ui.$("#error"), { message: `Could not read ${file.name}: ${error.message}` });
     }
@@ -93,21 +99,21 @@ function addUrl() {
   const input = ui.$("#image-url");
   const url = input.value.trim();
   if (!/^(https?:\/\/|data:)/i.test(url)) {
-    ui.showError(ui.$("#error"), { message: "An image URL starts with https://, http:// or data:." });
+    ui.showError(ui.$("#error"), { message: "An image or video URL starts with https://, http:// or data:." });
     return;
   }
-  addImage(urlName(url), url);
+  attach(kindOf(url), urlName(url), url);
   input.value = "";
 }
 
 function renderAttachments() {
-  ui.renderAttachments(ui.$("#attachments"), state.images, {
-    onDetail: (image, detail) => {
-      Object.assign(image, { detail, plan: null, error: null });
+  ui.renderAttachments(ui.$("#attachments"), state.attachments, {
+    onDetail: (item, detail) => {
+      Object.assign(item, { detail, plan: null, error: null });
       changed();
     },
-    onRemove: (image) => {
-      state.images = state.images.filter((other) => other !== image);
+    onRemove: (item) => {
+      state.attachments = state.attachments.filter((other) => other !== item);
       changed();
     },
   });
@@ -120,7 +126,7 @@ function scheduleEstimate() {
   state.estimating?.abort();
   const body = requestBody();
   if (!pendingMessage() || !body.model) {
-    ui.renderEstimate(ui.$("#estimate"), "empty", null, "Add text or an image to see the estimate.");
+    ui.renderEstimate(ui.$("#estimate"), "empty", null, "Add text, an image or a video to see the estimate.");
     return;
   }
   ui.renderEstimate(ui.$("#estimate"), "pending", null, "Estimating...");
@@ -130,9 +136,9 @@ function scheduleEstimate() {
 async function runEstimate(body) {
   const controller = new AbortController();
   state.estimating = controller;
-  const images = [...state.images];
+  const attachments = [...state.attachments];
   try {
-    const result = await estimateImages(body, images, controller.signal);
+    const result = await estimateAttachments(body, attachments, controller.signal);
     renderAttachments();
     if (result) ui.renderEstimate(ui.$("#estimate"), "ready", result);
   } catch (error) {
@@ -143,19 +149,24 @@ async function runEstimate(body) {
 }
 
 /**
- * Estimate `body`, whose last message holds `images` first. An image the server refuses gets the
- * reason, and the others are estimated again without it, so each keeps its plan; the first
- * refusal is thrown once every image has its plan or its reason.
+ * Estimate `body`, whose last message holds `attachments` first. An image or video the server
+ * refuses gets the reason, and the others are estimated again without it, so each keeps its plan;
+ * the first refusal is thrown once every attachment has its plan or its reason.
  */
-async function estimateImages(body, images, signal) {
+async function estimateAttachments(body, attachments, signal) {
   let refusal = null;
-  let accepted = images;
+  let accepted = attachments;
   for (;;) {
     const pending = body.messages.at(-1);
     try {
       const result = await estimate(body, { apiKey: apiKey(), signal });
-      const first = countImages(body.messages) - accepted.length;
-      accepted.forEach((image, i) => Object.assign(image, { plan: result.images[first + i] ?? null, error: null }));
+      const plans = { image: result.images, video: result.videos ?? [] };
+      const seen = { image: countParts(body.messages, "image_url"), video: countParts(body.messages, "video_url") };
+      for (const kind of ["image", "video"]) seen[kind] -= accepted.filter((item) => item.kind === kind).length;
+      for (const item of accepted) {
+        Object.assign(item, { plan: plans[item.kind][seen[item.kind]] ?? null, error: null });
+        seen[item.kind] += 1;
+      }
       if (refusal) throw refusal;
       return result;
     } catch (error) {
@@ -172,15 +183,14 @@ async function estimateImages(body, images, signal) {
   }
 }
 
-// messages[4].content[1].image_url -> 1 when message 4 is the pending one (its images come first).
+// messages[4].content[1].image_url -> 1 when message 4 is the pending one (its attachments come first).
 function imageIndexOf(param, pendingIndex) {
   const match = /^messages\[(\d+)\]\.content\[(\d+)\]/.exec(param ?? "");
   return match && Number(match[1]) === pendingIndex ? Number(match[2]) : -1;
 }
 
-function countImages(messages) {
-  return messages.reduce(
-    (n, m) => n + (Array.isArray(m.content) ? m.content.filter((p) => p.type === "image_url").length : 0), 0);
+function countParts(messages, type) {
+  return messages.reduce((n, m) => n + (Array.isArray(m.content) ? m.content.filter((p) => p.type === type).length : 0), 0);
 }
 
 // -- sending -----------------------------------------------------------------------------------
@@ -235,7 +245,7 @@ function finishTurn(pending, text, answer, outcome) {
   showMarkdown(answer.text, text);
   answer.item.dataset.state = outcome;
   state.history.push(pending, { role: "assistant", content: text });
-  state.images = [];
+  state.attachments = [];
   ui.$("#prompt").value = "";
   changed();
 }
@@ -250,7 +260,7 @@ function newConversation() {
   state.conversation += 1;
   state.streaming?.abort();
   state.history = [];
-  state.images = [];
+  state.attachments = [];
   ui.$("#messages").replaceChildren();
   ui.$("#prompt").value = "";
   ui.showError(ui.$("#error"), null);
@@ -414,7 +424,7 @@ function wire() {
   for (const tab of document.querySelectorAll("[role=tab]")) tab.addEventListener("click", () => selectLanguage(tab));
 
   followTheEnd(ui.$("#messages"));
-  watchDropAndPaste(ui.$("#composer"), { onFiles: addFiles, onUrl: (url) => addImage(urlName(url), url) });
+  watchDropAndPaste(ui.$("#composer"), { onFiles: addFiles, onUrl: (url) => attach(kindOf(url), urlName(url), url) });
 }
 
 wire();

@@ -18,45 +18,54 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-function thumbnail(url, label) {
-  const img = el("img", { src: url, alt: label, loading: "lazy" });
-  img.addEventListener("error", () => img.replaceWith(el("span", { class: "no-preview" }, "no preview")));
-  return img;
+function thumbnail(url, label, kind = "image") {
+  // A video shows its first frame, muted and still: the preview costs no playback.
+  const node = kind === "video"
+    ? el("video", { src: url, muted: "", preload: "metadata", "aria-label": label })
+    : el("img", { src: url, alt: label, loading: "lazy" });
+  node.addEventListener("error", () => node.replaceWith(el("span", { class: "no-preview" }, "no preview")));
+  return node;
 }
 
-/** The images waiting to be sent, each with its detail choice, its plan once estimated (or why it
- * could not be), and Remove. */
-export function renderAttachments(list, images, { onDetail, onRemove }) {
+/** The images and videos waiting to be sent, each with its detail choice, its plan once
+ * estimated (or why it could not be), and Remove. */
+export function renderAttachments(list, attachments, { onDetail, onRemove }) {
   list.replaceChildren(
-    ...images.map((image) => {
-      const select = el("select", { "aria-label": `detail for ${image.name}` },
+    ...attachments.map((item) => {
+      const select = el("select", { "aria-label": `detail for ${item.name}` },
         ...DETAILS.map(([value, label]) => el("option", { value }, label)));
-      select.value = image.detail;
-      select.addEventListener("change", () => onDetail(image, select.value));
-      const remove = el("button", { type: "button", class: "remove", "aria-label": `remove ${image.name}` }, "x");
-      remove.addEventListener("click", () => onRemove(image));
-      const note = image.error ? image.error : image.plan ? planText(image.plan) : "estimating...";
-      return el("li", { class: "attachment", "data-state": image.error ? "error" : image.plan ? "ready" : "pending" },
-        thumbnail(image.url, image.name),
-        el("span", { class: "name", title: image.name }, image.name),
+      select.value = item.detail;
+      select.addEventListener("change", () => onDetail(item, select.value));
+      const remove = el("button", { type: "button", class: "remove", "aria-label": `remove ${item.name}` }, "x");
+      remove.addEventListener("click", () => onRemove(item));
+      const note = item.error ? item.error : item.plan ? planText(item.plan, item.kind) : "estimating...";
+      return el("li", { class: "attachment", "data-kind": item.kind, "data-state": item.error ? "error" : item.plan ? "ready" : "pending" },
+        thumbnail(item.url, item.name, item.kind),
+        el("span", { class: "name", title: item.name }, item.name),
         el("span", { class: "plan", title: note }, note),
         select, remove);
     }),
   );
 }
 
-function planText(plan) {
-  return `${plan.width}x${plan.height} -> ${plan.resized_width}x${plan.resized_height}, ${plan.tokens} tokens`;
+function planText(plan, kind) {
+  const resized = `${plan.resized_width}x${plan.resized_height}`;
+  if (kind === "video") {
+    return `${plan.width}x${plan.height}, ${plan.duration_s} s -> ${plan.frames} frames at ${resized}, ${plan.tokens} tokens`;
+  }
+  return `${plan.width}x${plan.height} -> ${resized}, ${plan.tokens} tokens`;
 }
 
-/** One conversation turn: the content parts as sent, images shown as thumbnails. Answers are
- * shown as Markdown by the caller; other text as typed. */
+/** One conversation turn: the content parts as sent, images and videos shown as thumbnails.
+ * Answers are shown as Markdown by the caller; other text as typed. */
 export function renderMessage(list, role, content) {
   const parts = typeof content === "string" ? [{ type: "text", text: content }] : content;
   const body = el("div", { class: "content" });
-  const images = parts.filter((p) => p.type === "image_url");
-  if (images.length) {
-    body.append(el("div", { class: "thumbs" }, ...images.map((p) => thumbnail(p.image_url.url, "image"))));
+  const media = parts.filter((p) => p.type === "image_url" || p.type === "video_url");
+  if (media.length) {
+    body.append(el("div", { class: "thumbs" }, ...media.map((p) => p.type === "video_url"
+      ? thumbnail(p.video_url.url, "video", "video")
+      : thumbnail(p.image_url.url, "image"))));
   }
   const text = parts.filter((p) => p.type === "text").map((p) => p.text).join("\n");
   const paragraph = el("div", { class: "text" }, text);
@@ -73,6 +82,7 @@ export function renderUsage(item, usage, cost, currency) {
   item.append(el("p", { class: "usage" },
     el("span", {}, "prompt ", el("b", { class: "prompt-tokens" }, String(usage.prompt_tokens))),
     el("span", {}, "image ", el("b", { class: "image-tokens" }, String(details.image_tokens ?? 0))),
+    details.video_tokens ? el("span", {}, "video ", el("b", { class: "video-tokens" }, String(details.video_tokens))) : null,
     el("span", {}, "completion ", el("b", { class: "completion-tokens" }, String(usage.completion_tokens))),
     el("span", {}, "cost ", el("b", { class: "cost" }, `${cost} ${currency}`))));
 }
@@ -87,7 +97,9 @@ export function renderEstimate(box, state, estimate = null, note = "") {
   box.replaceChildren(
     el("span", {}, "Estimate: ", el("b", { id: "estimate-prompt-tokens" }, String(estimate.prompt_tokens)),
       " prompt tokens (", el("span", { id: "estimate-image-tokens" }, String(estimate.image_tokens)),
-      " image, ", String(estimate.text_tokens), " text)"),
+      " image, ", ...(estimate.video_tokens
+        ? [el("span", { id: "estimate-video-tokens" }, String(estimate.video_tokens)), " video, "] : []),
+      String(estimate.text_tokens), " text)"),
     el("span", { id: "estimate-cost" },
       `cost ${estimate.cost.prompt_only} ${estimate.cost.currency}, at most ${estimate.cost.with_max_completion}`
       + ` with ${estimate.max_completion_tokens} completion tokens`),
@@ -117,7 +129,8 @@ export function showError(box, error) {
 
 export function modelInfo(model) {
   const prices = `${model.input_token_price_per_m} / ${model.output_token_price_per_m} ${model.currency} per 1M tokens in / out`;
-  return `${model.family}, context ${model.context_size}, up to ${model.max_images} images; ${prices}`;
+  const videos = model.max_videos ? `, ${model.max_videos} videos` : ", no video";
+  return `${model.family}, context ${model.context_size}, up to ${model.max_images} images${videos}; ${prices}`;
 }
 
 /** A calm note above the conversation (what to do next), or none. `lines` are text or nodes. */
