@@ -91,3 +91,10 @@ def test_offline_estimate_refuses_a_broken_file(tiny_checkpoint: Callable[[str],
     done = run("estimate", "--model", str(tiny_checkpoint("qwen2-vl")), str(PILLOW / "hopper.tif"))
     assert done.returncode == 1
     assert "TIFF" in done.stderr.upper() and "Traceback" not in done.stderr
+
+
+def test_real_size_model_refuses_an_unknown_name(tmp_path: Path) -> None:
+    done = run("real-size-model", "SmolVLM-1T", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert "SmolVLM-256M-Instruct" in done.stderr and "Qwen2-VL-2B-Instruct" in done.stderr
+    assert not (tmp_path / "out").exists()

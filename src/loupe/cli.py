@@ -146,3 +146,20 @@ def tiny_model(
     path = build_tiny_checkpoint(family, out_dir, hidden_size=hidden_size, layers=layers)
     console.print(f"wrote a tiny {family} checkpoint to {path}")
     typer.echo(str(path))
+
+
+@app.command("real-size-model")
+def real_size_model(
+    name: Annotated[str, typer.Argument(help="Published model, e.g. SmolVLM-256M-Instruct or Qwen2-VL-2B-Instruct")],
+    out_dir: Annotated[Path, typer.Argument(help="Directory to write the checkpoint to")],
+) -> None:
+    """Write a random-weight checkpoint with a published model's dimensions, built offline: it
+    costs what the real model costs in memory and compute (for benchmarks and sizing a machine)."""
+    from loupe.testing.tiny.real_size import REAL_SIZES, build_real_size_checkpoint
+
+    if name not in REAL_SIZES:
+        console.print(f"[bold red]error:[/] unknown model {name!r}; choose one of {', '.join(REAL_SIZES)}")
+        raise typer.Exit(2)
+    path = build_real_size_checkpoint(name, out_dir)
+    console.print(f"wrote a random-weight {name} checkpoint to {path}")
+    typer.echo(str(path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from transformers import (
@@ -18,6 +18,16 @@ from loupe.testing.tiny.size import TextSize
 from loupe.testing.tiny.tokenizer import SpecialTokens, train_tokenizer, with_named_tokens
 
 SEED = 0
+
+
+class Parts(NamedTuple):
+    """Everything a family's builder writes, in `save_checkpoint`'s argument order."""
+
+    config: PretrainedConfig
+    tokenizer: PreTrainedTokenizerFast
+    generation: GenerationConfig
+    preprocessor: dict[str, Any]
+    processor: dict[str, Any]
 
 
 def chat_tokenizer(
@@ -76,17 +86,26 @@ def save_checkpoint(
     generation: GenerationConfig,
     preprocessor: dict[str, Any],
     processor: dict[str, Any],
+    *,
+    dtype: torch.dtype = torch.float32,
+    vocab_rows: int | None = None,
 ) -> Path:
     """Write seeded random weights, tokenizer (with its chat template), generation config, and
     `preprocessor_config.json` and `processor_config.json`.
 
     The seed is applied inside a forked RNG, so the caller's torch random state is untouched and
-    two builds with equal arguments write identical tensors.
+    two builds with equal arguments write identical tensors. The weights are made and written in
+    `dtype`. With `vocab_rows`, the output embedding rows from that id on are zeros: a model
+    whose vocabulary is larger than its tokenizer's then never prefers an id the tokenizer lacks
+    (a zero logit is below the largest of the real ones, which a random model spreads around 0).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
-        model = AutoModelForImageTextToText.from_config(config)  # type: ignore[no-untyped-call]
+        model = AutoModelForImageTextToText.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
+    if vocab_rows is not None:
+        with torch.no_grad():
+            model.get_output_embeddings().weight[vocab_rows:].zero_()
     model.generation_config = generation
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
