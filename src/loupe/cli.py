@@ -77,6 +77,9 @@ def serve(
             f"max_images={card.max_images}  price per 1M tokens: in {prices.input_per_m} / out "
             f"{prices.output_per_m} {prices.currency}"
         )
+        if served_model.compute is not None:
+            compute = served_model.compute
+            console.print(f"      computes on {compute.device} in {compute.dtype} ({compute.reason})", soft_wrap=True)
     if runs_open:
         console.print("[yellow]no API key exists: serving OPEN on loopback (any client, no billing)[/]")
     base = f"http://{settings.host}:{settings.port}"

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from loupe.api.app import create_app
 from loupe.api.state import AppState
 from loupe.billing import Billing, InProcessRateLimiter, Limits, RateLimiter, RedisRateLimiter, open_database, upgrade
-from loupe.domain import Prices
+from loupe.domain import Compute, Prices
 from loupe.engines.local.engine import BatchingLimits, LocalEngine
 from loupe.engines.local.loader import load_model
 from loupe.engines.protocol import Engine
@@ -39,6 +39,7 @@ class ServedModel:
 
     engine: Engine
     counter: TokenCounter
+    compute: Compute | None = None  # an embedded model's device and dtype
 
 
 def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics) -> ServedModel:
@@ -66,7 +67,7 @@ def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics)
     )
     batch_sizes = metrics.batch_size.labels(model.id)
     local = LocalEngine(card, loaded, max_queue=engine.max_queue, limits=limits, observe_batch=batch_sizes.observe)
-    return ServedModel(local, counter)
+    return ServedModel(local, counter, local.compute)
 
 
 def prices_of(model: ModelSettings, settings: Settings) -> Prices:
@@ -155,6 +156,7 @@ def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Bi
         metrics=metrics,
         max_choices=settings.engine.max_choices,
         max_request_bytes=settings.max_request_bytes,
+        compute={m: s.compute for m, s in served.items() if s.compute is not None},
     )
     return create_app(state, list(engines.values()), closers=[chat.aclose, _async(billing.db.dispose)])
 

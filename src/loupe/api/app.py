@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 
 from fastapi import APIRouter, FastAPI
 
@@ -58,7 +59,12 @@ def create_app(
 
     @app.get("/health", summary="Liveness and the served models")
     async def health() -> dict[str, object]:
-        return {"status": "ok", "models": [card.id for card in state.chat.models()], "queue": state.chat.queue_depths()}
+        return {
+            "status": "ok",
+            "models": [card.id for card in state.chat.models()],
+            "queue": state.chat.queue_depths(),
+            "compute": {model: asdict(compute) for model, compute in state.compute.items()},
+        }
 
     app.add_middleware(BodyLimit, max_bytes=state.max_request_bytes)
     app.add_middleware(RequestContext)  # outermost: every response, errors included, gets an id

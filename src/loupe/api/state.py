@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+from loupe.domain import Compute
 from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
 from loupe.service.metrics import Metrics
@@ -16,3 +18,4 @@ class AppState:
     metrics: Metrics
     max_choices: int
     max_request_bytes: int
+    compute: Mapping[str, Compute] = field(default_factory=dict)  # per embedded model

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from loupe.domain import GenerationEvent, ModelCard, PreparedImage, PromptMessage, PromptStats, SamplingParams
+from loupe.domain import Compute, GenerationEvent, ModelCard, PreparedImage, PromptMessage, PromptStats, SamplingParams
 from loupe.engines.local.core import EngineCore
 from loupe.engines.local.families import family_for
 from loupe.engines.local.generation import eos_ids, run_choices
@@ -93,6 +93,11 @@ class LocalEngine:
     @property
     def loaded(self) -> LoadedModel:
         return self._loaded
+
+    @property
+    def compute(self) -> Compute:
+        precision = self._loaded.precision
+        return Compute(self._loaded.device.type, precision.name, precision.reason)
 
     async def start(self) -> None:
         prompt_handover()  # the event loop streams tokens while the inference thread computes
