@@ -38,6 +38,9 @@ def serve(
         typer.Option("--allow-media-host", help="Allow fetching images from this private host; repeatable"),
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="auto (bfloat16 where the hardware has it), float32, bfloat16 or float16")
+    ] = None,
     db: Annotated[str | None, typer.Option(help="Database URL (default sqlite:///loupe.db)")] = None,
     redis: Annotated[str | None, typer.Option(help="redis:// URL for rate limits shared by processes")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
@@ -59,6 +62,8 @@ def serve(
         overrides["fetch.allow_media_hosts"] = tuple(allow_media_host)
     if device is not None:
         overrides["engine.device"] = device
+    if dtype is not None:
+        overrides["engine.dtype"] = dtype
     try:
         settings = load_settings(config, models=tuple(model or ()), overrides=overrides)
         billing = open_billing(settings)

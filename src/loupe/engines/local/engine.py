@@ -35,7 +35,7 @@ class BatchingLimits:
     """How much the batched engine holds at once."""
 
     max_running: int = 32  # sequences decoded together in one step
-    prefill_budget: int = 4096  # prompt tokens prefilled per step (at least one request)
+    prefill_budget: int = 2048  # prompt tokens prefilled per step (at least one request; see prefill_cost)
     vision_cache_bytes: int = 256 * MiB
     prefix_cache_bytes: int = 512 * MiB
 
@@ -66,7 +66,7 @@ class LocalEngine:
         else:
             limits = limits or BatchingLimits()
             runner = ModelRunner(loaded, family, limits.vision_cache_bytes, limits.prefix_cache_bytes)
-            scheduler = Scheduler(max_running=limits.max_running, prefill_budget=limits.prefill_budget)
+            scheduler = Scheduler(limits.max_running, limits.prefill_budget, runner.prefill_tokens)
             self._runner = runner
             self._core = EngineCore(
                 runner, scheduler, max_queue, self._decode, frozenset(eos_ids(loaded)), observe_batch
