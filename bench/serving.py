@@ -103,12 +103,16 @@ def build_checkpoint(out: Path) -> Path:
 
 
 @contextmanager
-def server(command: list[str], health: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a server process until the block ends; wait until `health` answers 200."""
+def server(
+    command: list[str], health: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server process (with `env` added to the environment) until the block ends; wait
+    until `health` answers 200."""
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment)
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 900  # vLLM on a busy 2-core machine: minutes
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"{command[2]} exited:\n{log.read_text(errors='replace')[-3000:]}")

@@ -1,6 +1,7 @@
 """Run Hugging Face `transformers serve` on loopback for one checkpoint, without torchvision.
 
-    python -m bench.transformers_serve PATH [--port 8001] [--device cpu]
+    python -m bench.transformers_serve PATH [--port 8001] [--device cpu] [--dtype auto]
+        [--image-processor '{"do_image_splitting": false}']
 
 transformers serve builds processors with `AutoProcessor`, which cannot build a VLM's video
 processor without torchvision; here it gets Loupe's image-only processor instead (same PIL image
@@ -8,12 +9,16 @@ path as Loupe's own counting). Since transformers 5.25 the server runs each mode
 its own, started with `spawn` and handed the server's `ModelLoader` by pickling: so the loader is
 replaced by a subclass defined in this module, which the model's process imports by name, rather
 than patched in this process alone. The model name to send is PATH exactly as given; the server
-lists it alone in `/v1/models`, which health checks use.
+lists it alone in `/v1/models`, which health checks use. `--image-processor` sets attributes of
+the image processor (so that it sizes images as Loupe does at a given `detail`); it reaches the
+model's process through the environment, which `spawn` passes on.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +26,8 @@ from transformers.cli.serving import model_manager
 from transformers.cli.serving.utils import parse_model_id
 
 __all__ = ["ImageOnlyLoader", "main"]
+
+_IMAGE_PROCESSOR = "LOUPE_BENCH_IMAGE_PROCESSOR"
 
 
 class ImageOnlyLoader(model_manager.ModelLoader):
@@ -32,7 +39,10 @@ class ImageOnlyLoader(model_manager.ModelLoader):
         repo, revision, gguf_file = parse_model_id(model_id)
         if gguf_file is not None:
             raise ValueError("GGUF checkpoints are not served by this launcher")
-        return load_processor(repo) if revision in (None, "main") else load_processor(repo, revision=revision)
+        processor = load_processor(repo) if revision in (None, "main") else load_processor(repo, revision=revision)
+        for name, value in json.loads(os.environ.get(_IMAGE_PROCESSOR, "{}")).items():
+            setattr(processor.image_processor, name, value)
+        return processor
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -43,7 +53,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'auto' (needs accelerate)")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--image-processor", default="{}", help="JSON object of image processor settings")
     args = parser.parse_args(argv)
+    os.environ[_IMAGE_PROCESSOR] = args.image_processor
 
     from transformers.cli.serve import Serve
 

@@ -209,3 +209,8 @@ def test_a_busy_port_fails_before_loading_models(tmp_path: Path) -> None:
         done = run("serve", "--model", str(tmp_path / "never-loaded"), "--port", str(port), data=tmp_path)
     one_line_error(done, f"cannot listen on 127.0.0.1:{port}", "--port")
     assert "never-loaded" not in done.stderr  # refused before the model was looked at
+def test_real_size_model_refuses_an_unknown_name(tmp_path: Path) -> None:
+    done = run("real-size-model", "SmolVLM-1T", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert "SmolVLM-256M-Instruct" in done.stderr and "Qwen2-VL-2B-Instruct" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -95,6 +95,10 @@ def serve(
         typer.Option("--allow-media-host", metavar="HOST", help="Allow fetching images from this private host; repeatable"),
     ] = None,
     device: DeviceOption = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(metavar="DTYPE", help="auto (bfloat16 where the CPU multiplies it natively), float32, bfloat16 or float16"),
+    ] = None,
     db: DbOption = None,
     redis: Annotated[
         str | None, typer.Option(metavar="URL", help="redis:// URL for rate limits shared by processes")
@@ -115,7 +119,7 @@ def serve(
     from loupe.settings import load_settings
 
     try:
-        settings = load_settings(config, models=tuple(model or ()), overrides=_overrides(host, port, allow_media_host, device, db, redis))
+        settings = load_settings(config, models=tuple(model or ()), overrides=_overrides(host, port, allow_media_host, device, db, redis, dtype))
         _check_address(settings.host, settings.port)
         note(f"database: {describe_database(settings.db)}")
         billing = open_billing(settings)
@@ -133,6 +137,9 @@ def serve(
             f"model {card.id}  family={card.family}  context={card.context_size}  max_images={card.max_images}  "
             f"price per 1M tokens: in {prices.input_per_m} / out {prices.output_per_m} {prices.currency}"
         )
+        if served_model.compute is not None:
+            compute = served_model.compute
+            note(f"      computes on {compute.device} in {compute.dtype} ({compute.reason})")
     if runs_open:
         note("no API key exists: serving OPEN on loopback (any client, no billing); `loupe keys create` ends that")
     base = f"http://{settings.host}:{settings.port}"
@@ -156,9 +163,17 @@ def _check_address(host: str, port: int) -> None:
 
 
 def _overrides(
-    host: str | None, port: int | None, media_hosts: list[str] | None, device: str | None, db: str | None, redis: str | None
+    host: str | None,
+    port: int | None,
+    media_hosts: list[str] | None,
+    device: str | None,
+    db: str | None,
+    redis: str | None,
+    dtype: str | None = None,
 ) -> dict[str, Any]:
     overrides: dict[str, Any] = {"db": db, "redis": redis, "host": host, "port": port, "engine.device": device}
+    if dtype is not None:
+        overrides["engine.dtype"] = dtype
     if media_hosts:
         overrides["fetch.allow_media_hosts"] = tuple(media_hosts)
     return overrides
@@ -238,4 +253,20 @@ def tiny_model(
         fail(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}", 2)
     path = build_tiny_checkpoint(family, out_dir, hidden_size=hidden_size, layers=layers)
     note(f"wrote a tiny {family} checkpoint to {path}")
+    typer.echo(str(path))
+
+
+@app.command("real-size-model")
+def real_size_model(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Published model, e.g. SmolVLM-256M-Instruct or Qwen2-VL-2B-Instruct")],
+    out_dir: Annotated[Path, typer.Argument(metavar="DIR", help="Directory to write the checkpoint to")],
+) -> None:
+    """Write a random-weight checkpoint with a published model's dimensions, built offline: it
+    costs what the real model costs in memory and compute (for benchmarks and sizing a machine)."""
+    from loupe.testing.tiny.real_size import REAL_SIZES, build_real_size_checkpoint
+
+    if name not in REAL_SIZES:
+        fail(f"unknown model {name!r}; choose one of {', '.join(REAL_SIZES)}", 2)
+    path = build_real_size_checkpoint(name, out_dir)
+    note(f"wrote a random-weight {name} checkpoint to {path}")
     typer.echo(str(path))

@@ -114,13 +114,14 @@ def _compute(settings: Settings) -> tuple[str, str, str]:
 def _compute_with_torch(settings: Settings, cpu: str) -> tuple[str, str, str]:
     import torch
 
-    from loupe.engines.local.loader import pick_device, pick_dtype
+    from loupe.engines.local.loader import pick_device
+    from loupe.engines.local.precision import bf16_units, choose_precision
 
     try:
         target = pick_device(settings.engine.device)
     except LoupeError as exc:
         return f"unavailable: {exc.message}", "-", cpu
-    dtype = str(pick_dtype(settings.engine.dtype, target)).removeprefix("torch.")
+    dtype = choose_precision(settings.engine.dtype, target, None, bf16_units() if target.type == "cpu" else None).name
     where = f"{target.type} (asked: {settings.engine.device})"
     if target.type == "cuda":
         where += f", {torch.cuda.get_device_name(0)}"

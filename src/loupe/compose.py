@@ -13,7 +13,7 @@ from loupe.api.connection import ConnectionLimits
 from loupe.api.state import AppState
 from loupe.billing import Billing
 from loupe.compose_billing import start_heartbeat
-from loupe.domain import Prices
+from loupe.domain import Compute, Prices
 from loupe.engines.local.engine import BatchingLimits, LocalEngine
 from loupe.engines.local.identity import local_fingerprint
 from loupe.engines.local.loader import VideoFiles, load_model, read_video_files
@@ -45,6 +45,7 @@ class ServedModel:
     engine: Engine
     counter: TokenCounter
     video: VideoCounter | None = None
+    compute: Compute | None = None  # an embedded model's device and dtype
 
 
 def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics) -> ServedModel:
@@ -78,7 +79,7 @@ def load_local_model(model: ModelSettings, settings: Settings, metrics: Metrics)
     )
     batch_sizes = metrics.batch_size.labels(model.id)
     local = LocalEngine(card, loaded, max_queue=engine.max_queue, limits=limits, observe_batch=batch_sizes.observe)
-    return ServedModel(local, counter, video)
+    return ServedModel(local, counter, video, local.compute)
 
 
 def prices_of(model: ModelSettings, settings: Settings) -> Prices:
@@ -209,6 +210,7 @@ def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Bi
         max_request_bytes=settings.max_request_bytes,
         cors_origins=settings.cors_origins,
         body_memory_bytes=settings.server.body_memory_mb * MiB,
+        compute={m: s.compute for m, s in served.items() if s.compute is not None},
     )
     stop_heartbeat = start_heartbeat(settings, billing)
     closers = [chat.aclose, _async(stop_heartbeat), _async(billing.db.dispose)]

@@ -400,6 +400,15 @@ class DetailRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Compute:
+    """Where an embedded model computes, in which dtype, and why that dtype (for /health)."""
+
+    device: str
+    dtype: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ModelCard:
     """What `/v1/models` says of a served model."""
 

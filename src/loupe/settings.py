@@ -143,7 +143,12 @@ class EngineSettings(BaseModel):
     max_queue: int = Field(64, ge=1)
     max_choices: int = Field(8, ge=1, le=128)
     max_running: int = Field(32, ge=1, description="sequences decoded together in one batched step")
-    prefill_budget: int = Field(4096, ge=1, description="prompt tokens prefilled per step (at least one request)")
+    prefill_budget: int = Field(
+        2048,
+        ge=1,
+        description="prompt tokens prefilled per step (at least one request); an image's placeholders also count "
+        "the vision work behind them, as measured",
+    )
     vision_cache_mb: int = Field(256, ge=0, description="image embeddings kept for later turns and requests")
     prefix_cache_mb: int = Field(512, ge=0, description="key/value states of earlier prompts kept for reuse")
     image_cache_mb: int = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -65,7 +66,12 @@ def create_app(
 
     @app.get("/health", summary="Liveness and the served models")
     async def health() -> dict[str, object]:
-        return {"status": "ok", "models": [card.id for card in state.chat.models()], "queue": state.chat.queue_depths()}
+        return {
+            "status": "ok",
+            "models": [card.id for card in state.chat.models()],
+            "queue": state.chat.queue_depths(),
+            "compute": {model: asdict(compute) for model, compute in state.compute.items()},
+        }
 
     app.add_middleware(BodyLimit, max_bytes=state.max_request_bytes, budget=MemoryBudget(state.body_memory_bytes))
     if state.cors_origins:  # browsers may call the API from these pages; preflights are answered first

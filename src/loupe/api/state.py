@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+from loupe.domain import Compute
 from loupe.service.accounts import Accounts
 from loupe.service.chat import ChatService
 from loupe.service.metrics import Metrics
@@ -18,3 +20,4 @@ class AppState:
     max_request_bytes: int
     cors_origins: tuple[str, ...] = ()  # web pages of other origins allowed to call the API
     body_memory_bytes: int = 0  # request bodies held at once (0: unbounded)
+    compute: Mapping[str, Compute] = field(default_factory=dict)  # per embedded model

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from loupe.engines.local.loader import pick_dtype
+from loupe.engines.local.precision import bf16_units, choose_precision
 from loupe.engines.local.placement import cpu_dtype, cpu_extensions, gpu_build
 
 
@@ -17,7 +17,16 @@ def test_the_build_is_read_from_torchs_version_file() -> None:
 
 @pytest.mark.parametrize("requested", ["auto", "float32", "bfloat16", "float16"])
 def test_the_cpu_dtype_is_the_loaders(requested: str) -> None:
-    assert cpu_dtype(requested) == str(pick_dtype(requested, torch.device("cpu"))).removeprefix("torch.")
+    assert cpu_dtype(requested) == choose_precision(requested, torch.device("cpu"), None, bf16_units()).name
+
+
+@pytest.mark.parametrize(
+    "extensions, expected",
+    [(("avx2", "fma"), "float32"), (("avx2", "avx512f", "avx512_bf16"), "bfloat16"), (("avx512f", "amx_tile", "amx_bf16"), "bfloat16")],
+)
+def test_auto_is_bfloat16_where_the_cpu_multiplies_it(extensions: tuple[str, ...], expected: str) -> None:
+    assert cpu_dtype("auto", extensions) == expected
+    assert cpu_dtype("float32", extensions) == "float32"
 
 
 def test_the_extensions_agree_with_torchs_view_of_this_cpu() -> None:

@@ -71,3 +71,15 @@ def test_abort_removes_a_request_wherever_it_is() -> None:
     assert all(s.status is Status.FINISHED and s.finish_reason == "cancelled" for s in running.sequences)
     assert scheduler.abort(waiting) == []
     assert scheduler.idle
+
+
+def test_a_cost_function_replaces_the_prompt_length_against_the_budget() -> None:
+    costs: dict[int, int] = {}
+    scheduler = Scheduler(max_running=8, prefill_budget=100, cost=lambda r: costs[r.id])
+    light, heavy, after = request(10), request(10), request(10)
+    costs.update({light.id: 10, heavy.id: 95, after.id: 10})
+    for r in (light, heavy, after):
+        scheduler.add(r)
+    assert scheduler.schedule().prefill == (light,)  # 10 + 95 > 100: the heavy one waits
+    assert scheduler.schedule().prefill == (heavy,)  # alone, whatever it costs
+    assert scheduler.schedule().prefill == (after,)

@@ -16,6 +16,7 @@ from functools import cache, partial
 from typing import Any, TypeVar
 
 from loupe.domain import (
+    Compute,
     GenerationEvent,
     ModelCard,
     PreparedImage,
@@ -53,7 +54,7 @@ class BatchingLimits:
     """How much the batched engine holds at once."""
 
     max_running: int = 32  # sequences decoded together in one step
-    prefill_budget: int = 4096  # prompt tokens prefilled per step (at least one request)
+    prefill_budget: int = 2048  # prompt tokens prefilled per step (at least one request; see prefill_cost)
     vision_cache_bytes: int = 256 * MiB
     prefix_cache_bytes: int = 512 * MiB
     stream_buffer: int = 64  # tokens per choice a consumer may fall behind before its request pauses
@@ -96,7 +97,7 @@ class LocalEngine:
             runner = ModelRunner(
                 loaded, family, limits.vision_cache_bytes, limits.prefix_cache_bytes, self._vocabulary, self._grammars
             )
-            scheduler = Scheduler(max_running=limits.max_running, prefill_budget=limits.prefill_budget)
+            scheduler = Scheduler(limits.max_running, limits.prefill_budget, runner.prefill_tokens)
             self._runner = runner
             self._core = EngineCore(
                 runner, scheduler, max_queue, self._decode, frozenset(eos_ids(loaded)), observe_batch,
@@ -124,6 +125,11 @@ class LocalEngine:
     @property
     def loaded(self) -> LoadedModel:
         return self._loaded
+
+    @property
+    def compute(self) -> Compute:
+        precision = self._loaded.precision
+        return Compute(self._loaded.device.type, precision.name, precision.reason)
 
     async def start(self) -> None:
         prompt_handover()  # the event loop streams tokens while the inference thread computes

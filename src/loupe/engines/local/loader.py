@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,12 @@ from transformers import AutoConfig, AutoModelForImageTextToText
 from loupe.engines.local.cpu_heap import keep_freed_memory
 from loupe.engines.local.cpu_linear import packed_linears
 from loupe.engines.local.fast_processor import with_fast_images
+from loupe.engines.local.precision import Precision, bf16_units, choose_precision
 from loupe.engines.local.processor import load_processor
 from loupe.errors import ModelLoadError
 from loupe.models import MODEL_TYPES
 
+_log = logging.getLogger(__name__)
 _WEIGHT_PATTERNS = ("*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken")
 
 
@@ -30,6 +33,7 @@ class Checkpoint:
     processor: Any
     model_type: str
     context_size: int
+    dtype: str | None = None  # what the weights are saved in, where the config says
     preprocessor_config: dict[str, Any] = field(default_factory=dict)
     processor_config: dict[str, Any] = field(default_factory=dict)
     video_config: dict[str, Any] = field(default_factory=dict)  # the video processor's settings
@@ -59,6 +63,7 @@ class LoadedModel:
     checkpoint: Checkpoint
     model: Any
     device: torch.device
+    precision: Precision = Precision(torch.float32, "")
 
     @property
     def processor(self) -> Any:
@@ -92,12 +97,6 @@ def pick_device(requested: str) -> torch.device:
     return torch.device("cpu")
 
 
-def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
-    if requested != "auto":
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[requested]
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
-
-
 def read_checkpoint(checkpoint: str, *, fast: bool = True) -> Checkpoint:
     """Find the checkpoint and load its processor and configs; no weights are read.
 
@@ -120,6 +119,7 @@ def read_checkpoint(checkpoint: str, *, fast: bool = True) -> Checkpoint:
         processor=processor,
         model_type=str(config.model_type),
         context_size=context_size_of(config),
+        dtype=_dtype_name(getattr(config, "dtype", None)),
         preprocessor_config=preprocessor_config,
         processor_config=processor_config,
         video_config=video_config,
@@ -153,16 +153,17 @@ def load_model(checkpoint: str, *, device: str = "auto", dtype: str = "auto") ->
     """Load processor and weights; every failure becomes a ModelLoadError with a plain message."""
     found = read_checkpoint(checkpoint)
     target = pick_device(device)
+    precision = choose_precision(dtype, target, found.dtype, bf16_units() if target.type == "cpu" else None)
+    _log.info("%s: computing in %s on %s (%s)", found.path.name, precision.name, target.type, precision.reason)
     try:
-        model = AutoModelForImageTextToText.from_pretrained(found.path, dtype=pick_dtype(dtype, target))
+        model = AutoModelForImageTextToText.from_pretrained(found.path, dtype=precision.dtype)
     except (OSError, ValueError, KeyError, ImportError) as exc:
         raise ModelLoadError(f"cannot load the weights at {found.path}: {exc}") from None
     model.to(target).eval()  # type: ignore[arg-type]
     if target.type == "cpu":
         keep_freed_memory()
-        if model.dtype == torch.float32:
-            packed_linears(model)
-    return LoadedModel(checkpoint=found, model=model, device=target)
+        packed_linears(model)
+    return LoadedModel(checkpoint=found, model=model, device=target, precision=precision)
 
 
 def context_size_of(config: Any) -> int:
@@ -172,6 +173,12 @@ def context_size_of(config: Any) -> int:
         if isinstance(size, int) and size > 0:
             return size
     raise ModelLoadError("the checkpoint's config does not state max_position_embeddings")
+
+
+def _dtype_name(dtype: object) -> str | None:
+    if isinstance(dtype, torch.dtype):
+        return str(dtype).removeprefix("torch.")
+    return dtype if isinstance(dtype, str) else None
 
 
 def _read_json(path: Path) -> dict[str, Any]:

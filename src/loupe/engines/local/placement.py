@@ -48,7 +48,11 @@ def cpu_extensions(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, ...]:
     return tuple(name for name in _EXTENSIONS if name in flags)
 
 
-def cpu_dtype(requested: str) -> str:
-    """The dtype `loupe serve` loads a model in on a CPU for `engine.dtype` (the loader's
-    `pick_dtype`: float32 unless another is set)."""
-    return "float32" if requested == "auto" else requested
+def cpu_dtype(requested: str, extensions: tuple[str, ...] | None = None) -> str:
+    """The dtype `loupe serve` loads a model in on a CPU for `engine.dtype`, by the loader's rule
+    (`precision.choose_precision`, for a checkpoint saved in bfloat16 or float32): bfloat16 on
+    "auto" where the CPU multiplies it natively (AMX or AVX512-BF16), float32 elsewhere."""
+    if requested != "auto":
+        return requested
+    found = cpu_extensions() if extensions is None else extensions
+    return "bfloat16" if {"amx_bf16", "avx512_bf16"} & set(found) else "float32"

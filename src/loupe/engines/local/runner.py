@@ -11,6 +11,7 @@ allows it, the requests a step admits are prefilled in one forward pass (see bat
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Hashable
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from loupe.engines.local.families import Family, Features, ImageGroup, Prefill
 from loupe.engines.local.grammar import Grammars
 from loupe.engines.local.loader import LoadedModel
 from loupe.lru import ByteLRU
+from loupe.engines.local.prefill_cost import PrefillCost
 from loupe.engines.local.prefix_cache import PrefixCache
 from loupe.engines.local.prompt import LocalPrompt
 from loupe.engines.local.sampler import Sampler
@@ -95,6 +97,7 @@ class ModelRunner:
         self._prefix: PrefixCache[Layers] = PrefixCache(prefix_cache_bytes)
         self._grammars = grammars
         self._sampler = Sampler(vocabulary, grammars)
+        self._cost = PrefillCost()
         self._rows: dict[int, _Row] = {}
         self._batch: list[int] = []  # sequence ids, in cache row order
         self._cache: Cache | None = None
@@ -108,7 +111,9 @@ class ModelRunner:
         done: dict[int, tuple[torch.Tensor, Layers]] = {}
         for group in self._grouped(plans):
             part = [plans[i] for i in group]
+            start = time.perf_counter()
             logits, states = self._together(part) if len(part) > 1 else self._one_by_one(part)
+            self._cost.observe_text(time.perf_counter() - start, sum(p.prefill.embeds.shape[1] for p in part))
             done.update(zip(group, zip(logits, states, strict=True), strict=True))
         firsts = []
         for i, plan in enumerate(plans):
@@ -206,6 +211,14 @@ class ModelRunner:
         if not any(sid in self._rows for sid in self._batch):
             self._clear_batch()
 
+    def prefill_tokens(self, request: Request) -> int:
+        """What the request's prefill costs in the scheduler's budget (see prefill_cost)."""
+        prompt = request.payload
+        assert isinstance(prompt, KeyedPrompt)
+        stats = prompt.stats
+        encoded = 0 if self.holds_features(prompt.image_keys) else stats.image_tokens + stats.video_tokens
+        return self._cost.tokens(request.prompt_length, encoded)
+
     def holds_features(self, keys: tuple[str, ...]) -> bool:
         """Whether the vision cache holds every one of these images and videos (a hint: it may
         evict them before their prefill, which then computes what is missing)."""
@@ -252,7 +265,9 @@ class ModelRunner:
     def _encoded(self, group: ImageGroup) -> Features:
         features = self._vision.get(group.key)
         if features is None:
+            start = time.perf_counter()
             features = self._family.encode(self._model, group)
+            self._cost.observe_vision(time.perf_counter() - start, group.tokens)
             self._vision.put(group.key, features, features.nbytes)
         return features
 

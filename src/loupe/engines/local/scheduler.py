@@ -2,14 +2,18 @@
 
 Every step decodes one token for each running sequence in one batched forward pass. New requests
 join between steps: their prefill (vision encoding included) is admitted against a token budget,
-at least one request per step, so long prompts cannot stall the running streams for long and
-running streams cannot starve the queue. A request whose consumer has fallen behind is paused:
-its sequences keep their place (and states) but sit out the decode steps until it is resumed.
+at least one request per step, so long prompts cannot stall the running streams for long,
+running streams cannot starve the queue, and a burst of requests gets its first tokens a group
+at a time. What a request costs against the budget is its prompt length, or what `cost` says
+(the engine weighs image placeholders by the vision work behind them). A request whose consumer
+has fallen behind is paused: its sequences keep their place (and states) but sit out the decode
+steps until it is resumed.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from loupe.engines.local.sequence import Request, Sequence, Status
@@ -24,9 +28,10 @@ class Step:
 
 
 class Scheduler:
-    def __init__(self, max_running: int, prefill_budget: int) -> None:
+    def __init__(self, max_running: int, prefill_budget: int, cost: Callable[[Request], int] | None = None) -> None:
         self._max_running = max_running
         self._prefill_budget = prefill_budget
+        self._cost = cost or (lambda request: request.prompt_length)
         self._waiting: deque[Request] = deque()
         self._running: list[Sequence] = []
         self._paused: set[int] = set()  # request ids
@@ -70,10 +75,11 @@ class Scheduler:
             request = self._waiting[0]
             if len(self._running) + len(request.sequences) > self._max_running and self._running:
                 break
-            if prefill and request.prompt_length > budget:
+            cost = self._cost(request)
+            if prefill and cost > budget:
                 break
             self._waiting.popleft()
-            budget -= request.prompt_length
+            budget -= cost
             prefill.append(request)
             for seq in request.sequences:
                 seq.status = Status.RUNNING

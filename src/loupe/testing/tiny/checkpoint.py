@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tokenizers import processors
@@ -27,6 +27,16 @@ SEED = 0
 # layout; vLLM, which loads weights by name, only the published one.
 _NESTED_TOWERS = ("clip_vision_model", "siglip_vision_model")
 _TOWER_KEY = re.compile(r"^vision_tower\.(?!vision_model\.)")
+
+
+class Parts(NamedTuple):
+    """Everything a family's builder writes, in `save_checkpoint`'s argument order."""
+
+    config: PretrainedConfig
+    tokenizer: PreTrainedTokenizerFast
+    generation: GenerationConfig
+    preprocessor: dict[str, Any]
+    processor: dict[str, Any]
 
 
 def chat_tokenizer(
@@ -85,17 +95,26 @@ def save_checkpoint(
     generation: GenerationConfig,
     preprocessor: dict[str, Any],
     processor: dict[str, Any],
+    *,
+    dtype: torch.dtype = torch.float32,
+    vocab_rows: int | None = None,
 ) -> Path:
     """Write seeded random weights, tokenizer (with its chat template), generation config, and
     `preprocessor_config.json` and `processor_config.json`.
 
     The seed is applied inside a forked RNG, so the caller's torch random state is untouched and
-    two builds with equal arguments write identical tensors.
+    two builds with equal arguments write identical tensors. The weights are made and written in
+    `dtype`. With `vocab_rows`, the output embedding rows from that id on are zeros: a model
+    whose vocabulary is larger than its tokenizer's then never prefers an id the tokenizer lacks
+    (a zero logit is below the largest of the real ones, which a random model spreads around 0).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
-        model = AutoModelForImageTextToText.from_config(config)  # type: ignore[no-untyped-call]
+        model = AutoModelForImageTextToText.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
+    if vocab_rows is not None:
+        with torch.no_grad():
+            model.get_output_embeddings().weight[vocab_rows:].zero_()
     model.generation_config = generation
     model.save_pretrained(out_dir)
     if getattr(getattr(config, "vision_config", None), "model_type", None) in _NESTED_TOWERS:

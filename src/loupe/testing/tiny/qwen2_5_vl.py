@@ -6,7 +6,7 @@ from pathlib import Path
 
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLTextConfig, Qwen2_5_VLVisionConfig
 
-from loupe.testing.tiny.checkpoint import chat_tokenizer, merger_tower_dims, save_checkpoint
+from loupe.testing.tiny.checkpoint import Parts, chat_tokenizer, merger_tower_dims, save_checkpoint
 from loupe.testing.tiny.qwen2_vl import (
     CHAT_TEMPLATE,
     SPECIAL_TOKENS,
@@ -16,7 +16,7 @@ from loupe.testing.tiny.qwen2_vl import (
 )
 from loupe.testing.tiny.size import TextSize
 
-__all__ = ["CHAT_TEMPLATE", "PREPROCESSOR_CONFIG", "SPECIAL_TOKENS", "build"]
+__all__ = ["CHAT_TEMPLATE", "PREPROCESSOR_CONFIG", "SPECIAL_TOKENS", "build", "parts"]
 
 # Qwen2.5-VL-3B-Instruct's preprocessor_config.json, as published: the same pixels as Qwen2-VL.
 # Its chat template and vision special tokens are Qwen2-VL's too, so both are shared.
@@ -35,6 +35,11 @@ PREPROCESSOR_CONFIG = {
 
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny windowed vision tower, the real patches."""
+    return save_checkpoint(out_dir, *parts(size))
+
+
+def parts(size: TextSize) -> Parts:
+    """What `build` writes, before the weights exist."""
     tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
     text = Qwen2_5_VLTextConfig(**text_kwargs(len(tokenizer), size, ids, max_positions=128000))
     # Two blocks, the last with full attention as in the published towers (7, 15, 23, 31 of 32);
@@ -49,6 +54,4 @@ def build(out_dir: Path, size: TextSize) -> Path:
         text_config=text, vision_config=vision, **span_token_ids(ids), tie_word_embeddings=True
     )
     processor = {"processor_class": "Qwen2_5_VLProcessor"}
-    return save_checkpoint(
-        out_dir, config, tokenizer, generation_config(ids), PREPROCESSOR_CONFIG, processor
-    )
+    return Parts(config, tokenizer, generation_config(ids), PREPROCESSOR_CONFIG, processor)

@@ -8,7 +8,7 @@ from typing import Any
 from transformers import GenerationConfig, Qwen2VLConfig, Qwen2VLTextConfig, Qwen2VLVisionConfig
 
 from loupe.testing.tiny import qwen2
-from loupe.testing.tiny.checkpoint import chat_tokenizer, save_checkpoint, text_dims
+from loupe.testing.tiny.checkpoint import Parts, chat_tokenizer, save_checkpoint, text_dims
 from loupe.testing.tiny.size import TextSize
 from loupe.testing.tiny.tokenizer import SpecialTokens
 
@@ -133,6 +133,11 @@ def text_kwargs(
 
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny vision tower with the real patches and merge."""
+    return save_checkpoint(out_dir, *parts(size))
+
+
+def parts(size: TextSize) -> Parts:
+    """What `build` writes, before the weights exist."""
     tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
     text = Qwen2VLTextConfig(**text_kwargs(len(tokenizer), size, ids, max_positions=32768))
     vision = Qwen2VLVisionConfig(
@@ -149,6 +154,4 @@ def build(out_dir: Path, size: TextSize) -> Path:
         text_config=text, vision_config=vision, **span_token_ids(ids), tie_word_embeddings=True
     )
     processor = {"processor_class": "Qwen2VLProcessor"}
-    return save_checkpoint(
-        out_dir, config, tokenizer, generation_config(ids), PREPROCESSOR_CONFIG, processor
-    )
+    return Parts(config, tokenizer, generation_config(ids), PREPROCESSOR_CONFIG, processor)

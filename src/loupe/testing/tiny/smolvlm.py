@@ -6,7 +6,7 @@ from pathlib import Path
 
 from transformers import GenerationConfig, LlamaConfig, SmolVLMConfig, SmolVLMVisionConfig
 
-from loupe.testing.tiny.checkpoint import chat_tokenizer, save_checkpoint, text_dims, tower_dims
+from loupe.testing.tiny.checkpoint import Parts, chat_tokenizer, save_checkpoint, text_dims, tower_dims
 from loupe.testing.tiny.size import TextSize
 from loupe.testing.tiny.tokenizer import SpecialTokens
 
@@ -82,6 +82,11 @@ IMAGE_SEQ_LEN = (IMAGE_SIZE // PATCH_SIZE) ** 2 // SCALE_FACTOR**2
 
 def build(out_dir: Path, size: TextSize) -> Path:
     """Write the checkpoint into `out_dir`: a tiny vision tower with the real tiles and tokens."""
+    return save_checkpoint(out_dir, *parts(size))
+
+
+def parts(size: TextSize) -> Parts:
+    """What `build` writes, before the weights exist."""
     tokenizer, ids = chat_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
     text = LlamaConfig(
         **text_dims(len(tokenizer), size),
@@ -107,4 +112,4 @@ def build(out_dir: Path, size: TextSize) -> Path:
         pad_token_id=ids["<|im_end|>"],
     )
     processor = {"image_seq_len": IMAGE_SEQ_LEN, "processor_class": "SmolVLMProcessor"}
-    return save_checkpoint(out_dir, config, tokenizer, generation, PREPROCESSOR_CONFIG, processor)
+    return Parts(config, tokenizer, generation, PREPROCESSOR_CONFIG, processor)
