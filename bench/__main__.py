@@ -31,6 +31,7 @@ BENCHMARKS = {
     "video": "Video: plan and sample a 60 s 1080p clip vs decoding it whole (issue 20)",
     "grammar": "Constrained decoding: structured outputs in the batched decode step (issue 16)",
     "memory": "Memory under bursts of large requests, and after them (issue 21)",
+    "step": "Real-size models in Loupe's engine: prefill and decode against the machine's limits (issue 17)",
     "real_size": "Real-size models on the CPU: Loupe vs vLLM's CPU engine and transformers serve (issue 17)",
 }
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"

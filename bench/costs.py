@@ -42,15 +42,17 @@ class ModelCosts:
     def prefill_flops(self, prompt_tokens: int, images: int, patches: int, image_tokens: int) -> float:
         """FLOPs of one request's prefill: `images` images of `patches` patches each, which
         become `image_tokens` tokens in all, in a prompt of `prompt_tokens` tokens."""
-        linear = 2 * (
-            self.vision_weights * patches * images
-            + self.connector_weights * image_tokens
-            + self.text_weights * prompt_tokens
-            + self.head_weights
-        )
-        attention = 4 * self.vision_layers * self.vision_width * patches**2 * images
-        attention += 2 * self.text_layers * self.text_width * prompt_tokens**2
-        return float(linear + attention)
+        return self.vision_flops(images, patches, image_tokens) + self.text_flops(prompt_tokens)
+
+    def vision_flops(self, images: int, patches: int, image_tokens: int) -> float:
+        """The tower and the connector, on `images` images of `patches` patches each."""
+        linear = 2 * (self.vision_weights * patches * images + self.connector_weights * image_tokens)
+        return float(linear + 4 * self.vision_layers * self.vision_width * patches**2 * images)
+
+    def text_flops(self, prompt_tokens: int) -> float:
+        """The language model on a prompt, and the head on its last position."""
+        linear = 2 * (self.text_weights * prompt_tokens + self.head_weights)
+        return float(linear + 2 * self.text_layers * self.text_width * prompt_tokens**2)
 
     def decode_bytes(self, dtype: str) -> int:
         return self.decode_parameters * (2 if dtype in ("bfloat16", "float16") else 4)

@@ -13,6 +13,7 @@ from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 from transformers import AutoConfig, AutoModelForImageTextToText
 
+from loupe.engines.local.cpu_attention import use_cpu_attention
 from loupe.engines.local.cpu_heap import keep_freed_memory
 from loupe.engines.local.cpu_linear import packed_linears
 from loupe.engines.local.fast_processor import with_fast_images
@@ -163,6 +164,7 @@ def load_model(checkpoint: str, *, device: str = "auto", dtype: str = "auto") ->
     if target.type == "cpu":
         keep_freed_memory()
         packed_linears(model)
+        use_cpu_attention(model)
     return LoadedModel(checkpoint=found, model=model, device=target, precision=precision)
 
 
