@@ -75,3 +75,58 @@ print(kept > held - (64 << 20), given_back, resident() < kept - (128 << 20))
 def test_freed_blocks_the_tuned_heap_keeps_are_given_back() -> None:
     out = subprocess.run([sys.executable, "-c", _TRIM_PROBE], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "True", "True"]  # kept after free; trimmed; resident memory fell
+
+
+_ARENA_PROBE = """
+import ctypes, os, sys, tempfile, threading
+from loupe.engines.local.cpu_heap import ARENA_MAX, keep_freed_memory
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = (ctypes.c_char_p, ctypes.c_char_p)
+libc.fclose.argtypes = (ctypes.c_void_p,)
+libc.malloc_info.argtypes = (ctypes.c_int, ctypes.c_void_p)
+
+def arenas():
+    with tempfile.NamedTemporaryFile() as out:
+        stream = libc.fopen(out.name.encode(), b"w")
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+        return out.read().count(b"<heap nr=")
+
+if sys.argv[1] == "tuned":
+    keep_freed_memory()
+threads = 12  # decoding, preprocessing and inference threads, all allocating at once
+together = threading.Barrier(threads + 1)
+
+def work():
+    block = libc.malloc(1 << 20)
+    together.wait()  # every thread holds its block while the arenas are counted
+    together.wait()
+    libc.free(block)
+
+running = [threading.Thread(target=work) for _ in range(threads)]
+for thread in running:
+    thread.start()
+together.wait()
+print(arenas(), ARENA_MAX)
+together.wait()
+for thread in running:
+    thread.join()
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_threads_share_a_bounded_number_of_arenas_once_tuned() -> None:
+    def arenas(mode: str) -> tuple[int, int]:
+        out = subprocess.run([sys.executable, "-c", _ARENA_PROBE, mode], capture_output=True, text=True, check=True)
+        found, bound = map(int, out.stdout.split())
+        return found, bound
+
+    untuned, bound = arenas("plain")
+    tuned, _ = arenas("tuned")
+    assert untuned > bound  # glibc alone gives these threads arenas of their own
+    assert tuned <= bound  # each arena keeps its own freed blocks: a burst's images left them all resident
