@@ -6,10 +6,6 @@ whose activations are megabytes per layer, keeps faulting in fresh pages for the
 operations on those tensors then run several times slower per element. Fixing the threshold at
 glibc's ceiling (32 MiB on 64-bit) and raising the trim threshold lets freed blocks be reused by
 the next pass: the server's resident memory would stay at its peak instead of shrinking between requests.
-glibc also gives each thread that allocates an arena of its own, up to eight per core: the
-image-decoding and preprocessing threads each kept their freed blocks apart, so a burst of
-images left several arenas' worth of free memory resident. Loupe caps them at `ARENA_MAX`
-(threads then share arenas; a large block is allocated quickly, so they hardly wait).
 So once the engine has been idle for a moment, `give_back_freed_memory` hands the heap's free
 pages back to the system (glibc's `malloc_trim`, every arena): a burst's images, pixel values
 and activations are returned after it, and a steady load keeps its blocks. Another C library
@@ -25,23 +21,20 @@ __all__ = ["give_back_freed_memory", "keep_freed_memory"]
 MiB = 1024 * 1024
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
 MMAP_THRESHOLD = 32 * MiB  # glibc's ceiling on 64-bit systems
 TRIM_THRESHOLD = 512 * MiB
-ARENA_MAX = 4
 
 
 def keep_freed_memory() -> bool:
     """Tune glibc's malloc for repeated forward passes; False where the C library has no
-    `mallopt` or refuses one of the values."""
+    `mallopt` or refuses the values (nothing is changed then)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    settings = ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD), (_M_ARENA_MAX, ARENA_MAX))
-    return all([bool(mallopt(option, value)) for option, value in settings])
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def give_back_freed_memory() -> bool:
