@@ -142,17 +142,17 @@ def load_models(
 
 
 def image_service(
-    settings: Settings, served: Mapping[str, ServedModel], metrics: Metrics, fetcher: ImageFetcher
+    settings: Settings, served: Mapping[str, ServedModel], metrics: Metrics, fetcher: ImageFetcher, decoded: DecodedCache
 ) -> ImageService:
-    decoded: DecodedCache = ByteLRU(settings.engine.image_cache_mb * MiB)
     intakes = {m.id: MediaIntake(limits_for(m, settings.fetch), fetcher=fetcher, cache=decoded) for m in settings.models}
     counters = {model_id: s.counter for model_id, s in served.items()}
     return ImageService(intakes, counters, fetcher, metrics)
 
 
-def video_service(settings: Settings, served: Mapping[str, ServedModel], fetcher: ImageFetcher) -> VideoService:
+def video_service(
+    settings: Settings, served: Mapping[str, ServedModel], fetcher: ImageFetcher, sampled: SampledCache
+) -> VideoService:
     """Each model's video intake (the images' fetcher, one cache of sampled frames) and limits."""
-    sampled: SampledCache = ByteLRU(settings.engine.video_cache_mb * MiB)
     models = {
         m.id: VideoModel(
             VideoIntake(video_limits_for(m), fetcher=fetcher, cache=sampled),
@@ -168,11 +168,13 @@ def video_service(settings: Settings, served: Mapping[str, ServedModel], fetcher
 def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Billing, metrics: Metrics) -> FastAPI:
     engines = {model_id: s.engine for model_id, s in served.items()}
     fetcher = ImageFetcher(fetch_limits(settings.fetch), transport=network_transport(), resolver=SystemResolver())
+    decoded: DecodedCache = ByteLRU(settings.engine.image_cache_mb * MiB)
+    sampled: SampledCache = ByteLRU(settings.engine.video_cache_mb * MiB)
     chat = ChatService(
         engines,
-        image_service(settings, served, metrics, fetcher),
+        image_service(settings, served, metrics, fetcher, decoded),
         MemoryBudget(settings.engine.image_memory_mb * MiB),
-        video_service(settings, served, fetcher),
+        video_service(settings, served, fetcher, sampled),
     )
     metrics.add_gauge(
         "loupe_queue_depth",
@@ -187,6 +189,17 @@ def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Bi
         ["model", "result"],
         lambda: {
             (m, result): float(e.cache_stats[f"vision_{result}"]) for m, e in locals_.items() for result in ("hits", "misses")
+        },
+    )
+    metrics.add_gauge(
+        "loupe_cache_bytes",
+        "Bytes held on purpose for later requests, by cache (each bounded by its [engine] *_cache_mb)",
+        ["cache"],
+        lambda: {
+            ("vision",): float(sum(e.cache_stats["vision_bytes"] for e in locals_.values())),
+            ("prefix",): float(sum(e.cache_stats["prefix_bytes"] for e in locals_.values())),
+            ("images",): float(decoded.size),
+            ("video_frames",): float(sampled.size),
         },
     )
     upstreams = {m: s.engine for m, s in served.items() if isinstance(s.engine, UpstreamEngine)}

@@ -152,7 +152,7 @@ class EngineSettings(BaseModel):
     vision_cache_mb: int = Field(256, ge=0, description="image embeddings kept for later turns and requests")
     prefix_cache_mb: int = Field(512, ge=0, description="key/value states of earlier prompts kept for reuse")
     image_cache_mb: int = Field(
-        256, ge=0, description="decoded images kept for later turns, by file and planned size (per upstream model: encoded ones)"
+        64, ge=0, description="decoded images kept for later turns, by file and planned size (per upstream model: encoded ones)"
     )
     video_cache_mb: int = Field(256, ge=0, description="sampled video frames kept for later turns, by file and plan")
     image_memory_mb: int = Field(

@@ -79,6 +79,10 @@ def test_counters_and_histograms_after_known_requests(fresh: RunningServer) -> N
     assert value(found, "loupe_request_duration_seconds_count", model=model) == 3
     assert value(found, "loupe_time_to_first_token_seconds_count", model=model) <= 3
     assert value(found, "loupe_queue_depth", model=model) == 0
+    # what the caches keep for later requests: the photo's pixels, its embeddings, the prompts' states
+    held = {cache: value(found, "loupe_cache_bytes", cache=cache) for cache in ("images", "vision", "prefix", "video_frames")}
+    assert held["images"] > (PHOTOS / "bus.jpg").stat().st_size and held["vision"] > 0 and held["prefix"] > 0
+    assert held["video_frames"] == 0
 
 
 def test_every_response_has_a_request_id(fresh: RunningServer) -> None:

@@ -221,6 +221,6 @@ def test_mistral3_images_of_different_sizes_in_one_prompt(tiny_checkpoint: Calla
     messages = [PromptMessage(Role.USER, (*images, TextPart("Compare.")))]
     prompts: list[Any] = []
     run(loaded, [(messages, GREEDY, 6)], keep=prompts)
-    sizes = prompts[0].local.inputs["image_sizes"].tolist()
+    sizes = build_prompt(loaded.processor, messages).inputs["image_sizes"].tolist()
     assert len({tuple(s) for s in sizes}) == 2
     assert_logits_of_generate(loaded, messages, 6, seen[id(prompts[0])])

@@ -110,8 +110,11 @@ class LocalEngine:
 
     @property
     def cache_stats(self) -> dict[str, int]:
-        """Vision-cache hits and misses (zeros where the model is not batched)."""
-        return self._runner.stats if self._core is not None else {"vision_hits": 0, "vision_misses": 0}
+        """Vision-cache hits and misses, the bytes the vision and prefix caches hold (zeros where
+        the model is not batched)."""
+        if self._core is None:
+            return dict.fromkeys(("vision_hits", "vision_misses", "vision_bytes", "prefix_entries", "prefix_bytes"), 0)
+        return self._runner.stats
 
     @property
     def batched(self) -> bool:

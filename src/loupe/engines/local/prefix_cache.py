@@ -23,6 +23,11 @@ class PrefixCache(Generic[S]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def size(self) -> int:
+        """Bytes of the states held."""
+        return self._entries.size
+
     def store(self, tokens: Sequence[Token], states: S, nbytes: int) -> None:
         """Keep `states` for exactly `tokens` (one state per token, in order)."""
         if tokens:

@@ -43,7 +43,8 @@ from loupe.models.tool_calls import HERMES, ToolCallFormat
 class LocalPrompt:
     """Processor output for one request, kept on the CPU until the inference thread moves it.
 
-    `pixels` is False where pixel values of images or videos were left out (see `build_prompt`)."""
+    `pixels` is False where pixel values of images or videos were left out (see `build_prompt`);
+    it stays as built once a prefilled prompt lets go of everything but its token ids."""
 
     inputs: dict[str, torch.Tensor]
     stats: PromptStats

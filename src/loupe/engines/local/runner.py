@@ -55,6 +55,13 @@ class KeyedPrompt:
     def stats(self) -> PromptStats:
         return self.local.stats
 
+    def prefilled(self) -> None:
+        """Its prefill is done: keep the token ids only. The images' pixel values (and what
+        would compute them) are not needed again, and a request decoding for minutes would
+        hold them all that time."""
+        self.local = LocalPrompt({"input_ids": self.local.inputs["input_ids"]}, self.local.stats, self.local.pixels)
+        self.complete = None
+
 
 @dataclass(slots=True)
 class _Row:
@@ -69,6 +76,7 @@ class _Plan:
     """A request's prefill, ready to run: its new tokens and the reused states before them."""
 
     request: Request
+    prompt: KeyedPrompt
     prefill: Prefill
     past: Layers
     reused: int
@@ -125,6 +133,8 @@ class ModelRunner:
                 if constraint is not None and self._grammars is not None:
                     seq.grammar = self._grammars.state(constraint)
             firsts.append(self._sampler.sample(row.expand(len(seqs), -1), seqs))
+        for plan in plans:
+            plan.prompt.prefilled()
         return firsts
 
     def _plan(self, request: Request) -> _Plan:
@@ -144,7 +154,7 @@ class ModelRunner:
         positions, delta = self._family.positions(self._model, inputs)
         prefill = self._prefill(inputs, reused, skip, positions, groups)
         past = _cropped(states, reused) if reused else []
-        return _Plan(request, prefill, past, reused, match, delta)
+        return _Plan(request, prompt, prefill, past, reused, match, delta)
 
     def _grouped(self, plans: list[_Plan]) -> list[list[int]]:
         if not self._family.batched:
@@ -235,6 +245,7 @@ class ModelRunner:
             "vision_misses": self._vision.misses,
             "vision_bytes": self._vision.size,
             "prefix_entries": len(self._prefix),
+            "prefix_bytes": self._prefix.size,
         }
 
     def _match_tokens(self, ids: list[int], groups: list[ImageGroup]) -> list[Hashable]:
