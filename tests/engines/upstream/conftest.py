@@ -20,7 +20,13 @@ VLLM_WIDTH = 128
 VLLM_MAX_MODEL_LEN = 4096  # DEFAULT_ARGS' --max-model-len; the tiny checkpoints' own is larger
 VLLM_MAX_IMAGES = 2
 # The configuration docs/deploy.md gives, with a per-prompt image limit below Loupe's default.
-TEST_ARGS = (*DEFAULT_ARGS, "--trust-request-mm-kwargs", "--limit-mm-per-prompt", f'{{"image": {VLLM_MAX_IMAGES}}}')
+TEST_ARGS = (
+    *DEFAULT_ARGS,
+    "--trust-request-mm-kwargs",
+    "--limit-mm-per-prompt", f'{{"image": {VLLM_MAX_IMAGES}}}',
+    "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+    "--structured-outputs-config", '{"backend": "guidance", "disable_any_whitespace": true}',
+)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

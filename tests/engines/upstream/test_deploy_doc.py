@@ -15,7 +15,13 @@ from tests.helpers import REPO
 
 DEPLOY = (REPO / "docs" / "deploy.md").read_text()
 # The flags that change what vLLM does for Loupe (the others size a server).
-RELIED_ON = ("--enable-prompt-tokens-details", "--trust-request-mm-kwargs", "--limit-mm-per-prompt")
+RELIED_ON = (
+    "--enable-prompt-tokens-details",
+    "--trust-request-mm-kwargs",
+    "--limit-mm-per-prompt",
+    "--enable-auto-tool-choice",
+    "--structured-outputs-config",
+)
 
 
 def commands(text: str) -> list[list[str]]:

@@ -7,12 +7,14 @@ what only vLLM can refuse reaches it, and its refusals come back with Loupe's co
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import openai
 import pytest
 
@@ -135,7 +137,7 @@ def test_streaming_with_usage_equals_the_whole_answer(client: openai.OpenAI) -> 
     assert usage is not None and whole.usage is not None
     assert (usage.prompt_tokens, usage.completion_tokens) == (whole.usage.prompt_tokens, whole.usage.completion_tokens)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
-    assert usage.prompt_tokens_details is not None and usage.prompt_tokens_details.image_tokens == 1008  # type: ignore[attr-defined]
+    assert usage.prompt_tokens_details is not None and usage.prompt_tokens_details.image_tokens == 1008
 
 
 def test_several_seeded_choices_are_reproducible(client: openai.OpenAI) -> None:
@@ -196,6 +198,125 @@ def test_image_urls_are_fetched_by_loupe_alone(client: openai.OpenAI, image_host
     )
     assert by_url.usage is not None and inline.usage is not None
     assert by_url.usage.prompt_tokens == inline.usage.prompt_tokens
+
+
+# Structured outputs and tools. The tiny template renders no tools: Loupe writes its convention
+# into the messages it sends (and counts), forces calls with its grammar as vLLM's structured
+# output, and parses the calls from vLLM's text, as the embedded engine does.
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"enum": ["Paris", "Rome"]}, "celsius": {"type": "boolean"}},
+            "required": ["city", "celsius"],
+            "additionalProperties": False,
+        },
+    },
+}
+TIME: Any = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}, "additionalProperties": False}},
+}
+ANSWER = {
+    "type": "object",
+    "properties": {"animal": {"enum": ["cat", "dog"]}, "count": {"type": "integer", "minimum": 0, "maximum": 9}},
+    "required": ["animal", "count"],
+    "additionalProperties": False,
+}
+ASK_WEATHER: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def valid_call(call: Any) -> dict[str, Any]:
+    """A call's arguments, checked against its function's parameters."""
+    spec = {"get_weather": WEATHER, "get_time": TIME}[call.function.name]
+    arguments: dict[str, Any] = json.loads(call.function.arguments)
+    jsonschema.validate(arguments, spec["function"]["parameters"])
+    assert call.id and call.type == "function"
+    return arguments
+
+
+def test_a_json_schema_answer_validates(client: openai.OpenAI) -> None:
+    response_format: Any = {"type": "json_schema", "json_schema": {"name": "answer", "schema": ANSWER, "strict": True}}
+    messages = user(image_part(photo_url("bus.jpg"), "low"), text="How many animals, and which?")
+    whole = client.chat.completions.create(
+        model="gw", messages=messages, max_tokens=64, temperature=1.0, seed=3, response_format=response_format
+    )
+    jsonschema.validate(json.loads(whole.choices[0].message.content or ""), ANSWER)
+    assert whole.choices[0].finish_reason == "stop"
+    chunks = list(
+        client.chat.completions.create(
+            model="gw", messages=messages, max_tokens=64, temperature=1.0, seed=3, response_format=response_format,
+            stream=True, stream_options={"include_usage": True},
+        )
+    )  # fmt: skip
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
+    assert chunks[-1].usage is not None and whole.usage is not None
+    assert chunks[-1].usage.prompt_tokens == whole.usage.prompt_tokens
+
+
+def test_required_tool_choice_yields_a_valid_call(client: openai.OpenAI) -> None:
+    # One call: the random model would go on writing parallel ones until max_tokens. The tiny
+    # tokenizer spends about 70 tokens on a call.
+    answer = client.chat.completions.create(
+        model="gw", messages=ASK_WEATHER, tools=[WEATHER, TIME], tool_choice="required",
+        parallel_tool_calls=False, max_tokens=160, temperature=1.0, seed=5,
+    )  # fmt: skip
+    choice = answer.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    assert len(choice.message.tool_calls) == 1 and not choice.message.content
+    valid_call(choice.message.tool_calls[0])
+    plain = client.chat.completions.create(model="gw", messages=ASK_WEATHER, max_tokens=1)
+    assert answer.usage is not None and plain.usage is not None
+    assert answer.usage.prompt_tokens > plain.usage.prompt_tokens + 50  # the functions were in the prompt
+
+
+def test_a_named_tool_choice_calls_that_function_streamed(client: openai.OpenAI) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model="gw", messages=ASK_WEATHER, tools=[WEATHER, TIME],
+            tool_choice={"type": "function", "function": {"name": "get_weather"}}, parallel_tool_calls=False,
+            max_tokens=160, temperature=1.0, seed=9, stream=True, stream_options={"include_usage": True},
+        )
+    )  # fmt: skip
+    pieces = [d for c in chunks if c.choices for d in c.choices[0].delta.tool_calls or ()]
+    assert pieces and {p.index for p in pieces} == {0}
+    assert pieces[0].id and pieces[0].function is not None and pieces[0].function.name == "get_weather"
+    arguments = "".join(p.function.arguments or "" for p in pieces if p.function is not None)
+    jsonschema.validate(json.loads(arguments), WEATHER["function"]["parameters"])
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_auto_tool_choice_and_a_tool_result_pass_through(client: openai.OpenAI) -> None:
+    """The model may answer or call; either comes back well formed. A conversation holding a
+    call and its result is sent as Loupe counted it (the mismatch counter, last test)."""
+    answer = client.chat.completions.create(
+        model="gw", messages=ASK_WEATHER, tools=[WEATHER], max_tokens=16, temperature=0
+    )
+    choice = answer.choices[0]
+    assert choice.finish_reason in ("stop", "length", "tool_calls")
+    assert (choice.finish_reason == "tool_calls") == bool(choice.message.tool_calls)
+    for call in choice.message.tool_calls or ():
+        valid_call(call)
+    made = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris", "celsius": true}'}}
+    history: Any = [*ASK_WEATHER, {"role": "assistant", "content": None, "tool_calls": [made]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "18 degrees and sunny"}]  # fmt: skip
+    after = client.chat.completions.create(model="gw", messages=history, tools=[WEATHER], max_tokens=8, temperature=0)
+    assert after.usage is not None and answer.usage is not None
+    assert after.usage.prompt_tokens > answer.usage.prompt_tokens
+
+
+def test_logprobs_are_vllms(client: openai.OpenAI, direct: openai.OpenAI, upstream: VllmServer) -> None:
+    messages: Any = [{"role": "user", "content": "Describe a red bus."}]
+    through = client.chat.completions.create(model="gw", messages=messages, max_tokens=6, temperature=0, logprobs=True, top_logprobs=2)
+    mine = direct.chat.completions.create(model=upstream.name, messages=messages, max_tokens=6, temperature=0, logprobs=True, top_logprobs=2)
+    assert through.choices[0].logprobs is not None and mine.choices[0].logprobs is not None
+    ours, theirs = through.choices[0].logprobs.content or [], mine.choices[0].logprobs.content or []
+    assert through.usage is not None and len(ours) == through.usage.completion_tokens
+    assert [(t.token, len(t.top_logprobs)) for t in ours] == [(t.token, len(t.top_logprobs)) for t in theirs]
+    assert [t.logprob for t in ours] == pytest.approx([t.logprob for t in theirs], abs=1e-3)
 
 
 def test_no_usage_mismatch_was_counted(gateway: RunningServer) -> None:

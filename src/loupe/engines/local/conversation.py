@@ -23,12 +23,22 @@ def conversation(
     processor: Any, messages: Sequence[PromptMessage], tools: Sequence[ToolSpec], fmt: ToolCallFormat
 ) -> tuple[Conversation, dict[str, Any]]:
     """The conversation and the extra template arguments (`tools`) for these messages."""
-    if not tools and not any(m.tool_calls or m.role is Role.TOOL for m in messages):
+    if not uses_tools(messages, tools):
         return [_plain(m) for m in messages], {}
-    if fmt.native and "tools" in str(getattr(processor, "chat_template", None) or ""):
+    if renders_tools(processor, fmt):
         extra = {"tools": [tool_object(t) for t in tools]} if tools else {}
         return [_native(m) for m in messages], extra
-    return _convention(messages, tools, fmt), {}
+    return [_plain(m) for m in convention_messages(messages, tools, fmt)], {}
+
+
+def uses_tools(messages: Sequence[PromptMessage], tools: Sequence[ToolSpec]) -> bool:
+    """Whether the request offers functions or its history holds calls or results."""
+    return bool(tools) or any(m.tool_calls or m.role is Role.TOOL for m in messages)
+
+
+def renders_tools(processor: Any, fmt: ToolCallFormat) -> bool:
+    """Whether the checkpoint's template renders tools itself, in the format Loupe parses."""
+    return fmt.native and "tools" in str(getattr(processor, "chat_template", None) or "")
 
 
 def _parts(message: PromptMessage) -> list[dict[str, Any]]:
@@ -66,29 +76,34 @@ def _native_call(call: ToolCall) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments}}
 
 
-def _convention(messages: Sequence[PromptMessage], tools: Sequence[ToolSpec], fmt: ToolCallFormat) -> Conversation:
-    out: Conversation = []
+def convention_messages(
+    messages: Sequence[PromptMessage], tools: Sequence[ToolSpec], fmt: ToolCallFormat
+) -> list[PromptMessage]:
+    """The messages with Loupe's convention written into them as text: the functions in the
+    system turn, each call in its assistant turn, each run of results as one user turn. What a
+    template without tools renders (the embedded engine's, or an upstream's, which is sent them)."""
+    out: list[PromptMessage] = []
     if tools:
-        block = fmt.system_block(tools)
+        block = TextPart(fmt.system_block(tools))
         if messages and messages[0].role is Role.SYSTEM:
-            first, rest = messages[0], messages[1:]
-            out.append({"role": "system", "content": [*_parts(first), {"type": "text", "text": "\n\n" + block}]})
-            messages = rest
+            first, messages = messages[0], messages[1:]
+            out.append(PromptMessage(Role.SYSTEM, (*first.content, TextPart("\n\n" + block.text))))
         else:
-            out.append({"role": "system", "content": [{"type": "text", "text": block}]})
+            out.append(PromptMessage(Role.SYSTEM, (block,)))
+    results = False  # whether out[-1] is a user turn of results
     for message in messages:
         if message.role is Role.TOOL:
-            result = {"type": "text", "text": fmt.result_text(_text(message))}
-            if out and out[-1].get("tool_results"):  # consecutive results: one user turn
-                out[-1]["content"] += [{"type": "text", "text": "\n"}, result]
+            result = TextPart(fmt.result_text(_text(message)))
+            if results:  # consecutive results: one user turn
+                out[-1] = PromptMessage(Role.USER, (*out[-1].content, TextPart("\n"), result))
             else:
-                out.append({"role": "user", "content": [result], "tool_results": True})
+                out.append(PromptMessage(Role.USER, (result,)))
+            results = True
             continue
-        turn = _plain(message)
+        results = False
         if message.tool_calls:
             calls = fmt.separator.join(fmt.call_text(c) for c in message.tool_calls)
-            turn["content"] += [{"type": "text", "text": ("\n" if _text(message) else "") + calls}]
-        out.append(turn)
-    for turn in out:
-        turn.pop("tool_results", None)
+            text = TextPart(("\n" if _text(message) else "") + calls)
+            message = PromptMessage(message.role, (*message.content, text))
+        out.append(PromptMessage(message.role, message.content))
     return out

@@ -20,17 +20,21 @@ from typing import Any, Literal
 from loupe.domain import (
     GenerationEvent,
     ModelCard,
+    PreparedImage,
     PreparedVideo,
     PromptMessage,
     PromptStats,
     Role,
     SamplingParams,
     TextPart,
+    ToolCallOutput,
     ToolSpec,
 )
 from loupe.engines.local.control_text import neutral_messages, neutral_tools
+from loupe.engines.local.conversation import convention_messages, renders_tools, uses_tools
 from loupe.engines.local.prompt import count_prompt, templated
 from loupe.engines.local.text_budget import refuse_oversized
+from loupe.engines.local.tool_events import with_tool_calls
 from loupe.engines.upstream.choices import ChoiceStream, UpstreamCounters, merge
 from loupe.engines.upstream.client import UpstreamClient
 from loupe.engines.upstream.encode import media_url
@@ -57,6 +61,7 @@ class UpstreamPrompt:
     vllm_fields: dict[str, Any] = field(default_factory=dict)
     cached_tokens: int = 0  # an upstream's prefix caching is its own business
     tools: tuple[ToolSpec, ...] = ()
+    calls_in_text: bool = False  # vLLM gets the tools in its messages, by Loupe's convention (see `_prepare`)
 
 
 class UpstreamEngine:
@@ -139,6 +144,8 @@ class UpstreamEngine:
         sent = False
         streams = [self._choice(prompt, sampling, max_tokens, i, lambda: sent).events() for i in range(sampling.n)]
         events = streams[0] if len(streams) == 1 else merge(streams)
+        if prompt.calls_in_text:
+            events = with_tool_calls(events, self._tool_format)
         async with aclosing(events) as stream:
             async for event in stream:
                 sent = True
@@ -148,11 +155,15 @@ class UpstreamEngine:
         self, prompt: UpstreamPrompt, sampling: SamplingParams, max_tokens: int, index: int, sent: Callable[[], bool]
     ) -> ChoiceStream:
         seed = None if sampling.seed is None else _wrapped(sampling.seed + index)
+        fields = prompt.vllm_fields
+        if prompt.calls_in_text and isinstance(sampling.constraint, ToolCallOutput):
+            # Calls forced in the convention's blocks: Loupe's grammar, as vLLM's structured output.
+            fields = fields | {"structured_outputs": {"grammar": self._tool_format.grammar(sampling.constraint)}}
         return ChoiceStream(
             client=self._client,
             pool=self._pool,
             body=chat_body(self._upstream_model, prompt.messages, sampling, max_tokens, seed=seed, tools=prompt.tools),
-            vllm_fields=prompt.vllm_fields,
+            vllm_fields=fields,
             speaks_vllm=self._speaks_vllm,
             index=index,
             expected=prompt.stats,
@@ -178,11 +189,22 @@ class UpstreamEngine:
                 "Loupe sends videos to vLLM upstreams only",
                 param="messages",
             )
+        encode = _encoding_once(self._encode)
+        fields = vllm_fields(messages, self._add_special_tokens)
+        calls_in_text = uses_tools(messages, tools) and not renders_tools(self._processor, self._tool_format)
+        if calls_in_text:
+            # vLLM applies the checkpoint's template, which does not render tools: it gets the
+            # conversation Loupe counted, the convention written in and no functions, and Loupe
+            # parses the calls from its text, as the embedded engine does. Another server (a
+            # Loupe) gets OpenAI's form and writes the convention itself.
+            converted = openai_messages(convention_messages(messages, tools, self._tool_format), encode)
+            fields |= {"messages": converted, "tools": None, "tool_choice": None}
         return UpstreamPrompt(
-            messages=openai_messages(messages, self._encode),
+            messages=openai_messages(messages, encode),
             stats=stats,
             tools=tools,
-            vllm_fields=vllm_fields(messages, self._add_special_tokens),
+            vllm_fields=fields,
+            calls_in_text=calls_in_text,
         )
 
     def _speaks_vllm(self, base_url: str) -> bool:
@@ -194,6 +216,18 @@ class UpstreamEngine:
     def _count_text(self, text: str) -> int:
         """Completion tokens of an upstream that reported no usage: the checkpoint's tokenizer's count."""
         return len(self._processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _encoding_once(encode: Encoder) -> Encoder:
+    """`encode`, each image or video encoded once however many message lists hold it."""
+    done: dict[int, str] = {}
+
+    def once(part: PreparedImage | PreparedVideo) -> str:
+        if id(part) not in done:
+            done[id(part)] = encode(part)
+        return done[id(part)]
+
+    return once
 
 
 def _wrapped(seed: int) -> int:
