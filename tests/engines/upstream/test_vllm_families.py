@@ -38,7 +38,7 @@ from tests.helpers import image_part, photo_url
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 # qwen2-vl first: the tests before this module leave its server running.
-FAMILIES = ["qwen2-vl", "qwen2.5-vl", "smolvlm", "internvl", "llava"]
+FAMILIES = ["qwen2-vl", "qwen2.5-vl", "smolvlm", "internvl", "llava", "mistral3", "qwen3-vl-moe"]
 QUESTION = "What is in the picture?"
 
 
