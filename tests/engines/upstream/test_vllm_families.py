@@ -16,7 +16,10 @@ Hugging Face processor, which tiles the image to it, but then derives the tiles'
 the engine: the patch embedding's linear gets the unfolded patches permuted, a view that oneDNN's
 matmul refuses ("Expected a.stride(-1) == 1"); a batch of several tiles is copied and works.
 Idefics3, Qwen3-VL and LLaVA-OneVision agree as well, checked by hand and left out for CI's time.
-Qwen3-VL MoE's video: vLLM's prompt count differs from Loupe's (not investigated).
+Qwen3-VL MoE's video (Qwen3-VL's processor): vLLM counts 2 prompt tokens more (133 against 131,
+114 video tokens in both), as transformers 5.19 in vLLM's venv does: it keeps the template's outer
+`<|vision_start|>`/`<|vision_end|>` around the frames it writes for `<|video_pad|>`, which
+transformers 5.25 (Loupe's, and the published processor's prompt) replaces along with it.
 The tiny Gemma 3 does not load in vLLM: its tokenizer lacks Gemma's newline tokens, which vLLM's
 Gemma 3 processor looks up.
 
