@@ -57,7 +57,7 @@ test: install-test system-test-deps vllm
 bench: install-test vllm
 	$(BIN)/python -m bench
 
-# A few minutes: the first real-size model at 1 and 8 clients, best dtypes only.
+# About a quarter of an hour: each real-size model at 1 and 8 clients, best dtypes only.
 bench-quick: install-test vllm
 	$(BIN)/python -m bench --quick
 

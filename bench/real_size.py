@@ -76,7 +76,7 @@ SPECS = {
             patches=(448 // 14) ** 2,
             image_tokens=(448 // 14) ** 2 // 2**2,  # 2 x 2 patches merged
             levels=(1, 8),
-            quick_levels=(),
+            quick_levels=(1, 8),
             rounds=1,
         ),
     )
@@ -290,7 +290,7 @@ def run(quick: bool = False, models: list[str] | None = None, levels: list[int] 
             sections.append(bench_model(spec, limits, tokens, chosen, full=not quick))
     sections.append(
         "Ratios above 1 are better for Loupe in throughput; time ratios below 1 are better for Loupe. "
-        "`--quick` runs the first model at 1 and 8 clients, best dtypes only."
+        "`--quick` runs each model at 1 and 8 clients, best dtypes only (one round)."
     )
     return "\n\n".join(sections)
 
