@@ -1,12 +1,27 @@
 """Tiny families vLLM serves, behind an UpstreamEngine: Loupe's count is vLLM's, at every detail.
 
 Qwen2-VL, Qwen2.5-VL, SmolVLM (Idefics3's processor: `low` goes as `mm_processor_kwargs`),
-InternVL (tiling limits as `mm_processor_kwargs`) and LLaVA-1.5 (its BOS, as `add_special_tokens`);
-a video for the Qwen families (its sampled frames, and `media_io_kwargs` naming them).
+InternVL (tiling limits as `mm_processor_kwargs`), LLaVA-1.5 (its BOS, as `add_special_tokens`),
+Mistral 3 (Loupe resizes, no kwargs), Qwen3-VL MoE and GLM-4.1V; a video for the Qwen2
+families and GLM-4.1V (its sampled frames, and `media_io_kwargs` naming them).
+
+Llama 4 at detail `high` only (two photos of 13 tiles each: 1,907 prompt tokens, 1,887 of them
+the image's, in both counts). vLLM 0.32 cannot serve the other details as the Hugging Face
+processor counts them, whatever Loupe sends: (1) its Llama 4 processor passes `max_patches` (the
+`mm_processor_kwargs` of `low` and a downscaled `auto`, and of `None`, which is `auto`) to the
+Hugging Face processor, which tiles the image to it, but then derives the tiles' layout
+(`aspect_ratios`, `patches_per_image`) from the configured `max_patches`, so the engine dies on
+"split_with_sizes expects split_sizes to sum exactly to 7 ..., but got split_sizes=[13]";
+(2) on CPU, an image of one tile (a `low` one, or any image within 336 x 336 at `high`) kills
+the engine: the patch embedding's linear gets the unfolded patches permuted, a view that oneDNN's
+matmul refuses ("Expected a.stride(-1) == 1"); a batch of several tiles is copied and works.
 Idefics3, Qwen3-VL and LLaVA-OneVision agree as well, checked by hand and left out for CI's time.
-GLM-4.1V: vLLM counted one prompt token more than Loupe (not investigated). The tiny Gemma 3 does
-not load in vLLM: its tokenizer lacks Gemma's newline tokens, which vLLM's Gemma 3 processor
-looks up.
+Qwen3-VL MoE's video (Qwen3-VL's processor): vLLM counts 2 prompt tokens more (133 against 131,
+114 video tokens in both), as transformers 5.19 in vLLM's venv does: it keeps the template's outer
+`<|vision_start|>`/`<|vision_end|>` around the frames it writes for `<|video_pad|>`, which
+transformers 5.25 (Loupe's, and the published processor's prompt) replaces along with it.
+The tiny Gemma 3 does not load in vLLM: its tokenizer lacks Gemma's newline tokens, which vLLM's
+Gemma 3 processor looks up.
 
 The gateway runs in process (the chat service on an UpstreamEngine) and records the bodies it
 sends; each is then sent to vLLM again directly, so Loupe's usage is compared with vLLM's own
@@ -38,7 +53,9 @@ from tests.helpers import image_part, photo_url
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 # qwen2-vl first: the tests before this module leave its server running.
-FAMILIES = ["qwen2-vl", "qwen2.5-vl", "smolvlm", "internvl", "llava"]
+FAMILIES = ["qwen2-vl", "qwen2.5-vl", "smolvlm", "internvl", "llava", "mistral3", "qwen3-vl-moe", "glm4v", "llama4"]
+# Families vLLM counts as Hugging Face does at detail `high` only (see the module's docstring).
+HIGH_ONLY = {"llama4"}
 QUESTION = "What is in the picture?"
 
 
@@ -97,8 +114,10 @@ async def vllms_count(upstream: VllmServer, body: dict[str, Any]) -> tuple[int, 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("detail", ["low", "auto", "high", None])
 async def test_usage_is_vllms_own_count_at_every_detail(
-    engine: tuple[UpstreamEngine, TokenCounter, Recording], upstream: VllmServer, detail: str | None
+    family: str, engine: tuple[UpstreamEngine, TokenCounter, Recording], upstream: VllmServer, detail: str | None
 ) -> None:
+    if family in HIGH_ONLY and detail != "high":
+        pytest.skip(f"vLLM 0.32 tiles {family} at the configured max_patches only")
     gw, counter, recording = engine
     chat = gateway(gw, counter)
     for stream, photo in ((True, "bus.jpg"), (False, "zidane.jpg")):
@@ -123,11 +142,15 @@ async def test_at_detail_high_a_client_calling_vllm_directly_gets_the_same_count
 
 
 @pytest.mark.asyncio
-async def test_two_images_and_several_choices(engine: tuple[UpstreamEngine, TokenCounter, Recording]) -> None:
+async def test_two_images_and_several_choices(
+    family: str, engine: tuple[UpstreamEngine, TokenCounter, Recording]
+) -> None:
+    if family in HIGH_ONLY:
+        pytest.skip(f"two images at detail low: vLLM 0.32 tiles {family} at the configured max_patches only")
     await two_images_and_two_choices(*engine[:2])
 
 
-VIDEO_FAMILIES = {"qwen2-vl", "qwen2.5-vl"}  # of FAMILIES, those whose vLLM model takes video
+VIDEO_FAMILIES = {"qwen2-vl", "qwen2.5-vl", "glm4v"}  # of FAMILIES, those whose video is checked
 
 
 @pytest.mark.asyncio
@@ -140,7 +163,7 @@ async def test_a_video_is_counted_as_vllm_counts_it(
     """The sampled frames and their media_io_kwargs: vLLM takes them as they are (no resampling)
     and counts the prompt as Loupe does."""
     if family not in VIDEO_FAMILIES:
-        pytest.skip(f"{family} takes no video")
+        pytest.skip(f"{family}'s video is not checked here")
     gw, _, recording = engine
     video = await prepare_video(read_checkpoint(str(vllm_checkpoint(family))), "zoom", max_frames=4, detail=Detail.LOW)
     prompt = await gw.prepare([PromptMessage(Role.USER, (video, TextPart("What happens?")))])
@@ -149,4 +172,6 @@ async def test_a_video_is_counted_as_vllm_counts_it(
     body = recording.bodies[-1]
     assert body["media_io_kwargs"]["video"]["frames_indices"] == list(video.frames.indices)
     prompt_tokens, _ = await vllms_count(upstream, body)
-    assert prompt_tokens == prompt.stats.prompt_tokens and prompt.stats.video_tokens == video.frames.tokens
+    assert prompt_tokens == prompt.stats.prompt_tokens
+    if family != "glm4v":  # GLM-4.1V's video tokens hold the timestamps between its frames too
+        assert prompt.stats.video_tokens == video.frames.tokens

@@ -44,27 +44,32 @@ SPECIAL_TOKENS = SpecialTokens(
 # Behaves as the published template: "[gMASK]<sop>" once, then each turn "<|role|>\n" and its
 # parts in order (an image is "<|begin_of_image|><|image|><|end_of_image|>"), no separator after
 # a turn, and "<|assistant|>\n" to generate. Earlier assistant turns are replayed without their
-# reasoning: only what follows the last "</think>".
+# reasoning: only what follows the last "</think>". Like the published one, it loops over
+# `message['content']` itself: vLLM looks for that loop to pass the parts as they are; without it
+# vLLM joins them into one string, a newline after each image (one token more than Hugging Face).
 CHAT_TEMPLATE = """\
 {{- '[gMASK]<sop>' -}}
 {%- for message in messages -%}
     {{- '<|' + message['role'] + '|>\n' -}}
     {%- if message['content'] is string -%}
-        {%- set parts = [{'type': 'text', 'text': message['content']}] -%}
-    {%- else -%}
-        {%- set parts = message['content'] -%}
-    {%- endif -%}
-    {%- for part in parts -%}
-        {%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}
-            {{- '<|begin_of_image|><|image|><|end_of_image|>' -}}
-        {%- elif part['type'] == 'video' or 'video' in part -%}
-            {{- '<|begin_of_video|><|video|><|end_of_video|>' -}}
-        {%- elif 'text' in part and message['role'] == 'assistant' -%}
-            {{- part['text'].split('</think>')[-1].strip() -}}
-        {%- elif 'text' in part -%}
-            {{- part['text'] -}}
+        {%- if message['role'] == 'assistant' -%}
+            {{- message['content'].split('</think>')[-1].strip() -}}
+        {%- else -%}
+            {{- message['content'] -}}
         {%- endif -%}
-    {%- endfor -%}
+    {%- else -%}
+        {%- for part in message['content'] -%}
+            {%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}
+                {{- '<|begin_of_image|><|image|><|end_of_image|>' -}}
+            {%- elif part['type'] == 'video' or 'video' in part -%}
+                {{- '<|begin_of_video|><|video|><|end_of_video|>' -}}
+            {%- elif 'text' in part and message['role'] == 'assistant' -%}
+                {{- part['text'].split('</think>')[-1].strip() -}}
+            {%- elif 'text' in part -%}
+                {{- part['text'] -}}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
 {%- endfor -%}
 {%- if add_generation_prompt -%}
     {{- '<|assistant|>\n' -}}
