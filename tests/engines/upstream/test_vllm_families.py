@@ -20,8 +20,8 @@ Qwen3-VL MoE's video (Qwen3-VL's processor): vLLM counts 2 prompt tokens more (1
 114 video tokens in both), as transformers 5.19 in vLLM's venv does: it keeps the template's outer
 `<|vision_start|>`/`<|vision_end|>` around the frames it writes for `<|video_pad|>`, which
 transformers 5.25 (Loupe's, and the published processor's prompt) replaces along with it.
-The tiny Gemma 3 does not load in vLLM: its tokenizer lacks Gemma's newline tokens, which vLLM's
-Gemma 3 processor looks up.
+Gemma 3 as well (its tiny tokenizer has Gemma's newline-run tokens, which vLLM's processor
+looks up); it takes no pan-and-scan crops here, so every detail gives one 896 x 896 image.
 
 The gateway runs in process (the chat service on an UpstreamEngine) and records the bodies it
 sends; each is then sent to vLLM again directly, so Loupe's usage is compared with vLLM's own
@@ -53,7 +53,7 @@ from tests.helpers import image_part, photo_url
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 # qwen2-vl first: the tests before this module leave its server running.
-FAMILIES = ["qwen2-vl", "qwen2.5-vl", "smolvlm", "internvl", "llava", "mistral3", "qwen3-vl-moe", "glm4v", "llama4"]
+FAMILIES = ["qwen2-vl", "qwen2.5-vl", "smolvlm", "internvl", "llava", "mistral3", "qwen3-vl-moe", "glm4v", "llama4", "gemma3"]
 # Families vLLM counts as Hugging Face does at detail `high` only (see the module's docstring).
 HIGH_ONLY = {"llama4"}
 QUESTION = "What is in the picture?"
