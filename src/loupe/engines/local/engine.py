@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import cache, partial
@@ -29,6 +28,7 @@ from loupe.domain import (
 from loupe.engines.local.control_text import control_text
 from loupe.engines.local.core import EngineCore
 from loupe.engines.local.cpu_heap import give_back_freed_memory
+from loupe.engines.local.cpu_threads import OneAtATime
 from loupe.engines.local.families import VIDEO, family_for
 from loupe.engines.local.generation import eos_ids, run_choices
 from loupe.engines.local.grammar import Grammars
@@ -80,7 +80,7 @@ class LocalEngine:
         self._loaded = loaded
         control_text(loaded.processor)  # worked out at load, not on the first request
         self._budget = text_budget(loaded.processor)
-        self._preprocess = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loupe-preprocess")
+        self._preprocess = OneAtATime("loupe-preprocess")  # threads that end: see cpu_threads
         self._core: EngineCore | None = None
         self._worker: InferenceWorker | None = None
         tokenizer = loaded.processor.tokenizer

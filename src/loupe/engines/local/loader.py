@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModelForImageTextToText
 from loupe.engines.local.cpu_attention import use_cpu_attention
 from loupe.engines.local.cpu_heap import keep_freed_memory
 from loupe.engines.local.cpu_linear import packed_linears
+from loupe.engines.local.cpu_threads import in_a_thread_of_its_own
 from loupe.engines.local.fast_processor import with_fast_images
 from loupe.engines.local.precision import Precision, bf16_units, choose_precision
 from loupe.engines.local.processor import load_processor
@@ -156,16 +157,22 @@ def load_model(checkpoint: str, *, device: str = "auto", dtype: str = "auto") ->
     target = pick_device(device)
     precision = choose_precision(dtype, target, found.dtype, bf16_units() if target.type == "cpu" else None)
     _log.info("%s: computing in %s on %s (%s)", found.path.name, precision.name, target.type, precision.reason)
+    # On a thread that ends: the parallel workers the load starts do not outlive it (cpu_threads).
+    model = in_a_thread_of_its_own(lambda: _weights(found.path, precision.dtype, target))
+    return LoadedModel(checkpoint=found, model=model, device=target, precision=precision)
+
+
+def _weights(path: Path, dtype: torch.dtype, target: torch.device) -> Any:
     try:
-        model = AutoModelForImageTextToText.from_pretrained(found.path, dtype=precision.dtype)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
     except (OSError, ValueError, KeyError, ImportError) as exc:
-        raise ModelLoadError(f"cannot load the weights at {found.path}: {exc}") from None
+        raise ModelLoadError(f"cannot load the weights at {path}: {exc}") from None
     model.to(target).eval()  # type: ignore[arg-type]
     if target.type == "cpu":
         keep_freed_memory()
         packed_linears(model)
         use_cpu_attention(model)
-    return LoadedModel(checkpoint=found, model=model, device=target, precision=precision)
+    return model
 
 
 def context_size_of(config: Any) -> int:
