@@ -367,22 +367,31 @@ function showModel() {
 }
 
 /** Keep the conversation scrolled to its end while it grows, unless the reader scrolled up.
- * Only a move up stops following: the scroll event of our own jump to the end may arrive after
- * the answer grew again (a slow phone), and must not read as the reader leaving the end. */
+ * Only the reader's own hand (wheel, touch, keys, the scroll bar) stops following: a scroll
+ * event may also come from the page itself (its own jump to the end, or the browser pulling the
+ * position in when an answer is re-rendered shorter) and arrive after the answer grew again
+ * (a slow phone, a busy machine), so a position short of the end alone must not read as the
+ * reader leaving it. Reaching the end again resumes following. */
 function followTheEnd(list) {
   let atEnd = true;
-  let last = 0;
-  const toEnd = () => { if (atEnd) { list.scrollTop = list.scrollHeight; last = list.scrollTop; } };
+  let handled = false;  // the reader touched the list since it was last at its end
+  const toEnd = () => { if (atEnd) list.scrollTop = list.scrollHeight; };
   const sizes = new ResizeObserver(toEnd);
+  for (const type of ["wheel", "touchstart", "pointerdown", "keydown"]) {
+    list.addEventListener(type, () => { handled = true; }, { passive: true });
+  }
   list.addEventListener("scroll", () => {
-    if (list.scrollTop + list.clientHeight >= list.scrollHeight - 24) atEnd = true;
-    else if (list.scrollTop < last) atEnd = false;
-    last = list.scrollTop;
+    if (list.scrollTop + list.clientHeight >= list.scrollHeight - 24) {
+      atEnd = true;
+      handled = false;
+    } else if (handled) {
+      atEnd = false;
+    }
   });
   new MutationObserver((changes) => {
     for (const change of changes) change.addedNodes.forEach((node) => node instanceof Element && sizes.observe(node));
     toEnd();
-  }).observe(list, { childList: true, subtree: true, characterData: true });
+  }).observe(list, { childList: true, subtree: true, characterData: true, attributes: true });
   sizes.observe(list);
 }
 
