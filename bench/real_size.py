@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import machine, peers
+from bench import machine, peers, serving
 from bench.costs import ModelCosts, costs_of
 from bench.peers import Peer
 from bench.serving import crops, free_port, percentile, server
@@ -92,18 +92,10 @@ class Sample:
     gaps: tuple[float, ...]  # between successive streamed chunks
 
 
-@dataclass(frozen=True, slots=True)
-class Level:
-    concurrency: int
-    samples: list[Sample]
-    wall: float
+class Level(serving.Level):
+    """bench.serving's level, whose samples carry the gaps between their tokens."""
 
-    @property
-    def tokens_per_s(self) -> float:
-        return sum(s.tokens for s in self.samples) / self.wall
-
-    def p(self, name: str, q: float) -> float:
-        return percentile([getattr(s, name) for s in self.samples], q)
+    __slots__ = ()
 
     @property
     def step(self) -> float:
