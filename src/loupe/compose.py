@@ -14,6 +14,7 @@ from loupe.api.state import AppState
 from loupe.billing import Billing
 from loupe.compose_billing import start_heartbeat
 from loupe.domain import Compute, Prices
+from loupe.engines.local.cpu_heap import give_back_freed_memory
 from loupe.engines.local.engine import BatchingLimits, LocalEngine
 from loupe.engines.local.identity import local_fingerprint
 from loupe.engines.local.loader import VideoFiles, load_model, read_video_files
@@ -227,7 +228,8 @@ def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Bi
     )
     stop_heartbeat = start_heartbeat(settings, billing)
     closers = [chat.aclose, _async(stop_heartbeat), _async(billing.db.dispose)]
-    return create_app(state, list(engines.values()), closers=closers)
+    # What a burst's parsing, images and activations freed goes back to the system once it is over.
+    return create_app(state, list(engines.values()), closers=closers, on_idle=give_back_freed_memory)
 
 
 def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:

@@ -13,6 +13,7 @@ from loupe import __version__
 from loupe.api.body_limit import BodyLimit
 from loupe.api import openapi
 from loupe.api.errors import install_handlers
+from loupe.api.idle import WhenIdle
 from loupe.api.observability import RequestContext, metrics_router
 from loupe.api.routes import admin, chat, estimate, models, usage, web
 from loupe.api.state import AppState
@@ -27,9 +28,11 @@ def create_app(
     state: AppState,
     engines: Sequence[Engine] = (),
     closers: Sequence[Callable[[], Awaitable[None]]] = (),
+    on_idle: Callable[[], object] | None = None,
 ) -> FastAPI:
     """Build the HTTP app. `engines` are started with the app and closed when it stops, as are
-    `closers` (connection pools and the like)."""
+    `closers` (connection pools and the like); `on_idle` runs (in a thread) once every request
+    has been answered and a second has passed without a new one."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,5 +85,7 @@ def create_app(
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id", "retry-after", "retry-after-ms", *RATE_LIMIT_HEADERS],
         )
-    app.add_middleware(RequestContext)  # outermost: every response, errors included, gets an id
+    app.add_middleware(RequestContext)  # every response, errors included, gets an id
+    if on_idle is not None:
+        app.add_middleware(WhenIdle, on_idle=on_idle)  # outermost: counts every request to its last byte
     return app
