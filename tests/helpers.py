@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +50,13 @@ def billed(usage: dict[str, Any]) -> dict[str, Any]:
 
 def user(text: str, *urls: str) -> dict[str, object]:
     return {"role": "user", "content": [*(image_part(u) for u in urls), {"type": "text", "text": text}]}
+
+
+HEAVY = ("fastapi", "starlette", "httpx", "torch", "transformers", "numpy", "PIL")
+
+
+def imports_of(package: str, among: tuple[str, ...] = HEAVY) -> list[str]:
+    """Which of `among` a fresh interpreter has loaded once it imported `package` (a layer's rule)."""
+    code = f"import sys, {package}; print(' '.join(m for m in {among!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import loupe.billing
 from loupe import errors
+from tests.helpers import imports_of
 
 
 def test_public_surface_is_pinned() -> None:
@@ -59,9 +57,4 @@ def test_error_codes_are_the_documented_ones() -> None:
 
 
 def test_billing_imports_no_http_framework_and_no_torch() -> None:
-    code = (
-        "import sys, loupe.billing; "
-        "print([m for m in ('fastapi', 'starlette', 'torch', 'transformers') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert imports_of("loupe.billing", ("fastapi", "starlette", "torch", "transformers")) == []

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import loupe.media
+from tests.helpers import imports_of
 
 
 def test_public_surface_is_pinned() -> None:
@@ -33,9 +31,4 @@ def test_public_surface_is_pinned() -> None:
 
 
 def test_media_imports_no_http_framework_and_no_torch() -> None:
-    code = (
-        "import sys, loupe.media; "
-        "print([m for m in ('fastapi', 'starlette', 'torch', 'transformers') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert imports_of("loupe.media", ("fastapi", "starlette", "torch", "transformers")) == []
