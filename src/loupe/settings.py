@@ -156,7 +156,7 @@ class EngineSettings(BaseModel):
     )
     video_cache_mb: int = Field(256, ge=0, description="sampled video frames kept for later turns, by file and plan")
     image_memory_mb: int = Field(
-        256, ge=0, description="decoded images, sampled video frames and pixel values of the requests between "
+        128, ge=0, description="decoded images, sampled video frames and pixel values of the requests between "
         "planning and prefill (estimated); more requests wait, a larger one runs alone; 0: unbounded"
     )
     stream_buffer_tokens: int = Field(
