@@ -180,7 +180,7 @@ class ServerSettings(BaseModel):
     )
     max_connections: int = Field(512, ge=1, description="open connections; requests on more are answered 503")
     body_memory_mb: int = Field(
-        256, ge=0, description="request bodies the requests in progress hold at once; more wait unread (0: unbounded)"
+        64, ge=0, description="request bodies the requests in progress hold at once; more wait unread (0: unbounded)"
     )
     send_buffer_bytes: int = Field(
         65536, ge=0, description="the kernel's send buffer per connection (0: its own sizing); bounds what a client "
