@@ -25,6 +25,7 @@ from loupe.engines.local.batch_cache import Layers, RoomyLayer, layer_states
 from loupe.engines.local.batch_prefill import grouped, split, stacked
 from loupe.engines.local.families import Family, Features, ImageGroup, Prefill
 from loupe.engines.local.grammar import Grammars
+from loupe.engines.local.lean_decode import LeanDecoder
 from loupe.engines.local.loader import LoadedModel
 from loupe.lru import ByteLRU
 from loupe.engines.local.prefill_cost import PrefillCost
@@ -110,6 +111,7 @@ class ModelRunner:
         self._batch: list[int] = []  # sequence ids, in cache row order
         self._cache: Cache | None = None
         self._mask: torch.Tensor | None = None
+        self._lean = LeanDecoder.of(loaded.model) if loaded.device.type == "cpu" else None
 
     @torch.inference_mode()
     def prefill(self, requests: Seq[Request]) -> list[list[int]]:
@@ -195,16 +197,16 @@ class ModelRunner:
         if self._family.mrope:
             positions = positions[None].expand(3, -1, -1)
         self._mask = torch.cat([self._mask, self._mask.new_ones(len(seqs), 1)], dim=1)
-        out = self._model(
-            input_ids=ids,
-            attention_mask=self._mask,
-            position_ids=positions,
-            cache=self._cache,
-            use_cache=True,
-        )
+        if self._lean is not None:
+            logits = self._lean(ids, self._mask, positions, self._cache)
+        else:
+            out = self._model(
+                input_ids=ids, attention_mask=self._mask, position_ids=positions, cache=self._cache, use_cache=True
+            )
+            logits = out.logits[:, -1]
         for row in rows:
             row.length += 1
-        return self._sampler.sample(out.logits[:, -1], seqs)
+        return self._sampler.sample(logits, seqs)
 
     def release(self, seq: Sequence) -> None:
         """A sequence is done: keep its states for a later turn (first choice only), free its row."""
