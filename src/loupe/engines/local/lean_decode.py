@@ -3,7 +3,8 @@
 A decode step computes one token per running sequence. transformers' forward pass builds a 4D
 causal mask, walks each layer through decorators, keyword plumbing and the attention interface,
 and normalises with five operators per RMSNorm: on a 576-wide, 30-layer model (SmolVLM-256M's
-text model) that costs as much as a fifth of a batch-8 step. `LeanDecoder` runs the same layers
+text model) that cost a seventh of a batch-8 step (33.9 ms through transformers, 28.9 ms here,
+measured in one process; Qwen2-VL-2B-size 143 and 140 ms). `LeanDecoder` runs the same layers
 with the same modules' weights straight through: the padding mask as a boolean row per sequence
 (or none where no row is padded), PyTorch's fused RMSNorm, the query heads folded onto their
 key-value heads for the CPU attention kernel (as cpu_attention does), and the head on the last
