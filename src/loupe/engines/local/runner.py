@@ -6,7 +6,9 @@ would alone. Rows join (after their prefill) and leave (when finished) between s
 cache is rebuilt only then, and keeps room so that a decode step writes in place. A prefill
 reuses the key/value states of the longest cached token prefix and the embeddings of images the
 vision encoder has already seen, so only the rest of the prompt is computed; where the family
-allows it, the requests a step admits are prefilled in one forward pass (see batch_prefill).
+allows it, the requests a step admits are prefilled in one forward pass (see batch_prefill). On
+the CPU a decode step of a model the lean decoder covers skips transformers' forward (see
+lean_decode).
 """
 
 from __future__ import annotations
