@@ -6,10 +6,10 @@ and normalises with five operators per RMSNorm: on a 576-wide, 30-layer model (S
 text model) that cost a seventh of a batch-8 step (33.9 ms through transformers, 28.9 ms here,
 measured in one process; Qwen2-VL-2B-size 143 and 140 ms). `LeanDecoder` runs the same layers
 with the same modules' weights straight through: the padding mask as a boolean row per sequence
-(or none where no row is padded), PyTorch's fused RMSNorm, the query heads folded onto their
+(or none where no row is padded), PyTorch's RMSNorm operator, the query heads folded onto their
 key-value heads for the CPU attention kernel (as cpu_attention does), and the head on the last
-position only. The logits are transformers' to the last bit in float32 and bfloat16 on the
-covered models (a test per family holds them there).
+position only. The logits equal transformers' (bit for bit on the benchmark's bfloat16 models; a
+test per covered family, in float32 and bfloat16, holds them within rounding).
 
 It covers the text models whose layers it knows (`_COVERED`) with full attention, SiLU MLPs and
 plain RMSNorms; `LeanDecoder.of` answers None for any other model, which decodes through
