@@ -32,6 +32,7 @@ from bench.serving import PHOTOS
 from loupe.domain import Detail, PreparedImage, PromptMessage, Role, TextPart
 from loupe.engines.local.batch_cache import RoomyLayer, layer_states
 from loupe.engines.local.families import family_for
+from loupe.engines.local.lean_decode import LeanDecoder
 from loupe.engines.local.loader import LoadedModel, load_model
 from loupe.engines.local.prompt import build_prompt
 
@@ -76,8 +77,10 @@ def prefill_times(loaded: LoadedModel, inputs: dict[str, torch.Tensor], runs: in
 
 
 def decode_step(loaded: LoadedModel, batch: int) -> Callable[[], Any]:
-    """One decode step of `batch` sequences over a 100-token context, as the runner runs it."""
+    """One decode step of `batch` sequences over a 100-token context, as the runner runs it
+    (with the lean decoder where it covers the model)."""
     model = loaded.model
+    lean = LeanDecoder.of(model)
     cache = DynamicCache()
     model(input_ids=torch.randint(10, 1000, (batch, CONTEXT)), cache=cache, use_cache=True, logits_to_keep=1)
     rows = [[(k[i : i + 1], v[i : i + 1]) for k, v in map(layer_states, cache.layers)] for i in range(batch)]
@@ -93,13 +96,10 @@ def decode_step(loaded: LoadedModel, batch: int) -> Callable[[], Any]:
         positions = torch.full((batch, 1), CONTEXT + n)
         mask = torch.ones(batch, CONTEXT + n + 1, dtype=torch.long)
         state["n"] = n + 1
-        return model(
-            input_ids=torch.full((batch, 1), 7),
-            attention_mask=mask,
-            position_ids=positions[None].expand(3, -1, -1) if mrope else positions,
-            cache=state["cache"],
-            use_cache=True,
-        )
+        ids, places = torch.full((batch, 1), 7), positions[None].expand(3, -1, -1) if mrope else positions
+        if lean is not None:
+            return lean(ids, mask, places, state["cache"])
+        return model(input_ids=ids, attention_mask=mask, position_ids=places, cache=state["cache"], use_cache=True)
 
     return step
 

@@ -15,16 +15,18 @@ from loupe.engines.local.cpu_linear import PackedLinear, packed_linears, padded_
 from loupe.engines.local.loader import load_model
 
 
-def test_owned_linears_are_packed_and_a_tied_head_is_left(tiny_checkpoint: Callable[[str], Path]) -> None:
+def test_every_linear_and_a_tied_head_are_packed(tiny_checkpoint: Callable[[str], Path]) -> None:
     path = tiny_checkpoint("qwen2-vl")
     model = load_model(str(path), device="cpu", dtype="float32").model
     plain = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32).eval()
-    assert model.lm_head.weight is model.get_input_embeddings().weight  # tied: an nn.Linear still
-    assert type(model.lm_head) is nn.Linear
+    assert plain.lm_head.weight is plain.get_input_embeddings().weight  # tied in the checkpoint
+    # The head gets a packed copy; the embedding lookup keeps the plain weight.
+    assert isinstance(model.lm_head, PackedLinear)
+    assert torch.equal(model.get_input_embeddings().weight, plain.get_input_embeddings().weight)
     packed = [m for m in model.modules() if isinstance(m, PackedLinear)]
-    owned = [m for m in plain.modules() if type(m) is nn.Linear and m is not plain.lm_head]
+    owned = [m for m in plain.modules() if type(m) is nn.Linear]
     assert len(packed) == len(owned) > 20
-    assert not any(type(m) is nn.Linear for m in model.modules() if m is not model.lm_head)
+    assert not any(type(m) is nn.Linear for m in model.modules())
     # Packed weights are not parameters or state: the state dict holds what is left, unchanged.
     state = plain.state_dict()
     assert all(torch.equal(p, state[k]) for k, p in model.state_dict().items())
@@ -84,4 +86,5 @@ def test_bfloat16_models_are_packed_too(tiny_checkpoint: Callable[[str], Path]) 
     model = load_model(str(tiny_checkpoint("qwen2-vl")), device="cpu", dtype="bfloat16").model
     packed = [m for m in model.modules() if isinstance(m, PackedLinear)]
     assert len(packed) > 20 and all(m.weight.dtype == torch.bfloat16 for m in packed)
-    assert [m for m in model.modules() if type(m) is nn.Linear] == [model.lm_head]  # tied
+    assert isinstance(model.lm_head, PackedLinear)  # tied to the embeddings, packed all the same
+    assert not any(type(m) is nn.Linear for m in model.modules())

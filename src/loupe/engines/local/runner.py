@@ -6,7 +6,9 @@ would alone. Rows join (after their prefill) and leave (when finished) between s
 cache is rebuilt only then, and keeps room so that a decode step writes in place. A prefill
 reuses the key/value states of the longest cached token prefix and the embeddings of images the
 vision encoder has already seen, so only the rest of the prompt is computed; where the family
-allows it, the requests a step admits are prefilled in one forward pass (see batch_prefill).
+allows it, the requests a step admits are prefilled in one forward pass (see batch_prefill). On
+the CPU a decode step of a model the lean decoder covers skips transformers' forward (see
+lean_decode).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from loupe.engines.local.batch_cache import Layers, RoomyLayer, layer_states
 from loupe.engines.local.batch_prefill import grouped, split, stacked
 from loupe.engines.local.families import Family, Features, ImageGroup, Prefill
 from loupe.engines.local.grammar import Grammars
+from loupe.engines.local.lean_decode import LeanDecoder
 from loupe.engines.local.loader import LoadedModel
 from loupe.lru import ByteLRU
 from loupe.engines.local.prefill_cost import PrefillCost
@@ -110,6 +113,7 @@ class ModelRunner:
         self._batch: list[int] = []  # sequence ids, in cache row order
         self._cache: Cache | None = None
         self._mask: torch.Tensor | None = None
+        self._lean = LeanDecoder.of(loaded.model) if loaded.device.type == "cpu" else None
 
     @torch.inference_mode()
     def prefill(self, requests: Seq[Request]) -> list[list[int]]:
@@ -195,16 +199,16 @@ class ModelRunner:
         if self._family.mrope:
             positions = positions[None].expand(3, -1, -1)
         self._mask = torch.cat([self._mask, self._mask.new_ones(len(seqs), 1)], dim=1)
-        out = self._model(
-            input_ids=ids,
-            attention_mask=self._mask,
-            position_ids=positions,
-            cache=self._cache,
-            use_cache=True,
-        )
+        if self._lean is not None:
+            logits = self._lean(ids, self._mask, positions, self._cache)
+        else:
+            out = self._model(
+                input_ids=ids, attention_mask=self._mask, position_ids=positions, cache=self._cache, use_cache=True
+            )
+            logits = out.logits[:, -1]
         for row in rows:
             row.length += 1
-        return self._sampler.sample(out.logits[:, -1], seqs)
+        return self._sampler.sample(logits, seqs)
 
     def release(self, seq: Sequence) -> None:
         """A sequence is done: keep its states for a later turn (first choice only), free its row."""
