@@ -84,15 +84,12 @@ SPECS = {
 
 
 @dataclass(frozen=True, slots=True)
-class Sample:
-    ttft: float
-    latency: float
-    tokens: int
+class Sample(serving.Sample):
     prompt_tokens: int | None
     gaps: tuple[float, ...]  # between successive streamed chunks
 
 
-class Level(serving.Level):
+class Level(serving.Level[Sample]):
     """bench.serving's level, whose samples carry the gaps between their tokens."""
 
     __slots__ = ()

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import httpx
 from PIL import Image
@@ -43,12 +44,15 @@ class Sample:
     tokens: int
 
 
+S = TypeVar("S", bound=Sample)
+
+
 @dataclass(frozen=True, slots=True)
-class Level:
+class Level(Generic[S]):
     """One concurrency level's samples and its wall time."""
 
     concurrency: int
-    samples: list[Sample]
+    samples: list[S]
     wall: float
 
     @property
@@ -176,7 +180,7 @@ def image_message(url: str) -> list[dict[str, object]]:
     return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "Describe this photo in detail."}]}]
 
 
-async def level(api: str, model: str, concurrency: int, rounds: int, tokens: int, urls: list[str]) -> Level:
+async def level(api: str, model: str, concurrency: int, rounds: int, tokens: int, urls: list[str]) -> Level[Sample]:
     async with httpx.AsyncClient(timeout=600) as client:
         await stream_chat(client, api, model, image_message(urls[-1]), 4)  # warm-up
         samples: list[Sample] = []
@@ -188,7 +192,7 @@ async def level(api: str, model: str, concurrency: int, rounds: int, tokens: int
         return Level(concurrency, samples, time.perf_counter() - start)
 
 
-def measure(command: list[str], health: str, api: str, model: str, levels: list[int], rounds: int, tokens: int, log: Path) -> list[Level]:
+def measure(command: list[str], health: str, api: str, model: str, levels: list[int], rounds: int, tokens: int, log: Path) -> list[Level[Sample]]:
     """Every request of every level and round gets a crop no earlier request sent (the warm-up's
     is last): a server's caches see every measured image for the first time."""
     sizes = [c * rounds for c in levels]
@@ -201,7 +205,7 @@ def measure(command: list[str], health: str, api: str, model: str, levels: list[
         ]
 
 
-def table(loupe: list[Level], hf: list[Level] | None, tokens: int, rounds: int) -> str:
+def table(loupe: list[Level[Sample]], hf: list[Level[Sample]] | None, tokens: int, rounds: int) -> str:
     lines = [
         f"### Streaming, tiny Qwen2-VL (hidden 512, 4 layers), 448x448 photo crops (each request its own, never sent "
         f"before), {tokens} tokens at temperature 0, {rounds} rounds per level",
