@@ -53,8 +53,8 @@ class ImageRef:
 class SourceFile:
     """An image file as the client sent it, kept where any decoder makes of it exactly the
     picture Loupe decoded: a still JPEG, PNG or WebP stored as upright RGB (no EXIF turn, no
-    transparency, no palette, grey, CMYK or 16-bit samples to convert). An upstream server
-    given the file itself then sees the pixels Loupe counted, without a re-encoding."""
+    transparency to flatten, no palette, grey or CMYK to convert). An upstream server given the
+    file itself then sees the pixels Loupe counted, without a re-encoding."""
 
     data: bytes
     format: str  # jpeg, png or webp
