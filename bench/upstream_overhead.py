@@ -17,7 +17,11 @@ through LOUPE_VLLM_PYTHON) on loopback, and a `loupe serve` in front of it with
   process: the target is at most 10 ms plus that decode.
 - Throughput: rounds of `clients` streaming requests at once, each with its own 448x448 crop
   never sent before, `tokens` tokens at temperature 0; rounds alternate between vLLM directly
-  and through Loupe. Target: at least 0.95x the direct output tok/s.
+  and through Loupe. Target: at least 0.95x the direct output tok/s. A last round of one-token
+  requests through Loupe measures the CPU its intake takes per request, so the section can say
+  how much of the gap is Loupe's own CPU (intake, relay) and how much vLLM's extra work.
+- Every request, in both parts, sends an image no other request sent: vLLM's caches know an
+  image by its file, and Loupe forwards a file its plan keeps as it came.
 """
 
 from __future__ import annotations
@@ -99,7 +103,11 @@ class Timed:
 
 @dataclass(frozen=True, slots=True)
 class Case:
-    """Sequential requests, one image each: what Loupe is asked and what vLLM is asked directly."""
+    """Sequential requests, one image each: what Loupe is asked and what vLLM is asked directly.
+
+    `urls` holds two images per request, the first for vLLM directly and the second through
+    Loupe: no file is sent twice, since vLLM's caches know an image by its file, and Loupe
+    forwards a file the plan keeps as it came."""
 
     title: str
     urls: list[str]
@@ -113,8 +121,8 @@ LOW_PIXELS = {"max_pixels": 448 * 448}
 
 
 async def latencies(direct: str, gateway: str, model: str, case: Case) -> dict[str, list[Timed]]:
-    """Each image once to vLLM directly and once through Loupe, one request at a time,
-    interleaved. The first image warms both paths up and is not timed."""
+    """Requests to vLLM directly and through Loupe, one at a time, interleaved, each with an
+    image of its own. The first pair warms both paths up and is not timed."""
     async with httpx.AsyncClient(timeout=120, trust_env=False) as http:
 
         async def call(api: str, name: str, url: str, extra: dict[str, object]) -> Timed:
@@ -128,8 +136,8 @@ async def latencies(direct: str, gateway: str, model: str, case: Case) -> dict[s
             return Timed(elapsed, response.json()["usage"]["prompt_tokens"])
 
         results: dict[str, list[Timed]] = {"vLLM directly": [], "through Loupe": []}
-        for index, url in enumerate(case.urls):
-            timed = await call(direct, model, url, case.direct_fields), await call(gateway, "gw", url, {})
+        for index, (mine, theirs) in enumerate(zip(case.urls[0::2], case.urls[1::2], strict=True)):
+            timed = await call(direct, model, mine, case.direct_fields), await call(gateway, "gw", theirs, {})
             if index:
                 for name, one in zip(results, timed, strict=True):
                     results[name].append(one)
@@ -207,8 +215,9 @@ class CpuUse:
 async def throughput(
     direct: str, gateway: str, model: str, urls: list[str], clients: int, rounds: int, tokens: int, cpu: CpuUse
 ) -> tuple[Level, Level]:
-    """Rounds of `clients` concurrent streams, alternating between the two paths; `urls` holds
-    2 x clients x rounds + 2 images."""
+    """Rounds of `clients` concurrent streams, alternating between the two paths, then one
+    round of `clients` one-token requests through Loupe (its CPU is the gateway's intake);
+    `urls` holds (2 x rounds + 1) x clients + 2 images."""
     urls = list(urls)
     samples: dict[str, list[Sample]] = {"direct": [], "gateway": []}
     walls = {"direct": 0.0, "gateway": 0.0}
@@ -224,6 +233,9 @@ async def throughput(
                 walls[name] += time.perf_counter() - start
                 cpu.add(name, before)
                 samples[name].extend(sample for sample, _ in results)
+        before = cpu.now()
+        await asyncio.gather(*(stream_chat(client, gateway, "gw", image_message(urls.pop()), 1) for _ in range(clients)))
+        cpu.add("intake", before)
     return Level(clients, samples["direct"], walls["direct"]), Level(clients, samples["gateway"], walls["gateway"])
 
 
@@ -289,21 +301,44 @@ def throughput_table(direct: Level, through: Level, tokens: int, rounds: int, cp
         "| path | vLLM CPU | Loupe CPU | vLLM engine steps |",
         "|---|---:|---:|---:|",
     ]
+    per_k: dict[str, dict[str, float]] = {}
     for name, level in (("direct", direct), ("gateway", through)):
         per = 1000 / sum(sample.tokens for sample in level.samples)
         spent = cpu.seconds[name]
+        per_k[name] = {"vLLM": spent["vLLM"] * per, "Loupe": spent["Loupe"] * per}
         label = "vLLM directly" if name == "direct" else "through Loupe"
-        lines.append(f"| {label} | {spent['vLLM'] * per:.2f} | {spent['Loupe'] * per:.2f} | {spent['steps'] / rounds:.0f} |")
-    return lines + [
-        "",
-        "vLLM, Loupe and the client share this machine's cores here. Through Loupe the requests of a round reach vLLM "
-        "spread over Loupe's intake rather than at once, so vLLM's CPU engine takes more, smaller steps; that and "
-        "Loupe's own CPU come out of vLLM's share. In front of a GPU cluster Loupe runs on CPUs of its own.",
+        lines.append(f"| {label} | {per_k[name]['vLLM']:.2f} | {per_k[name]['Loupe']:.2f} | {spent['steps'] / rounds:.0f} |")
+    return lines + ["", *gap_account(per_k, through, cpu.seconds["intake"]["Loupe"] / direct.concurrency, ratio)]
+
+
+def gap_account(per_k: dict[str, dict[str, float]], through: Level, intake_s: float, ratio: float) -> list[str]:
+    """Where the extra CPU per 1,000 tokens through Loupe goes: Loupe's own (its intake per
+    request, measured in a round of one-token requests, and the rest, its relay per token) and
+    vLLM's extra work; with both cores busy, throughput follows the CPU per token."""
+    direct, gateway = per_k["direct"], per_k["gateway"]
+    loupe, vllm_extra = gateway["Loupe"], gateway["vLLM"] - direct["vLLM"]
+    extra = loupe + vllm_extra
+    tokens = sum(sample.tokens for sample in through.samples)
+    relay_ms = (loupe * tokens / 1000 - intake_s * len(through.samples)) / tokens * 1000
+    predicted = direct["vLLM"] / (direct["vLLM"] + extra)
+    return [
+        f"Through Loupe the servers spent {extra:.2f} CPU seconds more per 1,000 tokens than vLLM alone: Loupe's own "
+        f"{loupe:.2f} ({loupe / extra:.0%} of it) and vLLM's extra work {vllm_extra:.2f} ({vllm_extra / extra:.0%}). "
+        f"Loupe's own is its intake, {intake_s * 1000:.1f} ms of CPU per request (reading and validating the body, "
+        f"decoding the image to validate it, the exact count, sending it on; measured in a round of {through.concurrency} "
+        f"one-token requests), and its relay, {relay_ms:.2f} ms per streamed token (reading vLLM's event through httpx "
+        f"and h11, writing the chunk through uvicorn: {relay_ms / direct['vLLM']:.0%} of vLLM's own CPU per token). "
+        "vLLM's extra work comes "
+        "from the requests reaching it over Loupe's intake rather than at once: its CPU engine takes more, smaller steps. "
+        f"vLLM, Loupe and the client share this machine's two cores, which vLLM alone keeps busy, so every CPU second "
+        f"Loupe or the extra steps take is one vLLM's generation loses: {direct['vLLM']:.2f} / "
+        f"({direct['vLLM']:.2f} + {extra:.2f}) = {predicted:.2f}x expected, {ratio:.2f}x measured. In front of a GPU "
+        "cluster Loupe runs on CPUs of its own, and neither cost comes out of the model server's.",
     ]
 
 
 def cases(requests: int, crops: list[str]) -> list[Case]:
-    photos = image_data_urls(requests + 1)
+    photos = image_data_urls(2 * (requests + 1))
     data = base64.b64decode(photos[0].partition(",")[2])
     with Image.open(io.BytesIO(data)) as image:
         width, height = image.size
@@ -348,10 +383,10 @@ def run(requests: int = 30, clients: int = 16, rounds: int = 3, tokens: int = 64
             api = f"http://127.0.0.1:{port}/v1"
             try:
                 # Every request gets an image no earlier request sent.
-                pool = crops(requests + 1 + 2 * clients * rounds + 2)
-                latency_cases = cases(requests, pool[: requests + 1])
+                pool = crops(2 * (requests + 1) + (2 * rounds + 1) * clients + 2)
+                latency_cases = cases(requests, pool[: 2 * (requests + 1)])
                 measured = [(case, asyncio.run(latencies(vllm.api, api, vllm.name, case))) for case in latency_cases]
-                streams = pool[requests + 1 :]
+                streams = pool[2 * (requests + 1) :]
                 cpu = CpuUse(os.getpgid(vllm.pid), gateway.pid, vllm.api.removesuffix("/v1"))
                 direct, through = asyncio.run(throughput(vllm.api, api, vllm.name, streams, clients, rounds, tokens, cpu))
             finally:
@@ -360,7 +395,7 @@ def run(requests: int = 30, clients: int = 16, rounds: int = 3, tokens: int = 64
         finally:
             vllm.stop()
     photo = measured[0][0]
-    lines = latency_table(photo, measured[0][1], decode_ms(photo.urls[1:]))
+    lines = latency_table(photo, measured[0][1], decode_ms(photo.urls[2:]))
     lines += latency_table(*measured[1], None)
     return "\n".join(lines + throughput_table(direct, through, tokens, rounds, cpu))
 

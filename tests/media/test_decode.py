@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 
 from loupe.media.pixels import as_pillow, pixel_size
 from loupe.errors import (
@@ -238,3 +238,39 @@ def test_truncated_loading_switched_on_is_a_programming_error(
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
     with pytest.raises(RuntimeError, match="LOAD_TRUNCATED_IMAGES"):
         decode_file(images / "pillow" / "truncated_jpeg.jpg")
+
+
+FORWARDABLE = ["hopper.jpg", "hopper.png", "hopper.webp", "flower.jpg", "flower.webp", "flower2.jpg"]
+
+
+@pytest.mark.parametrize("name", FORWARDABLE)
+def test_a_file_that_holds_exactly_its_pixels_is_kept_as_the_source(images: Path, name: str) -> None:
+    data = (images / "pillow" / name).read_bytes()
+    decoded = decode_image(data, LIMITS)
+    assert decoded.source is not None
+    assert decoded.source.data == data and decoded.source.format == decoded.format
+    # What an upstream makes of the file (vLLM: Pillow, EXIF transpose, RGB) is Loupe's picture.
+    with Image.open(io.BytesIO(data)) as theirs:
+        assert np.array_equal(np.asarray(ImageOps.exif_transpose(theirs).convert("RGB")), np.asarray(as_pillow(decoded.pixels)))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *(f"hopper_orientation_{o}.jpg" for o in range(2, 9)),  # turned upright by Loupe
+        "hopper_gray.jpg", "pil_sample_cmyk.jpg",  # converted to RGB
+        "1_trns.png", "animated.png",  # flattened on white, first frame
+        "hopper.gif", "hopper.bmp",  # formats not every upstream reads
+    ],
+)  # fmt: skip
+def test_a_file_whose_pixels_loupe_transforms_keeps_no_source(images: Path, name: str) -> None:
+    assert decode_file(images / "pillow" / name).source is None
+
+
+def test_rgba_and_a_png_exif_chunk_keep_no_source() -> None:
+    assert decode_image(encode(Image.new("RGBA", (32, 32), (9, 9, 9, 255))), LIMITS).source is None
+    plain = Image.new("RGB", (32, 32), (9, 9, 9))
+    assert decode_image(encode(plain), LIMITS).source is not None
+    exif = Image.Exif()
+    exif[0x0112] = 1  # even upright: a decoder may read an eXIf chunk Loupe does not
+    assert decode_image(encode(plain, exif=exif), LIMITS).source is None

@@ -32,6 +32,8 @@ class ChunkWriter:
     def __init__(self, run: ChatRun) -> None:
         self._run = run
         self._started: set[int] = set()
+        # Read once: an upstream engine's card is put together anew on each read.
+        self._fingerprint = run.engine.card.fingerprint
 
     def _chunk(self, choices: list[wire.ChunkChoice]) -> wire.ChatCompletionChunk:
         return wire.ChatCompletionChunk(
@@ -39,7 +41,7 @@ class ChunkWriter:
             created=self._run.created,
             model=self._run.request.model,
             choices=choices,
-            system_fingerprint=self._run.engine.card.fingerprint,
+            system_fingerprint=self._fingerprint,
         )
 
     def on_event(self, event: GenerationEvent) -> list[wire.ChatCompletionChunk]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
+from loupe.domain import SourceFile
 from loupe.errors import (
     ImageExceedsMaxResolution,
     ImageFileExceedsMaxSize,
@@ -40,10 +41,13 @@ QUARTER_TURNS = frozenset({5, 6, 7, 8})
 """EXIF orientations that turn the picture a quarter: width and height swap once upright."""
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+# Formats whose files every upstream server decodes (vLLM, transformers serve, another Loupe).
+_FORWARDABLE_FORMATS = frozenset({"jpeg", "png", "webp"})
 # Each progressive JPEG scan re-walks the whole image: thousands of tiny scans make a small file
 # cost minutes of CPU. Encoders write about ten.
 MAX_JPEG_SCANS = 100
 _JPEG_START_OF_SCAN = b"\xff\xda"
+_PNG_EXIF = b"eXIf"
 
 # What Pillow raises for data it cannot parse; translated here, in one place.
 _PILLOW_FAILURES = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
@@ -64,7 +68,8 @@ class DecodedImage:
     webp, gif, bmp); `content_hash` is the sha256 of the encoded bytes, which decide the pixels
     (for a given target): the same file hashes equal whether a data URL or a fetch carried it,
     at a hundredth of the cost of hashing a photo's pixels; `byte_size` is the size of the
-    encoded image.
+    encoded image. `source` is the file itself where a decoder makes exactly these pixels of
+    it (see `SourceFile`), for an engine that may send it on as it came.
     """
 
     pixels: Pixels
@@ -73,6 +78,7 @@ class DecodedImage:
     format: str
     content_hash: str
     byte_size: int
+    source: SourceFile | None = None
 
 
 def decode_image(
@@ -107,6 +113,7 @@ def decode_image(
         quarter_turn = orientation in QUARTER_TURNS
         full = (image.height, image.width) if quarter_turn else image.size
         covered = draft(image, target, quarter_turn) if target is not None else None
+        source = _source(data, fmt, image, orientation)
         rgb: Pixels
         if fmt == "jpeg" and image.mode == "RGB" and covered is None:
             rgb = decode_jpeg_rgb(data, orientation)
@@ -122,7 +129,22 @@ def decode_image(
         format=fmt,
         content_hash=digest or hashlib.sha256(data).hexdigest(),
         byte_size=len(data),
+        source=source,
     )
+
+
+def _source(data: bytes, fmt: str, image: Image.Image, orientation: int) -> SourceFile | None:
+    """The file, where decoding it is all it takes to get the upright RGB picture: no turn to
+    apply, no mode to convert, no transparency to flatten, no frames after the first."""
+    if fmt not in _FORWARDABLE_FORMATS or orientation != 1 or image.mode != "RGB":
+        return None
+    if "transparency" in image.info or getattr(image, "is_animated", False):
+        return None
+    if fmt == "png" and _PNG_EXIF in data:
+        # An eXIf chunk after the pixel data may turn the picture for a decoder that reads it
+        # (Pillow's `exif_transpose`, as vLLM calls it); Loupe reads the chunks before only.
+        return None
+    return SourceFile(data, fmt)
 
 
 def exif_orientation(image: Image.Image) -> int:

@@ -164,4 +164,5 @@ def _prepared(image: DecodedImage, plan: ImagePlan) -> PreparedImage:
         content_hash=image.content_hash,
         tokens=plan.tokens,
         processor_overrides=plan.processor_overrides,
+        source=image.source,
     )

@@ -1,4 +1,5 @@
-"""Images go upstream losslessly at their planned size (BMP, or PNG), encoded once per file and size."""
+"""Images go upstream losslessly at their planned size (BMP, or PNG), encoded once per file and
+size; a file that holds exactly its pixels, at its own size, goes as the client sent it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loupe.domain import Detail, PreparedImage
+from loupe.domain import Detail, PreparedImage, SourceFile
 from loupe.engines.upstream import encode
 from loupe.engines.upstream.encode import EncodedImages, ImageFormat, data_url
 
@@ -70,3 +71,22 @@ def test_without_room_every_call_encodes(monkeypatch: pytest.MonkeyPatch) -> Non
     urls = EncodedImages(0)
     assert urls(prepared(224, 168)) == urls(prepared(224, 168))
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("fmt", ["bmp", "png"])
+def test_a_source_file_at_its_own_size_goes_byte_for_byte(fmt: ImageFormat) -> None:
+    file = io.BytesIO()
+    Image.effect_noise((512, 384), 80).convert("RGB").save(file, format="JPEG")
+    source = SourceFile(file.getvalue(), "jpeg")
+    image = PreparedImage(
+        pixels=Image.open(file).convert("RGB"), width=512, height=384, original_width=512, original_height=384,
+        detail=Detail.HIGH, content_hash="d", source=source,
+    )  # fmt: skip
+    url = data_url(image, fmt)
+    assert url.startswith("data:image/jpeg;base64,") and base64.b64decode(url.split(",", 1)[1]) == source.data
+    # Planned smaller: the pixels Loupe resized go, losslessly, as before.
+    smaller = PreparedImage(
+        pixels=image.pixels, width=256, height=192, original_width=512, original_height=384,
+        detail=Detail.LOW, content_hash="d", source=source,
+    )  # fmt: skip
+    assert decoded(data_url(smaller, fmt), fmt).size == (256, 192)

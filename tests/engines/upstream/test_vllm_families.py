@@ -48,7 +48,7 @@ from loupe.models import TokenCounter
 from tests.engines.upstream.conftest import VllmServers
 from tests.engines.upstream.upstream_support import ask, completed, gateway, streamed, two_images_and_two_choices
 from tests.engines.local.video_prompts import prepare_video
-from tests.helpers import image_part, photo_url
+from tests.helpers import image_part, photo_url, resized_photo_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -139,6 +139,22 @@ async def test_at_detail_high_a_client_calling_vllm_directly_gets_the_same_count
     # `sent` keeps `add_special_tokens`: vLLM leaves special tokens out of chat prompts by
     # default, where transformers adds LLaVA-1.5's BOS (its template has none).
     assert await vllms_count(upstream, original) == (usage.prompt_tokens, usage.image_tokens)
+
+
+@pytest.mark.asyncio
+async def test_a_file_sent_on_as_it_came_is_counted_as_vllm_counts_it(
+    family: str, engine: tuple[UpstreamEngine, TokenCounter, Recording], upstream: VllmServer
+) -> None:
+    """A still RGB PNG the plan keeps at its size goes as the client's file (Qwen2-VL keeps
+    448 x 448 at `high`); whichever way each family's plan sends it, vLLM's count is Loupe's."""
+    gw, counter, recording = engine
+    url = resized_photo_url("zidane.jpg", 448, 448)
+    _, usage = await completed(gateway(gw, counter), ask("gw", QUESTION, (url, "high"), max_tokens=2))
+    sent = recording.bodies[-1]
+    if family == "qwen2-vl":
+        assert sent["messages"][0]["content"][0]["image_url"]["url"] == url
+    assert await vllms_count(upstream, sent) == (usage.prompt_tokens, usage.image_tokens)
+    assert gw.usage_mismatches == 0
 
 
 @pytest.mark.asyncio

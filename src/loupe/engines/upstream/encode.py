@@ -1,6 +1,12 @@
 """Prepared images (and videos' sampled frames) as the data URLs sent upstream: lossless,
 exactly the pixels Loupe planned.
 
+An image the model sees at its own size, whose file any decoder turns into exactly the pixels
+Loupe decoded (a still, upright RGB JPEG, PNG or WebP: `SourceFile`), goes as the client's file,
+unchanged: the upstream decodes the same pixels, and neither side pays for a re-encoding or for
+the larger body of a lossless one (measured in docs/benchmarks.md). Every other image is
+re-encoded from Loupe's pixels, as follows.
+
 The image is resized to its planned size here, with Pillow's bicubic: the filter the upstream's
 own processor would use, so it finds the size already right and keeps the pixels as they are.
 
@@ -17,11 +23,11 @@ thin links.
 
 from __future__ import annotations
 
-import base64
 import io
 import threading
 from typing import Literal
 
+import pybase64
 from PIL import Image
 
 from loupe.domain import PreparedImage, PreparedVideo
@@ -34,7 +40,10 @@ PNG_COMPRESS_LEVEL = 1
 
 
 def data_url(image: PreparedImage, fmt: ImageFormat = "bmp") -> str:
-    """`data:image/{fmt};base64,...` of the image's pixels (RGB); CPU-bound, so call it off the loop."""
+    """`data:image/{fmt};base64,...` of the image's pixels (RGB), or of the client's own file
+    where it holds exactly those pixels at the planned size; CPU-bound, so call it off the loop."""
+    if image.source is not None and not image.resized:
+        return f"data:image/{image.source.format};base64," + pybase64.b64encode(image.source.data).decode("ascii")
     pixels = image.pixels if isinstance(image.pixels, Image.Image) else Image.fromarray(image.pixels)
     pixels = pixels if pixels.mode == "RGB" else pixels.convert("RGB")
     if pixels.size != (image.width, image.height):
@@ -60,7 +69,7 @@ def _encoded(pixels: Image.Image, fmt: ImageFormat) -> str:
         pixels.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     else:
         pixels.save(buf, format="BMP")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return pybase64.b64encode(buf.getbuffer()).decode("ascii")
 
 
 class EncodedImages:
