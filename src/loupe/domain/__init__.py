@@ -7,7 +7,7 @@ is importable from `loupe.domain` itself.
 
 from __future__ import annotations
 
-from loupe.domain.media import Detail, DEFAULT_DETAIL, ImageRef, PreparedImage, nested_overrides, PlannedImage, VideoRef, VideoFrames, PlannedVideo, PreparedVideo
+from loupe.domain.media import Detail, DEFAULT_DETAIL, ImageRef, PreparedImage, nested_overrides, PlannedImage, VideoRef, VideoFrames, PlannedVideo, PreparedVideo, SourceFile
 from loupe.domain.chat import Role, TextPart, ContentPart, ToolCall, Message, PromptMessage, JsonOutput, ToolSpec, ToolCallOutput, Constraint, SamplingParams, ChatRequest
 from loupe.domain.events import PromptStats, Usage, FinishReason, TopLogprob, TokenLogprob, TextDelta, ChoiceFinished, ToolCallDelta, GenerationEvent
 from loupe.domain.catalogue import RateLimitInfo, Prices, DetailRule, Compute, ModelCard, Estimate
@@ -38,6 +38,7 @@ __all__ = [
     "RateLimitInfo",
     "Role",
     "SamplingParams",
+    "SourceFile",
     "TextDelta",
     "TextPart",
     "TokenLogprob",

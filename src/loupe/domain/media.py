@@ -34,6 +34,17 @@ class ImageRef:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceFile:
+    """An image file as the client sent it, kept where any decoder makes of it exactly the
+    picture Loupe decoded: a still JPEG, PNG or WebP stored as upright RGB (no EXIF turn, no
+    transparency, no palette, grey, CMYK or 16-bit samples to convert). An upstream server
+    given the file itself then sees the pixels Loupe counted, without a re-encoding."""
+
+    data: bytes
+    format: str  # jpeg, png or webp
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedImage:
     """A decoded RGB image, validated and planned for the detail applied.
 
@@ -42,9 +53,10 @@ class PreparedImage:
     `width` x `height` is the size the model sees it at. The pixels may be larger (the decoded
     picture, or a DCT-scaled decode of it): each engine resizes them there, bicubic, with its
     fastest faithful resize.
-    `content_hash` is a digest of the decoded pixels, for caches keyed by content.
+    `content_hash` is the sha256 of the image's file (which decides the pixels), for caches keyed by content.
     `tokens` is what the model family's counter planned for it; `processor_overrides` are the
     per-image processor arguments the plan needs (`do_image_splitting=False` for SmolVLM low).
+    `source` is the client's file where its pixels are exactly the file's (see `SourceFile`).
     """
 
     pixels: Any
@@ -56,6 +68,12 @@ class PreparedImage:
     content_hash: str
     tokens: int = 0
     processor_overrides: tuple[tuple[str, bool | int], ...] = ()
+    source: SourceFile | None = None
+
+    @property
+    def resized(self) -> bool:
+        """Whether the model sees it at another size than the picture's own."""
+        return (self.width, self.height) != (self.original_width, self.original_height)
 
 
 def nested_overrides(pairs: tuple[tuple[str, bool | int], ...]) -> dict[str, Any]:

@@ -111,12 +111,11 @@ async def test_killing_a_replica_fails_no_request_that_had_not_streamed(replicas
         workers = [asyncio.create_task(worker()) for _ in range(6)]
         await asyncio.sleep(1.5)
         second.kill()
-        await asyncio.sleep(2.0)
         killed = engine.pool.replicas[1]
-        assert killed.ejected, "the dead replica is taken out of service"
+        assert await eventually(lambda: killed.ejected, 30.0), "the dead replica is taken out of service"
         served_before = len(outcomes)
-        await asyncio.sleep(1.0)
-        assert len(outcomes) > served_before, "the survivor keeps serving"
+        # However busy the machine, the survivor answers more requests (no fixed time to do it in).
+        assert await eventually(lambda: len(outcomes) > served_before, 60.0), "the survivor keeps serving"
 
         await asyncio.to_thread(second.start)
         assert await eventually(lambda: not killed.ejected, 5.0), "the restarted replica is probed back in"
