@@ -7,6 +7,7 @@ import asyncio
 import threading
 from pathlib import Path
 
+from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 from loupe.api.idle import WhenIdle
@@ -104,7 +105,9 @@ def test_the_served_app_hands_freed_memory_back_when_idle(tmp_path: Path) -> Non
     settings = load_settings(overrides={"db": f"sqlite:///{tmp_path / 'k.db'}"}).model_copy(update={"models": ()})
     billing = open_billing(settings)
     app = build_app(settings, {}, billing, Metrics())
-    billing.db.dispose()
+    with TestClient(app):  # through its lifespan, so that what it started (the heartbeat) stops
+        pass
+    assert "loupe-heartbeat" not in {t.name for t in threading.enumerate()}
     idle = [m for m in app.user_middleware if m.cls is WhenIdle]
     assert len(idle) == 1 and idle[0].kwargs["on_idle"] is give_back_freed_memory
     assert app.user_middleware[0].cls is WhenIdle  # outermost: it sees every request to its end

@@ -1,4 +1,8 @@
-"""One priced `loupe serve` and one Chromium for every playground test (Playwright + Debian's Chromium)."""
+"""One priced `loupe serve` and one Chromium per playground test module (Playwright + Debian's Chromium).
+
+Per module, not per package: this folder is no Python package, so a "package" fixture would live
+for the whole session, and Playwright's sync API keeps an event loop running in the main thread
+while its browser is open (every later `asyncio.run` would fail)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from tests.playground.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PRICE_IN,
 from playwright.sync_api import Browser, Page, sync_playwright
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def server(
     serve: Callable[..., RunningServer], tiny_checkpoint: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> RunningServer:
@@ -29,7 +33,7 @@ def server(
     )
     return serve("--config", str(config))
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
     with sync_playwright() as playwright:
