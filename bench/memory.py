@@ -238,6 +238,16 @@ def measure(
     return Load(name, before, max(sampler.peak, after), after, seconds, statuses, grown)
 
 
+def row(load: Load) -> str:
+    """One load's line of the table."""
+    answers = ", ".join(f"{n} x {s or 'closed'}" for s, n in sorted(load.statuses.items()))
+    return (
+        f"| {load.name} | {answers} | {load.before / MB:,.0f} MB | {load.peak / MB:,.0f} MB | "
+        f"{(load.peak - load.before) / MB:+,.0f} MB | {load.after / MB:,.0f} MB | {(load.after - load.before) / MB:+,.0f} MB | "
+        f"{load.cached_total / MB:+,.0f} MB | {load.seconds:.1f} s |"
+    )
+
+
 def table(loads: list[Load], clients: int, settle: float) -> str:
     rows = [
         f"### Resident memory of `loupe serve` (tiny Qwen2-VL), {clients} concurrent requests per burst, "
@@ -246,13 +256,7 @@ def table(loads: list[Load], clients: int, settle: float) -> str:
         "| load | answers | RSS before | peak | peak growth | after | after - before | of it, cached | took |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for load in loads:
-        answers = ", ".join(f"{n} x {s or 'closed'}" for s, n in sorted(load.statuses.items()))
-        rows.append(
-            f"| {load.name} | {answers} | {load.before / MB:,.0f} MB | {load.peak / MB:,.0f} MB | "
-            f"{(load.peak - load.before) / MB:+,.0f} MB | {load.after / MB:,.0f} MB | {(load.after - load.before) / MB:+,.0f} MB | "
-            f"{load.cached_total / MB:+,.0f} MB | {load.seconds:.1f} s |"
-        )
+    rows += [row(load) for load in loads]
     rows += ["", "Growth of each cache in 'of it, cached': " + "; ".join(
         f"{load.name}: " + ", ".join(f"{cache} {size / MB:+,.0f} MB" for cache, size in sorted(load.cached.items()))
         for load in loads
@@ -287,7 +291,7 @@ def run(clients: int = 64, settle: float = 5.0, images: Path | None = None) -> s
             loads = []
             for name, work in plan:
                 loads.append(measure(sampler, name, settle, work, lambda: cached_bytes(f"http://127.0.0.1:{port}")))
-                print(table(loads[-1:], clients, settle).splitlines()[4], flush=True)  # its row, as it comes
+                print(row(loads[-1]), flush=True)  # its row, as it comes
     return table(loads, clients, settle)
 
 

@@ -31,19 +31,19 @@ import asyncio
 import base64
 import io
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from PIL import Image
 
 from bench.serving import Level, Sample, crops, free_port, image_message, stream_chat
+from bench.upstream_cpu import CpuUse
 from bench.upstream_vllm import DEFAULT_ARGS, VLLM_PYTHON, VllmServer, vllm_python
 
 PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "images" / "photos" / "boats.jpg"
@@ -158,63 +158,9 @@ def decode_ms(urls: list[str]) -> list[float]:
     return times
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of live processes, from /proc (Linux)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def process_group(pgid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) == pgid:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def engine_steps(vllm_base: str) -> float:
-    """vLLM's engine steps so far (the count of its `vllm:iteration_tokens_total` histogram)."""
-    text = httpx.get(f"{vllm_base}/metrics", timeout=10, trust_env=False).text
-    pattern = r"^vllm:iteration_tokens_total_count(?:\{[^}]*\})? ([0-9.e+]+)$"
-    return sum(float(v) for v in re.findall(pattern, text, re.M))
-
-
-@dataclass
-class CpuUse:
-    """What each path's rounds cost the servers: CPU seconds of vLLM's processes and of the
-    gateway, and vLLM's engine steps."""
-
-    vllm_pgid: int
-    gateway_pid: int
-    vllm_base: str
-    seconds: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def now(self) -> dict[str, float]:
-        return {
-            "vLLM": cpu_seconds(process_group(self.vllm_pgid)),
-            "Loupe": cpu_seconds([self.gateway_pid]),
-            "steps": engine_steps(self.vllm_base),
-        }
-
-    def add(self, path: str, before: dict[str, float]) -> None:
-        spent = self.seconds.setdefault(path, {})
-        for name, value in self.now().items():
-            spent[name] = spent.get(name, 0.0) + value - before[name]
-
-
 async def throughput(
     direct: str, gateway: str, model: str, urls: list[str], clients: int, rounds: int, tokens: int, cpu: CpuUse
-) -> tuple[Level, Level]:
+) -> tuple[Level[Sample], Level[Sample]]:
     """Rounds of `clients` concurrent streams, alternating between the two paths, then one
     round of `clients` one-token requests through Loupe (its CPU is the gateway's intake);
     `urls` holds (2 x rounds + 1) x clients + 2 images."""
@@ -276,7 +222,7 @@ def latency_table(case: Case, timed: dict[str, list[Timed]], decode: list[float]
     return lines
 
 
-def throughput_table(direct: Level, through: Level, tokens: int, rounds: int, cpu: CpuUse) -> list[str]:
+def throughput_table(direct: Level[Sample], through: Level[Sample], tokens: int, rounds: int, cpu: CpuUse) -> list[str]:
     lines = [
         f"### Throughput: {direct.concurrency} streaming clients, 448x448 crops (each request its own), "
         f"{tokens} tokens at temperature 0, {rounds} rounds per path, alternating",
@@ -311,7 +257,7 @@ def throughput_table(direct: Level, through: Level, tokens: int, rounds: int, cp
     return lines + ["", *gap_account(per_k, through, cpu.seconds["intake"]["Loupe"] / direct.concurrency, ratio)]
 
 
-def gap_account(per_k: dict[str, dict[str, float]], through: Level, intake_s: float, ratio: float) -> list[str]:
+def gap_account(per_k: dict[str, dict[str, float]], through: Level[Sample], intake_s: float, ratio: float) -> list[str]:
     """Where the extra CPU per 1,000 tokens through Loupe goes: Loupe's own (its intake per
     request, measured in a round of one-token requests, and the rest, its relay per token) and
     vLLM's extra work; with both cores busy, throughput follows the CPU per token."""

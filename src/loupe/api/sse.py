@@ -32,7 +32,7 @@ class ChunkWriter:
     def __init__(self, run: ChatRun) -> None:
         self._run = run
         self._started: set[int] = set()
-        # Read once: an upstream engine's card is put together anew on each read.
+        # One fingerprint for the whole stream, read once (an upstream card is rebuilt per read).
         self._fingerprint = run.engine.card.fingerprint
 
     def _chunk(self, choices: list[wire.ChunkChoice]) -> wire.ChatCompletionChunk:

@@ -25,9 +25,26 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
-__all__ = ["CPU_ATTENTION", "use_cpu_attention"]
+__all__ = ["CPU_ATTENTION", "folded_attention", "use_cpu_attention"]
 
 CPU_ATTENTION = "loupe_cpu_sdpa"
+
+
+def folded_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    groups: int,
+    scaling: float | None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Attention of one new position per sequence, `query` [batch, heads, 1, dim], with the
+    `groups` query heads of each key-value head folded into that head's query rows; returns
+    [batch, heads, dim]."""
+    batch, heads, _, dim = query.shape
+    folded = query.reshape(batch, heads // groups, groups, dim)
+    out = F.scaled_dot_product_attention(folded, key, value, attn_mask=mask, scale=scaling)
+    return out.reshape(batch, heads, dim)
 
 
 def cpu_attention(
@@ -44,9 +61,8 @@ def cpu_attention(
     batch, heads, rows, dim = query.shape
     plain = attention_mask is None and kwargs.get("position_bias") is None and kwargs.get("softcap") is None
     if rows == 1 and groups > 1 and plain and dropout == 0.0 and key.shape[-1] == value.shape[-1] == dim:
-        folded = query.reshape(batch, heads // groups, groups, dim)
-        out = F.scaled_dot_product_attention(folded, key, value, scale=scaling)
-        return out.reshape(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
+        out = folded_attention(query, key, value, groups, scaling)
+        return out.unsqueeze(2).transpose(1, 2).contiguous(), None
     result: tuple[torch.Tensor, None] = sdpa_attention_forward(
         module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
     )

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.cache_utils import Cache, CacheLayerMixin
 
+from loupe.engines.local.cpu_attention import folded_attention
+
 __all__ = ["LeanDecoder"]
 
 # Text models and their decoder layers, by class name: each layer is input RMSNorm, attention
@@ -91,10 +93,8 @@ class LeanDecoder:
             k = layer.k(x).view(batch, 1, -1, layer.head_dim).transpose(1, 2)
             v = layer.v(x).view(batch, 1, -1, layer.head_dim)
             keys, values = layers[i].update(_rotated(k, cos, sin), v.transpose(1, 2))
-            heads = q.shape[1]
-            folded = _rotated(q, cos, sin).reshape(batch, heads // layer.groups, layer.groups, layer.head_dim)
-            out = F.scaled_dot_product_attention(folded, keys, values, attn_mask=allowed, scale=layer.scaling)
-            hidden = hidden + layer.o(out.reshape(batch, 1, heads * layer.head_dim))
+            out = folded_attention(_rotated(q, cos, sin), keys, values, layer.groups, layer.scaling, allowed)
+            hidden = hidden + layer.o(out.reshape(batch, 1, -1))
             x = _rms(hidden, layer.post_norm)
             hidden = hidden + layer.down(F.silu(layer.gate(x)) * layer.up(x))
         logits: torch.Tensor = self._head(_rms(hidden, self._norm))
