@@ -28,6 +28,7 @@ BENCHMARKS = {
     "serving": "Serving under concurrency: Loupe vs transformers serve (issue 6)",
     "multiturn": "Multi-turn: time to first token of later turns with the same image (issue 6)",
     "upstream_overhead": "Loupe in front of vLLM: latency added and throughput kept (issue 18)",
+    "gateway_relay": "Loupe as a gateway: CPU per relayed token (issue 18)",
     "video": "Video: plan and sample a 60 s 1080p clip vs decoding it whole (issue 20)",
     "grammar": "Constrained decoding: structured outputs in the batched decode step (issue 16)",
     "memory": "Memory under bursts of large requests, and after them (issue 21)",

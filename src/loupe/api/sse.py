@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from loupe.api import schemas as wire
 from loupe.api.convert import call_chunk_to_wire, finish_to_wire, logprobs_to_wire, usage_to_wire
@@ -16,14 +17,16 @@ from loupe.errors import LoupeError, StreamStalled
 from loupe.service.chat import ChatRun
 
 DONE = b"data: [DONE]\n\n"
+# Stands for a text delta's content in a chunk serialised once per choice (see `ChunkWriter.frames`).
+_CONTENT = "\x00loupe content\x00"
 
 
-def frame(payload: BaseModel | dict[str, object]) -> bytes:
+def frame(payload: bytes | BaseModel | dict[str, object]) -> bytes:
     if isinstance(payload, BaseModel):
-        body = payload.model_dump_json(exclude_none=False)
-    else:
-        body = json.dumps(payload, separators=(",", ":"))
-    return b"data: " + body.encode() + b"\n\n"
+        payload = payload.model_dump_json().encode()
+    elif isinstance(payload, dict):
+        payload = json.dumps(payload, separators=(",", ":")).encode()
+    return b"data: " + payload + b"\n\n"
 
 
 class ChunkWriter:
@@ -34,6 +37,7 @@ class ChunkWriter:
         self._started: set[int] = set()
         # One fingerprint for the whole stream, read once (an upstream card is rebuilt per read).
         self._fingerprint = run.engine.card.fingerprint
+        self._text_frames: dict[int, tuple[bytes, bytes] | tuple[()]] = {}
 
     def _chunk(self, choices: list[wire.ChunkChoice]) -> wire.ChatCompletionChunk:
         return wire.ChatCompletionChunk(
@@ -43,6 +47,23 @@ class ChunkWriter:
             choices=choices,
             system_fingerprint=self._fingerprint,
         )
+
+    def frames(self, event: GenerationEvent) -> list[bytes]:
+        """The event's chunks as SSE frames. A choice's text deltas, the bulk of a stream, differ
+        only in their text: each is its choice's frame, serialised once, around its text."""
+        if isinstance(event, TextDelta) and event.text and not event.logprobs and event.index in self._started:
+            head_tail = self._text_frames.get(event.index)
+            if head_tail is None:
+                head_tail = self._text_frames[event.index] = self._text_frame(event.index)
+            if head_tail:
+                return [head_tail[0] + to_json(event.text) + head_tail[1]]
+        return [frame(_with_usage_field(chunk, self._run)) for chunk in self.on_event(event)]
+
+    def _text_frame(self, index: int) -> tuple[bytes, bytes] | tuple[()]:
+        choice = wire.ChunkChoice(index=index, delta=wire.Delta(content=_CONTENT))
+        whole = frame(_with_usage_field(self._chunk([choice]), self._run))
+        parts = whole.split(to_json(_CONTENT))
+        return (parts[0], parts[1]) if len(parts) == 2 else ()  # a model id holding the mark: never split
 
     def on_event(self, event: GenerationEvent) -> list[wire.ChatCompletionChunk]:
         out = []
@@ -86,8 +107,8 @@ async def stream_run(run: ChatRun, finish: Finish) -> AsyncIterator[bytes]:
             async for event in events:
                 if isinstance(event, ChoiceFinished) and run.done:
                     await finish(200)
-                for chunk in writer.on_event(event):
-                    yield frame(_with_usage_field(chunk, run))
+                for data in writer.frames(event):
+                    yield data
     except LoupeError as exc:
         await finish(499 if isinstance(exc, StreamStalled) else status_of(exc)[0])
         yield frame(envelope(exc))
@@ -101,8 +122,6 @@ async def stream_run(run: ChatRun, finish: Finish) -> AsyncIterator[bytes]:
     yield DONE
 
 
-def _with_usage_field(chunk: wire.ChatCompletionChunk, run: ChatRun) -> BaseModel | dict[str, object]:
+def _with_usage_field(chunk: wire.ChatCompletionChunk, run: ChatRun) -> bytes:
     """OpenAI sends `"usage": null` on every chunk when usage was asked for, and no key otherwise."""
-    if run.request.include_usage:
-        return chunk
-    return chunk.model_dump(exclude={"usage"})
+    return chunk.model_dump_json(exclude=None if run.request.include_usage else {"usage"}).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import httpx
 import pytest
 
@@ -32,6 +33,41 @@ def test_every_httpx_transport_error_is_mapped_to_a_retryable_error(cls: type[ht
     mapped = error_for_transport(cls("boom"))
     assert isinstance(mapped, RETRYABLE)
     assert "boom" not in mapped.message
+
+
+def aiohttp_errors() -> list[type[aiohttp.ClientError]]:
+    found, pending = [], [aiohttp.ClientError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(c for c in cls.__subclasses__() if c.__module__.startswith("aiohttp"))
+    return found
+
+
+@pytest.mark.parametrize("cls", aiohttp_errors(), ids=lambda c: c.__name__)
+def test_every_aiohttp_error_is_mapped_to_a_retryable_error_raw_or_under_httpx(cls: type[aiohttp.ClientError]) -> None:
+    failure = cls.__new__(cls)  # their constructors differ; the mapping reads the type alone
+    wrapped = httpx.ConnectTimeout("coarse")  # what the transport makes of most of them
+    wrapped.__cause__ = failure
+    assert type(error_for_transport(failure)) is type(error_for_transport(wrapped))
+    assert isinstance(error_for_transport(failure), RETRYABLE)
+
+
+@pytest.mark.parametrize(
+    ("cls", "expected"),
+    [
+        (aiohttp.ClientConnectorError, UpstreamUnavailable),
+        (aiohttp.ConnectionTimeoutError, UpstreamUnavailable),
+        (aiohttp.SocketTimeoutError, UpstreamTimeout),
+        (aiohttp.ServerDisconnectedError, UpstreamBadResponse),
+        (aiohttp.ClientPayloadError, UpstreamBadResponse),
+        (aiohttp.ClientResponseError, UpstreamBadResponse),
+    ],
+)
+def test_aiohttp_table_reads_the_cause_not_the_coarse_httpx_class(cls: type[aiohttp.ClientError], expected: type[errors.LoupeError]) -> None:
+    wrapped = httpx.ConnectTimeout("coarse")
+    wrapped.__cause__ = cls.__new__(cls)
+    assert type(error_for_transport(wrapped)) is expected
 
 
 @pytest.mark.parametrize(

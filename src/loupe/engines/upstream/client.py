@@ -83,7 +83,7 @@ def parse_chunk(data: str) -> Chunk:
         raise UpstreamBadResponse("the model server sent a malformed stream event")
     content, reason = delta.get("content"), choices[0].get("finish_reason")
     return Chunk(
-        text=content if isinstance(content, str) else "",
+        text=_clean(content) if isinstance(content, str) else "",
         finish_reason=reason if isinstance(reason, str) else None,
         usage=_usage(obj.get("usage")),
         logprobs=_logprobs(choices[0].get("logprobs")),
@@ -97,8 +97,8 @@ def _logprobs(raw: Any) -> tuple[TokenLogprob, ...]:
         return ()
     try:
         return tuple(
-            TokenLogprob(e["token"], float(e["logprob"]), tuple(e.get("bytes") or ()), tuple(
-                TopLogprob(t["token"], float(t["logprob"]), tuple(t.get("bytes") or ())) for t in e.get("top_logprobs") or ()
+            TokenLogprob(_clean(e["token"]), float(e["logprob"]), tuple(e.get("bytes") or ()), tuple(
+                TopLogprob(_clean(t["token"]), float(t["logprob"]), tuple(t.get("bytes") or ())) for t in e.get("top_logprobs") or ()
             ))
             for e in content
         )
@@ -112,10 +112,21 @@ def _call_piece(raw: Any) -> CallPiece:
         raise UpstreamBadResponse("the model server sent a malformed tool call")
     return CallPiece(
         index=raw.get("index", 0),
-        id=raw.get("id") or "",
-        name=function.get("name") or "",
-        arguments=function.get("arguments") or "",
+        id=_clean(raw.get("id") or ""),
+        name=_clean(function.get("name") or ""),
+        arguments=_clean(function.get("arguments") or ""),
     )
+
+
+def _clean(text: str) -> str:
+    """The text with any lone surrogate (JSON may escape one; UTF-8 cannot carry it) as U+FFFD."""
+    if not isinstance(text, str) or text.isascii():  # not a string: the caller's checks decide
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _usage(raw: Any) -> UpstreamUsage | None:

@@ -1,4 +1,5 @@
-"""Upstream failures as Loupe errors: the one boundary where httpx and upstream statuses come in.
+"""Upstream failures as Loupe errors: the one boundary where transport failures (httpx's, and
+aiohttp's under its httpx transport) and upstream statuses come in.
 
 Nothing of an upstream's body reaches a client: an upstream's own message may name its
 internals (paths, hosts, stack traces), so the messages below are Loupe's, and the upstream's
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import aiohttp
 import httpx
 
 from loupe.errors import (
@@ -55,19 +57,35 @@ _TRANSPORT: tuple[tuple[type[httpx.TransportError], type[LoupeError], str], ...]
 )
 
 
-def error_for_transport(exc: httpx.TransportError) -> LoupeError:
-    for cls, loupe_cls, message in _TRANSPORT:
-        if isinstance(exc, cls):
+# The httpx transport on aiohttp turns aiohttp's failures into httpx's coarsely (a refused
+# connection reads as a connect timeout, a server gone mid-answer too): its cause says which.
+_AIOHTTP: tuple[tuple[type[aiohttp.ClientError], type[LoupeError], str], ...] = (
+    (aiohttp.ConnectionTimeoutError, UpstreamUnavailable, "the model server did not accept a connection in time"),
+    (aiohttp.ServerTimeoutError, UpstreamTimeout, "the model server did not answer in time"),
+    (aiohttp.ClientConnectorError, UpstreamUnavailable, "the model server cannot be reached"),
+    (aiohttp.NonHttpUrlClientError, UpstreamUnavailable, "the model server's address is not http(s)"),
+    (aiohttp.InvalidURL, UpstreamUnavailable, "the model server's address is not http(s)"),
+    (aiohttp.ClientResponseError, UpstreamBadResponse, "the model server broke the HTTP protocol"),
+    (aiohttp.ClientError, UpstreamBadResponse, "the connection to the model server broke"),
+)
+
+
+def error_for_transport(exc: httpx.TransportError | aiohttp.ClientError) -> LoupeError:
+    cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
+    table = _AIOHTTP if isinstance(cause, aiohttp.ClientError) else _TRANSPORT
+    failure = cause if isinstance(cause, aiohttp.ClientError) else exc
+    for cls, loupe_cls, message in table:
+        if isinstance(failure, cls):
             return loupe_cls(message)
-    raise AssertionError("httpx.TransportError is the last row")  # pragma: no cover
+    raise AssertionError("the tables end with their base classes")  # pragma: no cover
 
 
 @contextmanager
 def map_transport_errors() -> Iterator[None]:
-    """Turn every httpx transport failure raised inside into its Loupe error."""
+    """Turn every transport failure raised inside into its Loupe error."""
     try:
         yield
-    except httpx.TransportError as exc:
+    except (httpx.TransportError, aiohttp.ClientError) as exc:
         raise error_for_transport(exc) from exc
 
 
