@@ -4,7 +4,7 @@ benchmark measures the gateway in front of it and nothing else.
     python -m bench.fake_upstream PORT [STEP_S]
 
 `GET /v1/models` lists one model, `m`, with vLLM's `max_model_len`; `POST /v1/chat/completions`
-streams `max_tokens` chunks of one word each, one every STEP_S seconds (default 0.005: a GPU
+streams `max_tokens` chunks of one word each, one every STEP_S seconds (default 0.002: a GPU
 server's decode step, each step sending one event on every stream), then usage and `[DONE]`, as
 vLLM frames them (chunked transfer, one event per chunk).
 """
@@ -26,7 +26,7 @@ def chunked_event(payload: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-STEP_S = 0.005
+STEP_S = 0.002
 
 
 async def stream(writer: asyncio.StreamWriter, request: dict[str, object]) -> None:

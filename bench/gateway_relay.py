@@ -1,7 +1,7 @@
 """What one Loupe process spends relaying streamed tokens from an upstream: CPU per token, and so
 how many tokens per second of a GPU cluster's output one core of Loupe can carry.
 
-    python -m bench.gateway_relay [--clients 16 64] [--tokens 256] [--rounds 4] [--step-ms 5]
+    python -m bench.gateway_relay [--clients 16 64] [--tokens 256] [--rounds 4] [--step-ms 2]
 
 A model server that needs no time to think (`bench.fake_upstream`, in a process of its own) stands
 in for the cluster, sending one event on every stream each `step-ms`, as a GPU server's decode
@@ -68,7 +68,7 @@ async def rounds(api: str, model: str, clients: int, tokens: int, count: int, pi
     return Relayed(clients, total, wall, spent)
 
 
-def run(clients: tuple[int, ...] = (16, 64), tokens: int = 256, count: int = 4, step_ms: float = 5.0) -> str:
+def run(clients: tuple[int, ...] = (16, 64), tokens: int = 256, count: int = 4, step_ms: float = 2.0) -> str:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from loupe.testing.tiny import build_tiny_checkpoint
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--step-ms", type=float, default=5.0)
+    parser.add_argument("--step-ms", type=float, default=2.0)
     args = parser.parse_args(argv)
     print(run(tuple(args.clients), args.tokens, args.rounds, args.step_ms))
 
