@@ -12,7 +12,7 @@ from loupe.api.app import create_app
 from loupe.api.connection import ConnectionLimits
 from loupe.api.state import AppState
 from loupe.billing import Billing
-from loupe.compose_billing import start_heartbeat
+from loupe.compose_billing import ServingProcess
 from loupe.domain import Compute, Prices
 from loupe.engines.local.cpu_heap import give_back_freed_memory
 from loupe.engines.local.engine import BatchingLimits, LocalEngine
@@ -226,10 +226,12 @@ def build_app(settings: Settings, served: Mapping[str, ServedModel], billing: Bi
         body_memory_bytes=settings.server.body_memory_mb * MiB,
         compute={m: s.compute for m, s in served.items() if s.compute is not None},
     )
-    stop_heartbeat = start_heartbeat(settings, billing)
-    closers = [chat.aclose, _async(stop_heartbeat), _async(billing.db.dispose)]
+    process = ServingProcess(settings, billing)
+    closers = [chat.aclose, process.stop, _async(billing.db.dispose)]
     # What a burst's parsing, images and activations freed goes back to the system once it is over.
-    return create_app(state, list(engines.values()), closers=closers, on_idle=give_back_freed_memory)
+    return create_app(
+        state, list(engines.values()), starters=[process.start], closers=closers, on_idle=give_back_freed_memory
+    )
 
 
 def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:

@@ -60,17 +60,25 @@ def open_billing(settings: Settings) -> Billing:
     return billing
 
 
-def start_heartbeat(settings: Settings, billing: Billing) -> Callable[[], None]:
-    """Register this serving process and beat until the returned function stops it and retires."""
-    billing.register()
-    heartbeat = Heartbeat(billing.heartbeat, settings.billing.heartbeat_s)
-    heartbeat.start()
+class ServingProcess:
+    """This process in the billing database: registered and beating from `start` (the app's
+    start) until `stop` retires it, so an app built and never run leaves no thread behind."""
 
-    def stop() -> None:
-        heartbeat.stop()
-        billing.retire()
+    def __init__(self, settings: Settings, billing: Billing) -> None:
+        self._billing = billing
+        self._heartbeat = Heartbeat(billing.heartbeat, settings.billing.heartbeat_s)
+        self._running = False
 
-    return stop
+    async def start(self) -> None:
+        self._billing.register()
+        self._heartbeat.start()
+        self._running = True
+
+    async def stop(self) -> None:
+        if self._running:
+            self._running = False
+            self._heartbeat.stop()
+            self._billing.retire()
 
 
 def is_loopback(host: str) -> bool:

@@ -7,10 +7,12 @@ import asyncio
 import threading
 from pathlib import Path
 
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 from loupe.api.idle import WhenIdle
+from loupe.billing.tables import processes
 from loupe.compose import build_app
 from loupe.compose_billing import open_billing
 from loupe.engines.local.cpu_heap import give_back_freed_memory
@@ -105,9 +107,16 @@ def test_the_served_app_hands_freed_memory_back_when_idle(tmp_path: Path) -> Non
     settings = load_settings(overrides={"db": f"sqlite:///{tmp_path / 'k.db'}"}).model_copy(update={"models": ()})
     billing = open_billing(settings)
     app = build_app(settings, {}, billing, Metrics())
-    with TestClient(app):  # through its lifespan, so that what it started (the heartbeat) stops
-        pass
-    assert "loupe-heartbeat" not in {t.name for t in threading.enumerate()}
+
+    def state() -> tuple[bool, int]:
+        with billing.db.read() as conn:
+            rows = conn.execute(sa.select(sa.func.count()).select_from(processes)).scalar_one()
+        return "loupe-heartbeat" in {t.name for t in threading.enumerate()}, rows
+
+    assert state() == (False, 0)  # built, not running: neither registered nor beating
+    with TestClient(app):  # its lifespan registers this process and starts the heartbeat...
+        assert state() == (True, 1)
+    assert state() == (False, 0)  # ...and stopping it retires both
     idle = [m for m in app.user_middleware if m.cls is WhenIdle]
     assert len(idle) == 1 and idle[0].kwargs["on_idle"] is give_back_freed_memory
     assert app.user_middleware[0].cls is WhenIdle  # outermost: it sees every request to its end

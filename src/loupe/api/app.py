@@ -27,15 +27,18 @@ RATE_LIMIT_HEADERS = [f"x-ratelimit-{k}-{w}" for k in ("limit", "remaining", "re
 def create_app(
     state: AppState,
     engines: Sequence[Engine] = (),
+    starters: Sequence[Callable[[], Awaitable[None]]] = (),
     closers: Sequence[Callable[[], Awaitable[None]]] = (),
     on_idle: Callable[[], object] | None = None,
 ) -> FastAPI:
-    """Build the HTTP app. `engines` are started with the app and closed when it stops, as are
-    `closers` (connection pools and the like); `on_idle` runs (in a thread) once every request
+    """Build the HTTP app. `starters` run when the app starts, then the `engines` start; when it
+    stops, the engines close, then `closers` run (connection pools and the like); `on_idle` runs (in a thread) once every request
     has been answered and a second has passed without a new one."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for start in starters:
+            await start()
         for engine in engines:
             await engine.start()
         try:
