@@ -110,6 +110,8 @@ class ImageService:
         """Plan every image from its header, then decode it for its planned size (the engine
         resizes it there). `admit(cost)`, when given, is awaited before any pixel is decoded
         with the bytes the images may take (see `budget`)."""
+        if not refs:
+            return []
         intake, counter = self._for(card)
         try:
             encoded = await intake.fetch(refs)

@@ -93,6 +93,7 @@ class UpstreamEngine:
         self._reports = reports
         self._configured_context = configured_context
         self._learn_limits = learn_limits
+        self._learned: tuple[int, ModelCard] | None = None  # the card and the reports' revision it follows
         self._api = api
         self._add_special_tokens = _adds_special_tokens(processor)
         self._max_attempts = max_attempts
@@ -104,7 +105,11 @@ class UpstreamEngine:
         """The checkpoint's card, under the limits the replicas stated at their last probe."""
         if not self._learn_limits:
             return self._card
-        return learned_card(self._card, self._configured_context, self._reports)
+        # Read several times a request; the reports change only when a probe finds new figures.
+        revision = self._reports.revision
+        if self._learned is None or self._learned[0] != revision:
+            self._learned = (revision, learned_card(self._card, self._configured_context, self._reports))
+        return self._learned[1]
 
     @property
     def outstanding(self) -> int:

@@ -70,6 +70,7 @@ class ReplicaReports:
         self._fetch = fetch
         self._model = model
         self._reports: dict[str, ServedReport] = {}
+        self.revision = 0  # counts the changes of any report: what was learned from them is stale
 
     async def probe(self, base_url: str) -> bool:
         """Healthy when the replica answered `/models`; its report is kept (and changes logged)."""
@@ -79,6 +80,7 @@ class ReplicaReports:
         before = self._reports.get(base_url)
         self._reports[base_url] = report
         if report != before:
+            self.revision += 1
             self._log_change(base_url, report)
         return True
 
