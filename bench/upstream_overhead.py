@@ -1,7 +1,7 @@
 """Loupe in front of vLLM: the latency it adds to a request with a 1 MB photo, and the streaming
 throughput it keeps at 16 clients.
 
-    python -m bench.upstream_overhead [--requests 30] [--clients 16] [--rounds 3] [--tokens 64]
+    python -m bench.upstream_overhead [--requests 30] [--clients 16] [--rounds 6] [--tokens 64]
 
 Serves a tiny Qwen2-VL (hidden size 512, 4 layers) with vLLM's CPU build (`make vllm`, found
 through LOUPE_VLLM_PYTHON) on loopback, and a `loupe serve` in front of it with
@@ -272,8 +272,8 @@ def gap_account(per_k: dict[str, dict[str, float]], through: Level[Sample], inta
         f"{loupe:.2f} ({loupe / extra:.0%} of it) and vLLM's extra work {vllm_extra:.2f} ({vllm_extra / extra:.0%}). "
         f"Loupe's own is its intake, {intake_s * 1000:.1f} ms of CPU per request (reading and validating the body, "
         f"decoding the image to validate it, the exact count, sending it on; measured in a round of {through.concurrency} "
-        f"one-token requests), and its relay, {relay_ms:.2f} ms per streamed token (reading vLLM's event through httpx "
-        f"and h11, writing the chunk through uvicorn: {relay_ms / direct['vLLM']:.0%} of vLLM's own CPU per token). "
+        f"one-token requests), and its relay, {relay_ms:.2f} ms per streamed token (reading vLLM's event through aiohttp "
+        f"under httpx, writing the chunk through uvicorn: {relay_ms / direct['vLLM']:.0%} of vLLM's own CPU per token). "
         "vLLM's extra work comes "
         "from the requests reaching it over Loupe's intake rather than at once: its CPU engine takes more, smaller steps. "
         f"vLLM, Loupe and the client share this machine's two cores, which vLLM alone keeps busy, so every CPU second "
@@ -302,7 +302,7 @@ def cases(requests: int, crops: list[str]) -> list[Case]:
     ]  # fmt: skip
 
 
-def run(requests: int = 30, clients: int = 16, rounds: int = 3, tokens: int = 64) -> str:
+def run(requests: int = 30, clients: int = 16, rounds: int = 6, tokens: int = 64) -> str:
     """Start vLLM and a gateway Loupe in front of it on loopback; measure both paths."""
     python = vllm_python()
     if python is None:
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--tokens", type=int, default=64)
     args = parser.parse_args(argv)
     print(run(args.requests, args.clients, args.rounds, args.tokens))

@@ -54,6 +54,7 @@ class VllmServer:
     name: str = "tiny"
     args: Sequence[str] = DEFAULT_ARGS
     in_process_worker: bool = True
+    api_key: str | None = None  # vLLM's --api-key: /v1 answers only requests that carry it
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -80,6 +81,7 @@ class VllmServer:
             str(self.python), "-m", "vllm.entrypoints.openai.api_server",
             "--model", str(self.checkpoint), "--served-model-name", self.name,
             "--host", "127.0.0.1", "--port", str(self.port), *self.args,
+            *(("--api-key", self.api_key) if self.api_key else ()),
         ]  # fmt: skip
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
@@ -96,7 +98,8 @@ class VllmServer:
 
     def answers(self) -> bool:
         try:
-            return httpx.get(f"{self.api}/models", timeout=2.0, trust_env=False).status_code == 200
+            headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else None
+            return httpx.get(f"{self.api}/models", headers=headers, timeout=2.0, trust_env=False).status_code == 200
         except httpx.TransportError:
             return False
 

@@ -85,3 +85,29 @@ def test_a_relative_checkpoint_in_the_file_is_relative_to_the_file(tmp_path: Pat
         "~/m",
     ]
     assert load_settings(models=("./models/tiny",)).models[0].checkpoint == "./models/tiny"  # --model: as typed
+
+
+UPSTREAM = '[[models]]\nid = "gw"\ncheckpoint = "x"\nengine = "upstream"\nupstream = ["http://127.0.0.1:9/v1"]\n[models.upstream_options]\n'
+
+
+def test_an_upstream_key_comes_from_the_variable_the_file_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "loupe.toml"
+    config.write_text(UPSTREAM + 'api_key_env = "MY_VLLM_KEY"\n')
+    monkeypatch.setenv("MY_VLLM_KEY", "sk-secret")
+    options = load_settings(config).models[0].upstream_options
+    assert options.api_key is not None and options.api_key.get_secret_value() == "sk-secret"
+    assert "sk-secret" not in repr(options) and "sk-secret" not in str(options.model_dump())
+    monkeypatch.delenv("MY_VLLM_KEY")
+    with pytest.raises(ConfigError, match="'MY_VLLM_KEY', which is not set"):
+        load_settings(config)
+
+
+def test_an_upstream_key_written_in_the_file_or_named_but_not_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "loupe.toml"
+    config.write_text(UPSTREAM + 'api_key = "sk-file"\n')
+    options = load_settings(config).models[0].upstream_options
+    assert options.api_key is not None and options.api_key.get_secret_value() == "sk-file"
+    monkeypatch.setenv("MY_VLLM_KEY", "sk-secret")
+    config.write_text(UPSTREAM + 'api_key = "sk-file"\napi_key_env = "MY_VLLM_KEY"\n')
+    with pytest.raises(ConfigError, match="api_key or api_key_env, not both"):
+        load_settings(config)

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from loupe.errors import ConfigError
 
@@ -90,6 +90,25 @@ class UpstreamOptions(BaseModel):
     image_format: Literal["bmp", "png"] = Field(
         "bmp", description="how images travel upstream, both lossless: bmp is fast to write and read, png smaller"
     )
+    api_key: SecretStr | None = Field(
+        None, description="sent to every replica as `Authorization: Bearer` (vLLM's --api-key)"
+    )
+    api_key_env: str | None = Field(
+        None, min_length=1, description="the environment variable that holds api_key, to keep it out of the file"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_from_environment(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("api_key_env") is None:
+            return data
+        if data.get("api_key") is not None:
+            raise ValueError("give api_key or api_key_env, not both")
+        name = data["api_key_env"]
+        key = os.environ.get(name) if isinstance(name, str) else None
+        if not key:
+            raise ValueError(f"api_key_env names the environment variable {name!r}, which is not set or empty")
+        return {**data, "api_key": key}
 
 
 class ModelSettings(BaseModel):

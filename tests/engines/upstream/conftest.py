@@ -69,10 +69,10 @@ class VllmServers:
         self._running = (family, server)
         return server
 
-    def new(self, family: str) -> VllmServer:
+    def new(self, family: str, api_key: str | None = None) -> VllmServer:
         """A started server the caller owns (and stops)."""
         log = self._logs.mktemp(f"vllm-{family}") / "vllm.log"
-        server = VllmServer(self._python, self._checkpoint(family), free_port(), log, args=TEST_ARGS)
+        server = VllmServer(self._python, self._checkpoint(family), free_port(), log, args=TEST_ARGS, api_key=api_key)
         server.start()
         return server
 

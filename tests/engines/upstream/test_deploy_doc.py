@@ -57,7 +57,8 @@ def test_every_vllm_command_passes_the_flags_loupe_relies_on() -> None:
 
 
 @pytest.mark.parametrize("index", range(len(re.findall(r"```toml\n", DEPLOY))))
-def test_every_configuration_block_loads(index: int, tmp_path: Path) -> None:
+def test_every_configuration_block_loads(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLLM_API_KEY", "sk-doc")  # the variable the doc's api_key_env names
     block = re.findall(r"```toml\n(.*?)```", DEPLOY, re.S)[index]
     config = tmp_path / "loupe.toml"
     config.write_text(block)

@@ -26,6 +26,10 @@ __all__ = ["CallPiece", "Chunk", "UpstreamClient", "UpstreamUsage", "parse_chunk
 _log = logging.getLogger(__name__)
 
 _ERROR_BODY_LIMIT = 64 * 1024
+_REFUSED_KEY = (
+    "the upstream refused Loupe's credentials (HTTP %d): set the key it expects (vLLM's --api-key) as "
+    "[models.upstream_options] api_key, or api_key_env naming the environment variable that holds it"
+)
 _LOGGED_BODY_CHARS = 200
 
 
@@ -159,6 +163,7 @@ class UpstreamClient:
     def __init__(self, http: httpx.AsyncClient, *, health_timeout_s: float = 2.0) -> None:
         self._http = http
         self._health_timeout = health_timeout_s
+        self._refusing: set[str] = set()  # replicas whose last health check refused Loupe's key
 
     async def stream_chat(self, base_url: str, body: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
         """POST the body with `stream: true` and yield its chunks until `[DONE]` or the stream ends.
@@ -186,11 +191,15 @@ class UpstreamClient:
         health timeout."""
         try:
             response = await self._http.get(f"{base_url}/models", timeout=self._health_timeout)
+            if response.status_code in (401, 403) and base_url not in self._refusing:
+                self._refusing.add(base_url)
+                _log.error(_REFUSED_KEY, response.status_code, extra={"upstream": base_url})
             if response.status_code != 200:
                 return None
             body = response.json()
         except (httpx.HTTPError, ValueError):
             return None
+        self._refusing.discard(base_url)
         return served_report(body, model)
 
     async def aclose(self) -> None:
@@ -204,6 +213,8 @@ async def _status_error(base_url: str, response: httpx.Response) -> Exception:
         if len(raw) >= _ERROR_BODY_LIMIT:
             break
     text = raw.decode("utf-8", errors="replace")
+    if response.status_code in (401, 403):
+        _log.error(_REFUSED_KEY, response.status_code, extra={"upstream": base_url})
     _log.warning(
         "upstream refused a request",
         extra={"upstream": base_url, "status": response.status_code, "body": text[:_LOGGED_BODY_CHARS]},

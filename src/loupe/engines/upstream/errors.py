@@ -95,11 +95,13 @@ _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]]{0,63}")
 def error_for_status(status: int, body: Any) -> LoupeError:
     """The Loupe error for an upstream's non-2xx answer; `body` is its parsed JSON, or None.
 
-    A 400, 413 or 422 is the request's fault (see `refusal`). 429 and 503 mean "busy": another
-    replica may take it.
+    A 400, 413 or 422 is the request's fault (see `refusal`). 401 and 403 refuse Loupe's key
+    (`upstream_options.api_key`). 429 and 503 mean "busy": another replica may take it.
     """
     if status in (400, 413, 422):
         return refusal(_param_of(body), _message_of(body))
+    if status in (401, 403):  # the operator's setting, not the client's request: logged where it arrives
+        return UpstreamBadResponse("the model server refused this gateway's credentials")
     if status in (429, 503):
         return UpstreamUnavailable("the model server is busy; retry later")
     if status == 504:

@@ -47,6 +47,7 @@ def load_upstream_model(
     transport: httpx.AsyncBaseTransport | None = None,
     encoded_cache_bytes: int = 0,
     max_videos: int = 0,
+    api_key: str | None = None,
 ) -> tuple[UpstreamEngine, TokenCounter]:
     """Read the checkpoint's processor and configs (no weights) and wire the replicas.
 
@@ -55,7 +56,8 @@ def load_upstream_model(
     prefill under load). `encoded_cache_bytes` bounds the images kept encoded for later turns.
     `learn_limits` lets the replicas' stated context and image limits lower the card's (see
     `served`); `api` says which request fields beyond OpenAI's the replicas take;
-    `image_format` how images travel (see `encode`).
+    `image_format` how images travel (see `encode`); `api_key`, where set, goes to every replica
+    as a bearer token.
     Nothing is contacted here: `engine.start()` runs the first health probe. Raises ConfigError
     for a URL that is not http(s), ModelLoadError for the checkpoint.
     """
@@ -77,7 +79,7 @@ def load_upstream_model(
         max_videos=max_videos,
         fingerprint=fingerprint(found.path, {"engine": "upstream", "model": upstream_model, "upstream": " ".join(urls)}),
     )
-    http = upstream_http(connect_timeout_s, read_timeout_s, max_connections, transport)
+    http = upstream_http(connect_timeout_s, read_timeout_s, max_connections, transport, api_key=api_key)
     client = UpstreamClient(http, health_timeout_s=connect_timeout_s)
     reports = ReplicaReports(lambda url: client.served(url, upstream_model), upstream_model)
     pool = ReplicaPool(urls, reports.probe, health_interval_s=health_interval_s, max_failures=max_failures)
@@ -102,10 +104,13 @@ def upstream_http(
     read_timeout_s: float,
     max_connections: int,
     transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    api_key: str | None = None,
 ) -> httpx.AsyncClient:
     """The HTTP client for a model's replicas; `transport` replaces aiohttp's (tests)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     return httpx.AsyncClient(
+        headers={"authorization": f"Bearer {api_key}"} if api_key else None,
         timeout=httpx.Timeout(connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=read_timeout_s),
         limits=limits,
         # aiohttp parses HTTP in C: relaying a streamed token costs a third less CPU than httpx's
