@@ -111,3 +111,11 @@ def test_an_upstream_key_written_in_the_file_or_named_but_not_both(tmp_path: Pat
     config.write_text(UPSTREAM + 'api_key = "sk-file"\napi_key_env = "MY_VLLM_KEY"\n')
     with pytest.raises(ConfigError, match="api_key or api_key_env, not both"):
         load_settings(config)
+
+
+def test_an_upstream_ca_file_is_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "conf").mkdir()
+    config = tmp_path / "conf" / "loupe.toml"
+    config.write_text(UPSTREAM + 'ca_file = "certs/ca.pem"\n')
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(config).models[0].upstream_options.ca_file == str(tmp_path / "conf" / "certs" / "ca.pem")

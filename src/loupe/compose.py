@@ -113,6 +113,7 @@ def load_upstream(model: ModelSettings, settings: Settings, metrics: Metrics) ->
         encoded_cache_bytes=settings.engine.image_cache_mb * MiB,
         max_videos=model.videos.max_videos if video else 0,
         api_key=options.api_key.get_secret_value() if options.api_key is not None else None,
+        ca_file=options.ca_file,
     )
     return ServedModel(engine, counter, video)
 

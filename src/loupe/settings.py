@@ -96,6 +96,9 @@ class UpstreamOptions(BaseModel):
     api_key_env: str | None = Field(
         None, min_length=1, description="the environment variable that holds api_key, to keep it out of the file"
     )
+    ca_file: str | None = Field(
+        None, min_length=1, description="PEM file of the certificate authorities https replicas are checked against"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -313,15 +316,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _paths_from(folder: Path, data: dict[str, Any]) -> None:
-    """Make a config file's relative paths (the `db` SQLite file, local checkpoints) relative to
-    its folder, so the file means the same from any working directory. Command-line values are
-    left relative to the working directory, as a shell user expects."""
+    """Make a config file's relative paths (the `db` SQLite file, local checkpoints, upstreams'
+    `ca_file`) relative to its folder, so the file means the same from any working directory.
+    Command-line values are left relative to the working directory, as a shell user expects."""
     if isinstance(data.get("db"), str):
         data["db"] = _database_in(folder, data["db"])
     models = data.get("models")
     for model in models if isinstance(models, list) else ():
         if isinstance(model, dict) and isinstance(model.get("checkpoint"), str):
             model["checkpoint"] = _checkpoint_in(folder, model["checkpoint"])
+        options = model.get("upstream_options") if isinstance(model, dict) else None
+        if isinstance(options, dict) and isinstance(options.get("ca_file"), str):
+            options["ca_file"] = str(_path_in(folder, options["ca_file"]))
 
 
 def _database_in(folder: Path, db: str) -> str:

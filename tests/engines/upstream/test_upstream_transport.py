@@ -7,14 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
+from pathlib import Path
 
 import pytest
+import trustme
 
 from loupe.engines.upstream.client import Chunk, UpstreamClient
 from loupe.engines.upstream.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from loupe.engines.upstream.loading import upstream_http
+from loupe.errors import ConfigError
 
 pytestmark = pytest.mark.asyncio
 
@@ -55,18 +59,19 @@ class Replica:
 
 
 @asynccontextmanager
-async def replica(handler: Handler) -> AsyncIterator[tuple[str, Replica]]:
+async def replica(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[tuple[str, Replica]]:
     served = Replica(handler)
-    server = await asyncio.start_server(served.serve, "127.0.0.1", 0)
+    server = await asyncio.start_server(served.serve, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}/v1", served
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}/v1", served
     finally:
         server.close()
 
 
-def client(read_timeout_s: float = 5.0) -> UpstreamClient:
-    return UpstreamClient(upstream_http(connect_timeout_s=2.0, read_timeout_s=read_timeout_s, max_connections=8))
+def client(read_timeout_s: float = 5.0, ca_file: str | None = None) -> UpstreamClient:
+    http = upstream_http(connect_timeout_s=2.0, read_timeout_s=read_timeout_s, max_connections=8, ca_file=ca_file)
+    return UpstreamClient(http)
 
 
 async def collect(upstream: UpstreamClient, base: str) -> list[Chunk]:
@@ -169,3 +174,62 @@ async def test_replica_failures_become_loupe_errors(handler: Handler, expected: 
         finally:
             await upstream.aclose()
     assert type(caught.value) is expected
+
+
+def server_tls(authority: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+async def test_an_https_replica_is_checked_against_the_configured_authorities(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    async with replica(answer, server_tls(authority)) as (base, _):
+        trusted, untrusted = client(ca_file=str(ca_file)), client()
+        try:
+            assert [c.text for c in await collect(trusted, base)] == ["Hello", " there"]
+            with pytest.raises(UpstreamUnavailable, match="TLS certificate was not accepted"):
+                await collect(untrusted, base)  # the default authorities do not know this one
+        finally:
+            await trusted.aclose()
+            await untrusted.aclose()
+
+
+async def test_a_ca_file_that_is_not_pem_stops_the_start(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    for path in (bad, tmp_path / "missing.pem"):
+        with pytest.raises(ConfigError, match="cannot be read as PEM certificates"):
+            upstream_http(connect_timeout_s=1.0, read_timeout_s=1.0, max_connections=1, ca_file=str(path))
+
+
+async def test_a_failing_health_check_is_logged_when_it_starts_to_fail_not_at_every_check(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    refusing = True
+
+    async def models(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            body = b'{"error": {"message": "no key"}}' if refusing else b'{"object": "list", "data": [{"id": "m"}]}'
+            status = b"401 Unauthorized" if refusing else b"200 OK"
+            writer.write(b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (status, len(body), body))
+            await writer.drain()
+
+    async with replica(models) as (base, _):
+        upstream = client()
+        try:
+            with caplog.at_level("WARNING", logger="loupe.engines.upstream.client"):
+                assert await upstream.served(base, "m") is None
+                assert await upstream.served(base, "m") is None
+                refusing = False
+                assert await upstream.served(base, "m") is not None
+                refusing = True
+                assert await upstream.served(base, "m") is None
+        finally:
+            await upstream.aclose()
+    logged = [r for r in caplog.records if "refused Loupe's credentials (HTTP 401)" in r.getMessage()]
+    assert len(logged) == 2  # once when it started, once again after it had recovered
+    assert all(r.levelname == "ERROR" for r in logged)

@@ -18,7 +18,12 @@ from pydantic_core import to_json
 
 from loupe.domain import TokenLogprob, TopLogprob
 
-from loupe.engines.upstream.errors import UpstreamBadResponse, error_for_status, map_transport_errors
+from loupe.engines.upstream.errors import (
+    UpstreamBadResponse,
+    error_for_status,
+    error_for_transport,
+    map_transport_errors,
+)
 from loupe.engines.upstream.served import ServedReport, served_report
 from loupe.engines.upstream.sse import sse_data
 
@@ -164,7 +169,7 @@ class UpstreamClient:
     def __init__(self, http: httpx.AsyncClient, *, health_timeout_s: float = 2.0) -> None:
         self._http = http
         self._health_timeout = health_timeout_s
-        self._refusing: set[str] = set()  # replicas whose last health check refused Loupe's key
+        self._failures: dict[str, str] = {}  # why each replica failing its health checks fails them
 
     async def stream_chat(self, base_url: str, body: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
         """POST the body with `stream: true` and yield its chunks until `[DONE]` or the stream ends.
@@ -192,19 +197,27 @@ class UpstreamClient:
 
     async def served(self, base_url: str, model: str) -> ServedReport | None:
         """What `GET {base_url}/models` says of `model`; None unless it answers 200 within the
-        health timeout."""
+        health timeout. Why a replica fails its checks is logged when it starts to, not at every check."""
         try:
             response = await self._http.get(f"{base_url}/models", timeout=self._health_timeout)
-            if response.status_code in (401, 403) and base_url not in self._refusing:
-                self._refusing.add(base_url)
-                _log.error(_REFUSED_KEY, response.status_code, extra={"upstream": base_url})
+            if response.status_code in (401, 403):
+                self._failing(base_url, _REFUSED_KEY % response.status_code, error=True)
             if response.status_code != 200:
                 return None
             body = response.json()
+        except httpx.TransportError as exc:
+            self._failing(base_url, error_for_transport(exc).message)
+            return None
         except (httpx.HTTPError, ValueError):
             return None
-        self._refusing.discard(base_url)
+        self._failures.pop(base_url, None)
         return served_report(body, model)
+
+    def _failing(self, base_url: str, why: str, *, error: bool = False) -> None:
+        if self._failures.get(base_url) != why:
+            self._failures[base_url] = why
+            _log.log(logging.ERROR if error else logging.WARNING, "upstream health check failed: %s", why,
+                     extra={"upstream": base_url})  # fmt: skip
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -218,7 +231,7 @@ async def _status_error(base_url: str, response: httpx.Response) -> Exception:
             break
     text = raw.decode("utf-8", errors="replace")
     if response.status_code in (401, 403):
-        _log.error(_REFUSED_KEY, response.status_code, extra={"upstream": base_url})
+        _log.error(_REFUSED_KEY % response.status_code, extra={"upstream": base_url})
     _log.warning(
         "upstream refused a request",
         extra={"upstream": base_url, "status": response.status_code, "body": text[:_LOGGED_BODY_CHARS]},

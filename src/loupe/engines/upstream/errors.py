@@ -61,6 +61,7 @@ _TRANSPORT: tuple[tuple[type[httpx.TransportError], type[LoupeError], str], ...]
 # connection reads as a connect timeout, a server gone mid-answer too): its cause says which.
 _AIOHTTP: tuple[tuple[type[aiohttp.ClientError], type[LoupeError], str], ...] = (
     (aiohttp.ConnectionTimeoutError, UpstreamUnavailable, "the model server did not accept a connection in time"),
+    (aiohttp.ClientSSLError, UpstreamUnavailable, "the model server's TLS certificate was not accepted"),
     (aiohttp.ServerTimeoutError, UpstreamTimeout, "the model server did not answer in time"),
     (aiohttp.ClientConnectorError, UpstreamUnavailable, "the model server cannot be reached"),
     (aiohttp.NonHttpUrlClientError, UpstreamUnavailable, "the model server's address is not http(s)"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Sequence
 
@@ -48,6 +49,7 @@ def load_upstream_model(
     encoded_cache_bytes: int = 0,
     max_videos: int = 0,
     api_key: str | None = None,
+    ca_file: str | None = None,
 ) -> tuple[UpstreamEngine, TokenCounter]:
     """Read the checkpoint's processor and configs (no weights) and wire the replicas.
 
@@ -57,7 +59,8 @@ def load_upstream_model(
     `learn_limits` lets the replicas' stated context and image limits lower the card's (see
     `served`); `api` says which request fields beyond OpenAI's the replicas take;
     `image_format` how images travel (see `encode`); `api_key`, where set, goes to every replica
-    as a bearer token.
+    as a bearer token; `ca_file` replaces the certificate authorities https replicas are checked
+    against.
     Nothing is contacted here: `engine.start()` runs the first health probe. Raises ConfigError
     for a URL that is not http(s), ModelLoadError for the checkpoint.
     """
@@ -79,7 +82,7 @@ def load_upstream_model(
         max_videos=max_videos,
         fingerprint=fingerprint(found.path, {"engine": "upstream", "model": upstream_model, "upstream": " ".join(urls)}),
     )
-    http = upstream_http(connect_timeout_s, read_timeout_s, max_connections, transport, api_key=api_key)
+    http = upstream_http(connect_timeout_s, read_timeout_s, max_connections, transport, api_key=api_key, ca_file=ca_file)
     client = UpstreamClient(http, health_timeout_s=connect_timeout_s)
     reports = ReplicaReports(lambda url: client.served(url, upstream_model), upstream_model)
     pool = ReplicaPool(urls, reports.probe, health_interval_s=health_interval_s, max_failures=max_failures)
@@ -106,16 +109,24 @@ def upstream_http(
     transport: httpx.AsyncBaseTransport | None = None,
     *,
     api_key: str | None = None,
+    ca_file: str | None = None,
 ) -> httpx.AsyncClient:
-    """The HTTP client for a model's replicas; `transport` replaces aiohttp's (tests)."""
+    """The HTTP client for a model's replicas; `transport` replaces aiohttp's (tests). Raises
+    ConfigError when `ca_file` cannot be read as PEM certificates."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    verify: ssl.SSLContext | bool = True  # httpx's default: certifi's authorities
+    if ca_file is not None:
+        try:
+            verify = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"upstream ca_file {ca_file!r} cannot be read as PEM certificates: {exc}") from None
     return httpx.AsyncClient(
         headers={"authorization": f"Bearer {api_key}"} if api_key else None,
         timeout=httpx.Timeout(connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=read_timeout_s),
         limits=limits,
         # aiohttp parses HTTP in C: relaying a streamed token costs a third less CPU than httpx's
         # own h11 transport (docs/internals.md, the gateway's relay).
-        transport=transport or AiohttpTransport(limits=limits, trust_env=False),
+        transport=transport or AiohttpTransport(verify=verify, limits=limits, trust_env=False),
         trust_env=False,  # a proxy from the environment must not sit between Loupe and its cluster
     )
 
