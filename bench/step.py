@@ -131,6 +131,7 @@ def bench_model(spec: Spec, limits: machine.Limits, quick: bool) -> str:
     dtype = loaded.precision.name
     runs = 2 if quick else 4
     peak, read = limits.peak(dtype), limits.read_time(costs.decode_bytes(dtype))
+    streamed = limits.product_time(costs.decode_bytes(dtype)) if dtype == "bfloat16" else None
     with torch.inference_mode():
         inputs = prompt_inputs(loaded, spec)
         prompt = int(inputs["input_ids"].shape[1])
@@ -152,7 +153,8 @@ def bench_model(spec: Spec, limits: machine.Limits, quick: bool) -> str:
     for batch, seconds in steps.items():
         lines.append(
             f"| decode step, batch {batch} | {seconds * 1e3:,.1f} ms | reads {costs.decode_bytes(dtype) / 1e6:,.0f} MB "
-            f"| {batch / seconds:,.0f} tok/s | {seconds / read:.1f}x the {read * 1e3:.0f} ms to read the weights |"
+            f"| {batch / seconds:,.0f} tok/s | {seconds / read:.1f}x the {read * 1e3:.0f} ms to read the weights"
+            + (f"; {seconds / streamed:.1f}x the {streamed * 1e3:.0f} ms 8-row products take to stream them |" if streamed else " |")
         )
     lines += ["", "Batch-8 decode step, where its wall time goes (torch profiler): " + ", ".join(
         f"{name} {share:.0%}" for name, share in shares.items()
