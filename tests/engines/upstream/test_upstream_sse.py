@@ -9,7 +9,7 @@ import pytest
 
 from loupe.engines.upstream.client import Chunk, UpstreamUsage, parse_chunk
 from loupe.engines.upstream.errors import UpstreamBadResponse
-from loupe.engines.upstream.sse import SSEDecoder, sse_data
+from loupe.engines.upstream.sse import EventTooLarge, SSEDecoder, sse_data, sse_lines
 
 
 def feed_all(lines: list[str]) -> list[str]:
@@ -50,6 +50,49 @@ async def test_sse_data_strips_carriage_returns() -> None:
             yield line
 
     assert [d async for d in sse_data(lines())] == ["a", "[DONE]"]
+
+
+async def pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+STREAM = "data: {\"content\": \"é 中文 😀\"}\r\n\r\ndata: a\ndata: b\n\n: comment\ndata: [DONE]\n\n".encode()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 1 << 16])
+async def test_lines_survive_any_split_of_the_bytes(size: int) -> None:
+    """Chunks may end anywhere, inside a multi-byte character included."""
+    lines = [line async for line in sse_lines(pieces(STREAM, size), 1 << 10)]
+    assert lines == STREAM.decode().split("\n")[:-1]
+    events = [d async for d in sse_data(sse_lines(pieces(STREAM, size), 1 << 10), 1 << 10)]
+    assert events == ['{"content": "é 中文 😀"}', "a\nb", "[DONE]"]
+
+
+@pytest.mark.asyncio
+async def test_an_endless_line_is_refused_once_it_passes_the_limit() -> None:
+    seen = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal seen
+        while True:
+            seen += 4096
+            yield b"x" * 4096
+
+    with pytest.raises(EventTooLarge):
+        async for _ in sse_lines(endless(), 64 * 1024):
+            pass
+    assert seen <= 64 * 1024 + 4096  # nothing read beyond the chunk that crossed it
+
+
+def test_an_event_of_endless_data_lines_is_refused_once_it_passes_the_limit() -> None:
+    decoder = SSEDecoder(max_event_chars=100)
+    for _ in range(10):  # ten lines of ten characters (their line breaks included): at the limit
+        assert decoder.feed("data: " + "x" * 9) is None
+    with pytest.raises(EventTooLarge):
+        decoder.feed("data: " + "x" * 9)
+    assert SSEDecoder(100).feed(": " + "x" * 500) is None  # comments hold nothing
 
 
 def chunk(**fields: object) -> str:

@@ -156,14 +156,24 @@ async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
     await writer.drain()
 
 
+async def endless_event(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    writer.write(HEAD + token("Hello"))
+    piece = b"x" * 65536
+    while True:  # one event that never ends
+        writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        await writer.drain()
+
+
 @pytest.mark.parametrize(
     ("handler", "expected", "words"),
     [
+        (endless_event, UpstreamBadResponse, "stream event larger than Loupe takes"),
         (broken_mid_stream, UpstreamBadResponse, "connection to the model server broke"),
         (silent, UpstreamTimeout, "did not answer in time"),
         (not_http, UpstreamBadResponse, "broke the HTTP protocol"),
     ],
-    ids=["closed mid-stream", "no answer", "not HTTP"],
+    ids=["endless event", "closed mid-stream", "no answer", "not HTTP"],
 )
 async def test_replica_failures_become_loupe_errors(handler: Handler, expected: type[Exception], words: str) -> None:
     async with replica(handler) as (base, _):

@@ -25,13 +25,16 @@ from loupe.engines.upstream.errors import (
     map_transport_errors,
 )
 from loupe.engines.upstream.served import ServedReport, served_report
-from loupe.engines.upstream.sse import sse_data
+from loupe.engines.upstream.sse import EventTooLarge, sse_data, sse_lines
 
 __all__ = ["CallPiece", "Chunk", "UpstreamClient", "UpstreamUsage", "parse_chunk"]
 
 _log = logging.getLogger(__name__)
 
 _ERROR_BODY_LIMIT = 64 * 1024
+# A chunk is a few hundred bytes (a few kB with log probabilities): a stream that holds more than
+# this unfinished is broken, and is not buffered further.
+_EVENT_LIMIT = 4 * 1024 * 1024
 _REFUSED_KEY = (
     "the upstream refused Loupe's credentials (HTTP %d): set the key it expects (vLLM's --api-key) as "
     "[models.upstream_options] api_key, or api_key_env naming the environment variable that holds it"
@@ -185,15 +188,19 @@ class UpstreamClient:
                 if response.status_code != 200:
                     raise await _status_error(base_url, response)
                 done = False
-                async for data in sse_data(response.aiter_lines()):
-                    if done:  # anything after [DONE]: drop the connection rather than read on
-                        return
-                    if data.strip() == "[DONE]":
-                        # Read on to the end of the body (it ends here): a response read whole
-                        # leaves its connection in the pool, one closed early takes it along.
-                        done = True
-                        continue
-                    yield parse_chunk(data)
+                events = sse_data(sse_lines(response.aiter_bytes(), _EVENT_LIMIT), _EVENT_LIMIT)
+                try:
+                    async for data in events:
+                        if done:  # anything after [DONE]: drop the connection rather than read on
+                            return
+                        if data.strip() == "[DONE]":
+                            # Read on to the end of the body (it ends here): a response read whole
+                            # leaves its connection in the pool, one closed early takes it along.
+                            done = True
+                            continue
+                        yield parse_chunk(data)
+                except EventTooLarge:
+                    raise UpstreamBadResponse("the model server sent a stream event larger than Loupe takes") from None
 
     async def served(self, base_url: str, model: str) -> ServedReport | None:
         """What `GET {base_url}/models` says of `model`; None unless it answers 200 within the
