@@ -13,10 +13,9 @@ import pytest
 from loupe.compose_billing import open_billing
 from loupe.settings import load_settings
 from tests.conftest import RunningServer, start_server, stop_server
+from tests.engines.upstream.upstream_support import keyed_gateway
 
 pytestmark = pytest.mark.e2e
-
-ENV = "LOUPE_TEST_UPSTREAM_LOUPE_KEY"
 
 
 @pytest.fixture(scope="module")
@@ -29,26 +28,7 @@ def keyed(
     checkpoint = tiny_checkpoint("qwen2-vl")
     upstream = start_server(["--model", str(checkpoint), "--db", db], folder / "upstream.log")
     model = httpx.get(f"{upstream.api}/models", headers={"authorization": f"Bearer {secret}"}).json()["data"][0]["id"]
-    config = folder / "front.toml"
-    config.write_text(
-        "".join(
-            f"""
-[[models]]
-id = "{model_id}"
-engine = "upstream"
-upstream = ["{upstream.api}"]
-upstream_model = "{model}"
-checkpoint = "{checkpoint}"
-[models.upstream_options]
-max_attempts = 1
-{key}
-"""
-            for model_id, key in (("gw", f'api_key_env = "{ENV}"'), ("gw-nokey", ""))
-        )
-    )
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(ENV, secret)
-        front = start_server(["--config", str(config)], folder / "front.log")
+    front = keyed_gateway(folder, upstream.api, model, checkpoint, secret)
     yield upstream, front, secret
     stop_server(front)
     stop_server(upstream)

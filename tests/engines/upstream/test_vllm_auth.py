@@ -12,13 +12,13 @@ import openai
 import pytest
 
 from bench.upstream_vllm import VllmServer
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import RunningServer, stop_server
 from tests.engines.upstream.conftest import VLLM_MAX_MODEL_LEN, VllmServers
+from tests.engines.upstream.upstream_support import keyed_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 KEY = "sk-vllm-test-0123456789"
-ENV = "LOUPE_TEST_VLLM_KEY"
 
 
 @pytest.fixture(scope="module")
@@ -32,26 +32,8 @@ def locked(vllm: VllmServers) -> Iterator[VllmServer]:
 def gateway(
     locked: VllmServer, vllm_checkpoint: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    config = tmp_path_factory.mktemp("vllm-auth") / "loupe.toml"
-    config.write_text(
-        "".join(
-            f"""
-[[models]]
-id = "{model_id}"
-engine = "upstream"
-upstream = ["{locked.api}"]
-upstream_model = "{locked.name}"
-checkpoint = "{vllm_checkpoint("qwen2-vl")}"
-[models.upstream_options]
-max_attempts = 1
-{key}
-"""
-            for model_id, key in (("gw", f'api_key_env = "{ENV}"'), ("gw-nokey", ""))
-        )
-    )
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(ENV, KEY)  # the server reads it at start; the file never holds the key
-        server = start_server(["--config", str(config)], config.parent / "gateway.log")
+    folder = tmp_path_factory.mktemp("vllm-auth")
+    server = keyed_gateway(folder, locked.api, locked.name, vllm_checkpoint("qwen2-vl"), KEY)
     yield server
     stop_server(server)
 

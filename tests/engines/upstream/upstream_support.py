@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import aclosing
+from pathlib import Path
+
+import pytest
 
 from loupe.domain import ChatRequest, Detail, ImageRef, Message, Role, SamplingParams, TextDelta, TextPart, Usage
 from loupe.engines.upstream import UpstreamEngine
@@ -14,6 +17,7 @@ from loupe.media import ImageLimits, MediaIntake
 from loupe.models import TokenCounter
 from loupe.service.chat import ChatService
 from loupe.service.images import ImageService
+from tests.conftest import RunningServer, start_server
 from tests.helpers import photo_url
 
 
@@ -80,3 +84,30 @@ async def two_images_and_two_choices(engine: UpstreamEngine, counter: TokenCount
     assert len(done.texts) == 2
     assert done.usage.completion_tokens > 0 and done.usage.image_tokens > 0
     assert engine.usage_mismatches == 0
+
+
+def keyed_gateway(folder: Path, upstream: str, upstream_model: str, checkpoint: Path, key: str) -> RunningServer:
+    """A `loupe serve` in front of `upstream` with two models: `gw` sends `key`, read from the
+    environment variable its config names (the file never holds it), and `gw-nokey` sends none.
+    Each tries one replica once, so a refusal comes back as it is."""
+    variable = "LOUPE_TEST_UPSTREAM_KEY"
+    config = folder / "front.toml"
+    config.write_text(
+        "".join(
+            f"""
+[[models]]
+id = "{model_id}"
+engine = "upstream"
+upstream = ["{upstream}"]
+upstream_model = "{upstream_model}"
+checkpoint = "{checkpoint}"
+[models.upstream_options]
+max_attempts = 1
+{setting}
+"""
+            for model_id, setting in (("gw", f'api_key_env = "{variable}"'), ("gw-nokey", ""))
+        )
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(variable, key)  # read once, as the server starts
+        return start_server(["--config", str(config)], folder / "front.log")
