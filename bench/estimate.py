@@ -14,6 +14,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -34,13 +35,13 @@ FAMILIES: dict[str, tuple[str, dict[str, object], dict[str, object]]] = {
 }
 
 
-def hf_processor(model_type: str, settings: dict[str, object]) -> Callable[[bytes], int]:
+def hf_processor(model_type: str, settings: dict[str, Any]) -> Callable[[bytes], int]:
     import io
 
     from transformers import Idefics3ImageProcessorPil, Qwen2VLImageProcessorPil
 
     if model_type == "qwen2_vl":
-        processor = Qwen2VLImageProcessorPil(**settings)
+        processor: Any = Qwen2VLImageProcessorPil(**settings)
 
         def run(data: bytes) -> int:
             with Image.open(io.BytesIO(data)) as img:

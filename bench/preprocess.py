@@ -25,7 +25,7 @@ import argparse
 import io
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,12 +54,17 @@ class Case:
     loupe: Callable[[bytes], Any]
 
 
+def processor_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A published preprocessor config as the image processor's keyword arguments."""
+    return {k: v for k, v in config.items() if k not in _CLASS_KEYS}
+
+
 def full_decode(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data)).convert("RGB")
 
 
 def qwen_cases() -> list[Case]:
-    processor = Qwen2VLImageProcessorPil(**{k: v for k, v in QWEN_CONFIG.items() if k not in _CLASS_KEYS})
+    processor: Any = Qwen2VLImageProcessorPil(**processor_kwargs(QWEN_CONFIG))
     settings = fast_images.settings_for("qwen2-vl", processor)
     rules = QwenRules("qwen2-vl", QWEN2_VL_PUBLISHED)
 
@@ -90,7 +95,7 @@ def qwen_cases() -> list[Case]:
 
 
 def smolvlm_case() -> Case:
-    processor = SmolVLMImageProcessorPil(**{k: v for k, v in SMOLVLM_CONFIG.items() if k not in _CLASS_KEYS})
+    processor: Any = SmolVLMImageProcessorPil(**processor_kwargs(SMOLVLM_CONFIG))
     settings = fast_images.settings_for("smolvlm", processor)
     assert isinstance(settings, fast_images.TileSettings)
 

@@ -38,7 +38,7 @@ SECONDS, FPS = 60, 25
 def whole(data: bytes, indices: tuple[int, ...], size: tuple[int, int]) -> np.ndarray:
     """transformers' `read_video_pyav`: decode in order up to the last index, keep the sampled."""
     wanted, kept = set(indices), {}
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i > max(indices):
                 break

@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -33,7 +34,7 @@ def frame_of(photo: Image.Image, index: int, frames: int, width: int, height: in
     if motion == "pan":
         box_w = pw * 0.6
         left = (pw - box_w) * index / max(frames - 1, 1)
-        box = (left, 0, left + box_w, ph)
+        box: tuple[float, float, float, float] = (left, 0, left + box_w, ph)
     else:
         scale = 1 - 0.5 * index / max(frames - 1, 1)
         w, h = pw * scale, ph * scale
@@ -83,7 +84,7 @@ def _write(
     rotation: int = 0,
 ) -> None:
     with av.open(str(path), "w", format=container, options=mux_options) as out:
-        stream = out.add_stream(codec, rate=fps)
+        stream = cast(av.VideoStream, out.add_stream(codec, rate=fps))
         stream.width, stream.height = width, height
         if rotation:
             stream.set_display_rotation(rotation)
