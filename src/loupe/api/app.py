@@ -32,8 +32,8 @@ def create_app(
     on_idle: Callable[[], object] | None = None,
 ) -> FastAPI:
     """Build the HTTP app. `starters` run when the app starts, then the `engines` start; when it
-    stops, the engines close, then `closers` run (connection pools and the like); `on_idle` runs (in a thread) once every request
-    has been answered and a second has passed without a new one."""
+    stops, the engines close, then `closers` run (connection pools and the like). `on_idle` runs
+    (in a thread) once every request has been answered and a second has passed without a new one."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -207,8 +207,8 @@ class UpstreamClient:
         health timeout. Why a replica fails its checks is logged when it starts to, not at every check."""
         try:
             response = await self._http.get(f"{base_url}/models", timeout=self._health_timeout)
-            if response.status_code in (401, 403):
-                self._failing(base_url, _REFUSED_KEY % response.status_code, error=True)
+            if refused := _refused_key(response.status_code):
+                self._failing(base_url, refused, error=True)
             if response.status_code != 200:
                 return None
             body = response.json()
@@ -223,11 +223,16 @@ class UpstreamClient:
     def _failing(self, base_url: str, why: str, *, error: bool = False) -> None:
         if self._failures.get(base_url) != why:
             self._failures[base_url] = why
-            _log.log(logging.ERROR if error else logging.WARNING, "upstream health check failed: %s", why,
-                     extra={"upstream": base_url})  # fmt: skip
+            level = logging.ERROR if error else logging.WARNING
+            _log.log(level, "upstream health check failed: %s", why, extra={"upstream": base_url})
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _refused_key(status: int) -> str | None:
+    """What to tell the operator when a replica refuses Loupe's credentials; None for any other status."""
+    return _REFUSED_KEY % status if status in (401, 403) else None
 
 
 async def _status_error(base_url: str, response: httpx.Response) -> Exception:
@@ -237,8 +242,8 @@ async def _status_error(base_url: str, response: httpx.Response) -> Exception:
         if len(raw) >= _ERROR_BODY_LIMIT:
             break
     text = raw.decode("utf-8", errors="replace")
-    if response.status_code in (401, 403):
-        _log.error(_REFUSED_KEY % response.status_code, extra={"upstream": base_url})
+    if refused := _refused_key(response.status_code):
+        _log.error(refused, extra={"upstream": base_url})
     _log.warning(
         "upstream refused a request",
         extra={"upstream": base_url, "status": response.status_code, "body": text[:_LOGGED_BODY_CHARS]},

@@ -73,8 +73,7 @@ _AIOHTTP: tuple[tuple[type[aiohttp.ClientError], type[LoupeError], str], ...] = 
 
 def error_for_transport(exc: httpx.TransportError | aiohttp.ClientError) -> LoupeError:
     cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
-    table = _AIOHTTP if isinstance(cause, aiohttp.ClientError) else _TRANSPORT
-    failure = cause if isinstance(cause, aiohttp.ClientError) else exc
+    failure, table = (cause, _AIOHTTP) if isinstance(cause, aiohttp.ClientError) else (exc, _TRANSPORT)
     for cls, loupe_cls, message in table:
         if isinstance(failure, cls):
             return loupe_cls(message)
